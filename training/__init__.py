@@ -1,0 +1,1 @@
+"""Data sources, splits, metrics, baselines, MLflow tracking, retraining and the CLI."""

@@ -1,0 +1,52 @@
+"""The typer application every `forecast` sub-command registers on, and its error policy.
+
+Command modules (`cli_data`, `cli_train`, ...) import `app` from here and decorate their
+functions; `training.cli` imports them all and is the console-script entry point.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from training.errors import USER_ERRORS
+
+app = typer.Typer(
+    name="forecast",
+    help="Train, compare and serve recurrent forecasters (LSTM, GRU, RNN, ESN).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail(message: str) -> typer.Exit:
+    """Print one error line to stderr and return the exit (code 2) for the caller to raise."""
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn our ValueError subclasses into one line + exit code 2; bugs keep their traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            sys.exit(130)
+
+    return wrapper
