@@ -1,0 +1,358 @@
+"""Rolling-origin backtests: every test window scored by one code path, models and baselines alike.
+
+`evaluate_forecaster` runs any batched predict function (a Forecaster's `predict`, a baseline)
+over a `Windows` stack in chunks and scores it with `metrics.evaluate`; `run_baselines`
+builds the test windows of a frame under the "ratio" or "ett" protocol, fits the three
+baselines per series (or per ETT channel) on training rows only, and returns the JSON
+that `forecast baseline --json` prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from models.base import Forecast
+from models.features import season_length
+from training import splits
+from training.baselines import (
+    KalmanFit,
+    LocalLevelKalman,
+    error_lags,
+    fit_local_level_panel,
+    naive,
+    residual_quantiles,
+    seasonal_naive,
+    symmetric_forecast,
+)
+from training.errors import DataError, ExperimentError
+from training.frame import SeriesFrame
+from training.metrics import Scores, evaluate, seasonal_naive_scale
+from training.protocols import EttProblem, ett_problem
+from training.splits import window_stack
+
+__all__ = [
+    "BASELINE_LOOKBACK",
+    "PROTOCOLS",
+    "Windows",
+    "ett_windows",
+    "evaluate_forecaster",
+    "frame_windows",
+    "run_baselines",
+    "window_stack",
+]
+
+PROTOCOLS = ("ratio", "ett")
+BASELINE_LOOKBACK = 512  # Kalman history per window; the filter forgets its start long before
+PredictFn = Callable[..., Forecast]
+
+
+@dataclass(frozen=True)
+class Windows:
+    """A stack of forecast windows, the unit every evaluation scores.
+
+    Attributes:
+        history: [N, L] values before each origin.
+        actual: [N, H] values from each origin.
+        mase_scale: float, or [N] in-sample seasonal-naive MAE of each window's series.
+        timestamps: [N, L] datetime64 stamps of the history (for calendar features), or None.
+        covariates: [N, L, C] past covariates, or None.
+    """
+
+    history: np.ndarray
+    actual: np.ndarray
+    mase_scale: float | np.ndarray
+    timestamps: np.ndarray | None = None
+    covariates: np.ndarray | None = None
+
+    @property
+    def horizon(self) -> int:
+        """H."""
+        return int(self.actual.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.history.shape[0])
+
+
+def predict_windows(
+    predict_fn: PredictFn, windows: Windows, levels: Sequence[int], *, chunk_size: int = 4096
+) -> tuple[np.ndarray, dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Call `predict_fn(history, horizon, levels, timestamps=, covariates=)` chunk by chunk.
+
+    Returns:
+        mean [N, H], lower and upper level -> [N, H], as float64.
+    """
+    if chunk_size < 1:
+        raise ExperimentError(f"chunk_size={chunk_size}: must be >= 1. Fix: use e.g. 4096")
+    means, lows, highs = [], [], []
+    for lo in range(0, len(windows), chunk_size):
+        hi = lo + chunk_size
+        fc = predict_fn(
+            windows.history[lo:hi],  # [b, L]
+            windows.horizon,
+            tuple(levels),
+            timestamps=None if windows.timestamps is None else windows.timestamps[lo:hi],
+            covariates=None if windows.covariates is None else windows.covariates[lo:hi],
+        )
+        means.append(np.asarray(fc.mean, dtype=np.float64))  # [b, H]
+        lows.append({lv: np.asarray(fc.lower[lv], dtype=np.float64) for lv in levels})
+        highs.append({lv: np.asarray(fc.upper[lv], dtype=np.float64) for lv in levels})
+    mean = np.concatenate(means)  # [N, H]
+    lower = {lv: np.concatenate([c[lv] for c in lows]) for lv in levels}
+    upper = {lv: np.concatenate([c[lv] for c in highs]) for lv in levels}
+    return mean, lower, upper
+
+
+def evaluate_forecaster(
+    predict_fn: PredictFn,
+    windows: Windows,
+    *,
+    levels: Sequence[int] = (80, 95),
+    chunk_size: int = 4096,
+) -> Scores:
+    """Score a batched predict function on every window with the shared metrics.
+
+    Args:
+        predict_fn: e.g. `model.predict`; called as
+            `predict_fn(history [b, L], horizon, levels, timestamps=..., covariates=...)` and
+            returning a Forecast with mean/lower/upper [b, H].
+        windows: the windows (history, actual, MASE scale, optional stamps and covariates).
+        levels: interval levels to score.
+        chunk_size: windows per predict call.
+
+    Returns:
+        Scores over all N windows, overall and per step.
+    """
+    mean, lower, upper = predict_windows(predict_fn, windows, levels, chunk_size=chunk_size)
+    return evaluate(windows.actual, mean, lower, upper, mase_scale=windows.mase_scale)
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One series (or ETT channel): its training rows and its test windows."""
+
+    train: np.ndarray  # [T_train]
+    history: np.ndarray  # [N, L]
+    actual: np.ndarray  # [N, H]
+
+
+def _units_ratio(
+    frame: SeriesFrame, horizon: int, val_fraction: float, test_fraction: float
+) -> list[_Unit]:
+    values = frame.table["value"].to_numpy(dtype=np.float64)  # [rows]
+    ids = frame.table["series_id"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    ends = np.r_[starts[1:], len(ids)]
+    units = []
+    for lo, hi in zip(starts, ends, strict=True):
+        y = values[lo:hi]  # [T]
+        sp = splits.ratio_split(
+            y.size, val_fraction, test_fraction, horizon=horizon, series_id=str(ids[lo])
+        )
+        origins = splits.test_origins(sp, horizon)  # [N]
+        hist, act = window_stack(y, origins, min(sp.val_end, BASELINE_LOOKBACK), horizon)
+        units.append(_Unit(y[: sp.train_end], hist, act))
+    return units
+
+
+def _pick_season(units: Sequence[_Unit], season: int, horizon: int) -> tuple[int, list[str]]:
+    """The frequency's season, or 1 when some series is too short to use it (noted)."""
+    shortest_train = min(u.train.size for u in units)
+    shortest_hist = min(u.history.shape[1] for u in units)
+    need = int(error_lags(horizon, season)[-1]) + 1
+    if season > 1 and (shortest_train <= need or shortest_hist < season):
+        return 1, [
+            f"season {season} needs more than {need} training rows and {season} history rows "
+            f"per series; the shortest series has {shortest_train} and {shortest_hist}, so "
+            "seasonal naive and the MASE scale use season 1"
+        ]
+    return season, []
+
+
+def run_baselines(
+    frame: SeriesFrame,
+    horizon: int,
+    protocol: str = "ratio",
+    levels: Sequence[int] = (80, 95),
+    *,
+    mode: str = "S",
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    dataset: str | None = None,
+    per_step: bool = False,
+) -> dict[str, Any]:
+    """Evaluate naive, seasonal naive and the local-level Kalman filter on every test window.
+
+    Args:
+        frame: the data; panels pool the test windows of every series.
+        horizon: H.
+        protocol: "ratio" (per-series time split by fractions) or "ett" (the fixed ETT split,
+            z-scored; the frame must be one series of at least 14400 rows).
+        levels: interval levels for coverage, width and pinball.
+        mode: ETT mode, "S" (target) or "M" (the frame's covariates as further channels).
+        val_fraction: ratio protocol validation share.
+        test_fraction: ratio protocol test share.
+        dataset: name shown in the result (default: the frame's source).
+        per_step: add per-horizon-step lists to each baseline.
+
+    Returns:
+        {"dataset", "horizon", "protocol", "windows", "series", "levels", "lookback", "notes",
+        "baselines": {"naive": {...}, "seasonal_naive": {..., "season"}, "kalman": {...}}}.
+    """
+    if protocol not in PROTOCOLS:
+        raise ExperimentError(
+            f"protocol={protocol!r}: must be one of {PROTOCOLS}. Fix: use 'ratio' or 'ett'"
+        )
+    season = season_length(frame.frequency)
+    if protocol == "ett":
+        problem = ett_problem(frame, horizon, mode=mode, target=frame.target)
+        hist, act = problem.windows(BASELINE_LOOKBACK)  # [C' * W, L], [C' * W, H]
+        w = len(problem.origins)
+        units = [
+            _Unit(problem.train_values[:, i], hist[i * w : (i + 1) * w], act[i * w : (i + 1) * w])
+            for i in range(len(problem.channels))
+        ]
+    else:
+        units = _units_ratio(frame, horizon, val_fraction, test_fraction)
+    season, notes = _pick_season(units, season, horizon)
+    result = _score_units(units, horizon, season, levels, per_step)
+    out: dict[str, Any] = {
+        "dataset": dataset if dataset is not None else frame.source,
+        "horizon": horizon,
+        "protocol": protocol,
+        "windows": sum(len(u.history) for u in units),
+        "series": frame.n_series,
+        "levels": list(levels),
+        "lookback": max(u.history.shape[1] for u in units),
+        "notes": notes,
+        "baselines": result,
+    }
+    if protocol == "ett":
+        out["mode"] = mode
+        out["windows"] = len(problem.origins)
+        out["channels"] = len(problem.channels)
+    return out
+
+
+PANEL_FIT_MIN_SERIES = 8  # from here on one vectorised fit beats a scipy call per series
+
+
+def _fit_kalman(units: Sequence[_Unit]) -> list[KalmanFit]:
+    """Kalman variances per unit: scipy per series, or one vectorised fit per equal-length group."""
+    fits: list[KalmanFit | None] = [None] * len(units)
+    groups: dict[int, list[int]] = {}
+    for i, u in enumerate(units):
+        groups.setdefault(u.train.size, []).append(i)
+    for members in groups.values():
+        if len(members) >= PANEL_FIT_MIN_SERIES:
+            panel = np.stack([units[i].train for i in members])  # [S, T]
+            for i, fit in zip(members, fit_local_level_panel(panel), strict=True):
+                fits[i] = fit
+        else:
+            for i in members:
+                fits[i] = LocalLevelKalman().fit(units[i].train).fit_result
+    return [f for f in fits if f is not None]
+
+
+def _score_units(
+    units: Sequence[_Unit], horizon: int, season: int, levels: Sequence[int], per_step: bool
+) -> dict[str, dict[str, Any]]:
+    """Fit every baseline per unit on its training rows, pool the windows, score once."""
+    names = ("naive", "seasonal_naive", "kalman")
+    preds: dict[str, list[Forecast]] = {n: [] for n in names}
+    scales = []
+    fits = _fit_kalman(units)
+    for u, fit in zip(units, fits, strict=True):
+        scale = seasonal_naive_scale(u.train, season)
+        scales.append(np.full(len(u.history), scale))  # [N_u]
+        q_naive = residual_quantiles(u.train, horizon, levels, 1)
+        q_season = residual_quantiles(u.train, horizon, levels, season)
+        preds["naive"].append(symmetric_forecast(naive(u.history, horizon), q_naive))
+        preds["seasonal_naive"].append(
+            symmetric_forecast(seasonal_naive(u.history, horizon, season), q_season)
+        )
+        preds["kalman"].append(LocalLevelKalman(fit).forecast(u.history, horizon, levels))
+    actual = np.concatenate([u.actual for u in units])  # [N, H]
+    mase_scale = np.concatenate(scales)  # [N]
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        fcs = preds[name]
+        mean = np.concatenate([f.mean for f in fcs])  # [N, H]
+        lower = {lv: np.concatenate([f.lower[lv] for f in fcs]) for lv in levels}
+        upper = {lv: np.concatenate([f.upper[lv] for f in fcs]) for lv in levels}
+        scores = evaluate(actual, mean, lower, upper, mase_scale=mase_scale)
+        out[name] = scores.to_dict(per_step=per_step)
+    out["seasonal_naive"]["season"] = season
+    out["naive"]["season"] = 1
+    if len(fits) == 1:
+        out["kalman"]["sigma2_eps"] = fits[0].sigma2_eps
+        out["kalman"]["sigma2_eta"] = fits[0].sigma2_eta
+    return out
+
+
+def frame_windows(
+    frame: SeriesFrame,
+    horizon: int,
+    lookback: int,
+    *,
+    part: str = "test",
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+) -> Windows:
+    """Validation or test windows of every series under the ratio protocol, pooled.
+
+    The same split and origins as `run_baselines(frame, horizon, "ratio")`, so a model
+    scored on these windows is comparable with the baselines there. Histories carry
+    their timestamps and (when the frame has them) covariates.
+
+    Raises:
+        DataError: when a series' first origin has fewer than `lookback` rows before it.
+    """
+    if part not in ("val", "test"):
+        raise ExperimentError(f"part={part!r}: must be 'val' or 'test'. Fix: pick one")
+    season = season_length(frame.frequency)
+    hists, acts, stamps, covs, scales = [], [], [], [], []
+    for s in frame.to_series():
+        y = s.values.astype(np.float64)  # [T]
+        sp = splits.ratio_split(
+            y.size, val_fraction, test_fraction, horizon=horizon, series_id=s.series_id
+        )
+        origins = (splits.test_origins if part == "test" else splits.val_origins)(sp, horizon)
+        if int(origins[0]) < lookback:
+            raise DataError(
+                f"series {s.series_id!r}: lookback={lookback} but its first {part} window starts "
+                f"at row {int(origins[0])}. Fix: use lookback <= {int(origins[0])}"
+            )
+        h, a = window_stack(y, origins, lookback, horizon)  # [N, L], [N, H]
+        hists.append(h)
+        acts.append(a)
+        if s.timestamps is not None:
+            stamps.append(window_stack(s.timestamps, origins, lookback, horizon)[0])  # [N, L]
+        if s.covariates is not None:
+            c, _ = window_stack(s.covariates, origins, lookback, horizon)  # [N, C, L]
+            covs.append(c.transpose(0, 2, 1))  # [N, C, L] -> [N, L, C]
+        m = season if sp.train_end > season else 1
+        scales.append(np.full(len(origins), seasonal_naive_scale(y[: sp.train_end], m)))
+    return Windows(
+        history=np.concatenate(hists),
+        actual=np.concatenate(acts),
+        mase_scale=np.concatenate(scales),
+        timestamps=np.concatenate(stamps) if len(stamps) == len(hists) else None,
+        covariates=np.concatenate(covs) if covs and len(covs) == len(hists) else None,
+    )
+
+
+def ett_windows(problem: EttProblem, lookback: int) -> Windows:
+    """The ETT test windows (channel-major in mode "M") as a Windows stack for models.
+
+    The MASE scale of each window is the seasonal-naive MAE (season 24) of its channel's
+    z-scored training rows.
+    """
+    hist, act = problem.windows(lookback)  # [C' * W, L], [C' * W, H]
+    w = len(problem.origins)
+    train = problem.train_values  # [8640, C']
+    scale = np.repeat([seasonal_naive_scale(train[:, i], 24) for i in range(train.shape[1])], w)
+    return Windows(history=hist, actual=act, mase_scale=scale)  # scale [C' * W]

@@ -1,0 +1,120 @@
+"""`forecast datasets` and `forecast baseline`: what data ships, and how hard it is to beat."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from training.cli_app import app, console, user_errors
+from training.datasets import BUNDLED
+from training.errors import ExperimentError
+
+PROTOCOLS = ("ratio", "ett")
+
+
+def dataset_summary(name: str) -> dict[str, Any]:
+    """One bundled dataset as the JSON row `forecast datasets --json` prints."""
+    from training.datasets import load_dataset
+
+    spec = BUNDLED[name]
+    frame = load_dataset(name)
+    return {
+        "name": name,
+        "domain": spec.domain,
+        "rows": frame.rows,
+        "series": frame.n_series,
+        "frequency": frame.frequency,
+        "start": str(frame.start),
+        "end": str(frame.end),
+        "target": frame.target,
+    }
+
+
+@app.command("datasets")
+@user_errors
+def datasets_command(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON list instead of a table.")
+    ] = False,
+) -> None:
+    """List the bundled real datasets: rows, series, frequency, span and target."""
+    rows = [dataset_summary(name) for name in BUNDLED]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table(title="Bundled datasets")
+    for column in ("name", "domain", "rows", "series", "freq", "start", "end", "target"):
+        table.add_column(column, justify="right" if column in ("rows", "series") else "left")
+    table.columns[0].no_wrap = True
+    for row in rows:
+        start, end = (_short_time(row[key]) for key in ("start", "end"))
+        table.add_row(
+            row["name"],
+            row["domain"],
+            str(row["rows"]),
+            str(row["series"]),
+            row["frequency"],
+            start,
+            end,
+            row["target"],
+        )
+    console.print(table)
+
+
+def _check_baseline_args(dataset: str, horizon: int, protocol: str) -> None:
+    if horizon < 1:
+        raise ExperimentError(f"--horizon must be at least 1, got {horizon}")
+    if protocol not in PROTOCOLS:
+        raise ExperimentError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    if protocol == "ett" and not dataset.startswith("load/etth"):
+        raise ExperimentError(
+            f"--protocol ett applies to ETT datasets (load/etth1), not {dataset!r}; "
+            "drop --protocol to use the ratio split"
+        )
+
+
+@app.command("baseline")
+@user_errors
+def baseline_command(
+    dataset: Annotated[str, typer.Argument(help="Bundled dataset name, e.g. load/etth1.")],
+    horizon: Annotated[int, typer.Option("--horizon", "-H", help="Forecast horizon in steps.")],
+    protocol: Annotated[
+        str, typer.Option(help="ratio (70/10/20 time split) or ett (the standard ETTh1 protocol).")
+    ] = "ratio",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Evaluate the naive, seasonal-naive and Kalman baselines on every test window."""
+    from training.backtest import run_baselines
+    from training.datasets import load_dataset
+
+    _check_baseline_args(dataset, horizon, protocol)
+    frame = load_dataset(dataset)
+    result = run_baselines(frame, horizon, protocol)
+    result["dataset"] = dataset
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    table = Table(
+        title=f"{dataset}: baselines at horizon {horizon} ({protocol}, {result['windows']} windows)"
+    )
+    metric_names = ("mse", "mae", "mase", "smape", "coverage_80", "coverage_95")
+    table.add_column("baseline")
+    for metric in metric_names:
+        table.add_column(metric, justify="right")
+    for name, scores in result["baselines"].items():
+        table.add_row(name, *(_fmt(scores.get(metric)) for metric in metric_names))
+    console.print(table)
+
+
+def _short_time(text: str) -> str:
+    """'2016-07-01 00:00:00' -> '2016-07-01' for midnight stamps, else to the minute."""
+    return text[:10] if text.endswith("00:00:00") else text[:16]
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "-" if value is None else str(value)
