@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from training import cli_data  # noqa: F401  (registers datasets, baseline)
+# Each import registers its commands on the shared typer app.
+from training import cli_data, cli_store  # noqa: F401
 from training.cli_app import app
 
 

@@ -1,0 +1,34 @@
+"""The series store: series and observations in SQLite or PostgreSQL, with versioned schema.
+
+The service's ingestion routes, the `forecast load-series` command, the store-backed data
+source and the retrainer all use `SeriesStore`; nothing else touches these tables.
+"""
+
+from training.store.locks import LockTimeoutError
+from training.store.repository import (
+    DATABASE_URL_ENV,
+    DEFAULT_DATABASE_URL,
+    DEFAULT_MAX_BATCH,
+    Observations,
+    SeriesInfo,
+    SeriesNotFoundError,
+    SeriesStore,
+    UpsertResult,
+)
+from training.store.schema import SCHEMA_VERSION, StoreError
+from training.store.validation import check_series_id
+
+__all__ = [
+    "DATABASE_URL_ENV",
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_MAX_BATCH",
+    "SCHEMA_VERSION",
+    "LockTimeoutError",
+    "Observations",
+    "SeriesInfo",
+    "SeriesNotFoundError",
+    "SeriesStore",
+    "StoreError",
+    "UpsertResult",
+    "check_series_id",
+]
