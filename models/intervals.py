@@ -1,0 +1,119 @@
+"""Split-conformal prediction intervals, per horizon step, for any family.
+
+After training, each model forecasts its validation windows; the absolute errors divided by
+the window's scale (`models.scaling.window_scale`) are the nonconformity scores. For level q,
+step h's interval half-width is the finite-sample-corrected quantile of those scores times the
+new window's scale. Quantiles are stored in `ModelMeta.conformal` (level -> [H]).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from models.errors import ForecastInputError
+
+# Levels always calibrated, so predict() can serve any level in between by interpolation.
+STANDARD_LEVELS = (50, 60, 70, 80, 90, 95, 98, 99)
+
+
+def check_levels(levels: Sequence[int]) -> tuple[int, ...]:
+    """Validate interval levels (percent, strictly between 0 and 100).
+
+    Raises:
+        ForecastInputError: naming the first bad level.
+    """
+    out = []
+    for level in levels:
+        if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 100:
+            raise ForecastInputError(
+                f"levels: {level!r} is not a percentage strictly between 0 and 100; "
+                "pass e.g. levels=(80, 95)"
+            )
+        out.append(int(level) if float(level).is_integer() else level)
+    return tuple(out)  # type: ignore[arg-type]
+
+
+def calibrate(residuals: np.ndarray, levels: Sequence[int]) -> dict[int, tuple[float, ...]]:
+    """Per-step conformal quantiles of scaled absolute residuals.
+
+    Args:
+        residuals: [N, H] |actual - mean| / window scale on validation windows.
+        levels: interval levels in percent; STANDARD_LEVELS are added.
+
+    Returns:
+        level -> H quantiles, each the ceil((n+1) q) / n empirical quantile (capped at the
+        largest residual when n is too small for the level).
+
+    Raises:
+        ForecastInputError: when there are no residuals or some are not finite.
+    """
+    res = np.asarray(residuals, dtype=np.float64)
+    if res.ndim != 2 or res.shape[0] == 0:
+        raise ForecastInputError(
+            f"residuals must be [N, H] with N >= 1, got shape {res.shape}; "
+            "give fit() validation series at least lookback + max_horizon long"
+        )
+    if not np.isfinite(res).all():
+        raise ForecastInputError("residuals hold NaN or inf; check the validation series")
+    n = res.shape[0]
+    out: dict[int, tuple[float, ...]] = {}
+    for level in sorted(set(check_levels(levels)) | set(STANDARD_LEVELS)):
+        q = min(math.ceil((n + 1) * level / 100.0) / n, 1.0)
+        # inverted_cdf at k/n is exactly the k-th smallest residual, k = ceil((n+1) q).
+        per_step = np.quantile(res, q, axis=0, method="inverted_cdf")  # [H]
+        out[int(level)] = tuple(float(v) for v in per_step)
+    return out
+
+
+def _quantiles(conformal: dict[int, tuple[float, ...]], level: float, horizon: int) -> np.ndarray:
+    """[H] half-widths for `level`, interpolated between stored levels, extended past H."""
+    stored = sorted(conformal)
+    if level in conformal:
+        q = np.asarray(conformal[int(level)], dtype=np.float64)
+    elif stored and stored[0] < level < stored[-1]:
+        hi = next(k for k in stored if k > level)
+        lo = max(k for k in stored if k < level)
+        w = (level - lo) / (hi - lo)
+        q = (1 - w) * np.asarray(conformal[lo]) + w * np.asarray(conformal[hi])
+    else:
+        raise ForecastInputError(
+            f"levels: {level!r} is outside the calibrated levels {stored}; "
+            f"pass levels between {stored[0] if stored else '-'} and "
+            f"{stored[-1] if stored else '-'}, or fit the model first"
+        )
+    if horizon <= q.size:
+        return q[:horizon]
+    # Rolled forecasts: beyond the calibrated steps, widen like a random walk (sqrt of steps).
+    steps = np.arange(q.size + 1, horizon + 1)
+    tail = q[-1] * np.sqrt(steps / q.size)
+    return np.concatenate([q, tail])  # [H]
+
+
+def apply(
+    mean: np.ndarray,
+    scale: np.ndarray,
+    conformal: dict[int, tuple[float, ...]],
+    levels: Sequence[int],
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Intervals around `mean`.
+
+    Args:
+        mean: [B, H] point forecasts.
+        scale: [B, 1] window scales (the same `window_scale` used in calibration).
+        conformal: level -> [H'] calibrated quantiles (H' may be < H for rolled forecasts).
+        levels: the levels to return.
+
+    Returns:
+        (lower, upper): level -> [B, H], with lower <= mean <= upper and wider for higher levels.
+    """
+    lower: dict[int, np.ndarray] = {}
+    upper: dict[int, np.ndarray] = {}
+    horizon = mean.shape[1]
+    for level in check_levels(levels):
+        half = _quantiles(conformal, level, horizon)[None, :] * scale  # [B, H]
+        lower[level] = (mean - half).astype(mean.dtype)
+        upper[level] = (mean + half).astype(mean.dtype)
+    return lower, upper

@@ -1,0 +1,223 @@
+"""The training loop every gradient-trained family shares: plain PyTorch, readable in one screen.
+
+Windows are built once on the device (models.windows); an epoch is a seeded permutation of row
+indices cut into batches. AdamW, gradient-norm clipping, bf16 autocast on CUDA only, early
+stopping on validation loss that restores the best weights. With a `checkpoint_dir`, the best
+weights, the last weights and the optimizer state are written after every epoch (safetensors +
+JSON), and a later call with the same config fingerprint resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from models.base import EpochCallback, EpochStats, FitReport
+from models.errors import ConfigError
+from models.windows import WindowSet
+
+log = logging.getLogger(__name__)
+
+# loss_fn(module, batch) -> scalar loss; the family's forward pass + its loss.
+LossFn = Callable[[nn.Module, WindowSet], Tensor]
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """Optimisation settings; `fingerprint` identifies the run for checkpoint resume."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    patience: int
+    grad_clip: float
+    seed: int
+    fingerprint: str = ""
+
+
+def resolve_device(name: str) -> torch.device:
+    """ "auto" -> cuda when available, else cpu; "cuda" without CUDA fails with the fix."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for but CUDA is not available; use 'auto'")
+    return torch.device(name)
+
+
+def _mean_loss(module: nn.Module, data: WindowSet, loss_fn: LossFn, batch: int) -> float:
+    """Window-weighted mean loss over `data`, without gradients."""
+    module.eval()
+    total, count = 0.0, 0
+    with torch.no_grad(), _autocast(data.target.device):
+        for start in range(0, len(data), batch):
+            idx = torch.arange(start, min(start + batch, len(data)), device=data.target.device)
+            total += float(loss_fn(module, data.take(idx))) * len(idx)
+            count += len(idx)
+    return total / max(count, 1)
+
+
+def _autocast(device: torch.device) -> torch.autocast:
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _state(module: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().clone().contiguous() for k, v in module.state_dict().items()}
+
+
+def _save_checkpoint(
+    directory: Path, module: nn.Module, opt: torch.optim.Optimizer, progress: dict[str, Any]
+) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(_state(module), str(directory / "last.safetensors"))
+    opt_state = opt.state_dict()
+    tensors = {
+        f"{pid}.{key}": value.detach().contiguous()
+        for pid, slots in opt_state["state"].items()
+        for key, value in slots.items()
+    }
+    save_file(tensors, str(directory / "optimizer.safetensors"))
+    progress = {**progress, "param_groups": opt_state["param_groups"]}
+    tmp = directory / "progress.json.tmp"
+    tmp.write_text(json.dumps(progress))
+    tmp.replace(directory / "progress.json")  # the JSON is the commit point of an epoch
+
+
+def _load_checkpoint(
+    directory: Path, module: nn.Module, opt: torch.optim.Optimizer, fingerprint: str
+) -> dict[str, Any] | None:
+    path = directory / "progress.json"
+    if not path.exists():
+        return None
+    progress: dict[str, Any] = json.loads(path.read_text())
+    if progress.get("fingerprint") != fingerprint:
+        log.info("checkpoint in %s is for another config; starting afresh", directory)
+        return None
+    device = next(module.parameters()).device
+    module.load_state_dict(load_file(str(directory / "last.safetensors"), device=str(device)))
+    state: dict[int, dict[str, Tensor]] = {}
+    for name, value in load_file(str(directory / "optimizer.safetensors")).items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    opt.load_state_dict({"state": state, "param_groups": progress["param_groups"]})
+    log.info("resuming from epoch %d checkpoint in %s", progress["epoch"], directory)
+    return progress
+
+
+def _train_epoch(
+    module: nn.Module,
+    windows: WindowSet,
+    order: Tensor,
+    loss_fn: LossFn,
+    opt: torch.optim.Optimizer,
+    settings: LoopSettings,
+) -> float:
+    """One pass over `windows` in the order given ([N] row indices); the mean train loss."""
+    module.train()
+    device = windows.target.device
+    total = torch.zeros((), device=device)  # summed on device: no sync per batch
+    for i in range(0, len(windows), settings.batch_size):
+        idx = order[i : i + settings.batch_size]  # [B]
+        with _autocast(device):
+            loss = loss_fn(module, windows.take(idx))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        if settings.grad_clip > 0:
+            nn.utils.clip_grad_norm_(module.parameters(), settings.grad_clip)
+        opt.step()
+        total += loss.detach().float() * len(idx)
+    return float(total) / len(windows)
+
+
+def train_loop(
+    module: nn.Module,
+    windows: WindowSet,
+    val: WindowSet,
+    loss_fn: LossFn,
+    settings: LoopSettings,
+    *,
+    callback: EpochCallback | None = None,
+    checkpoint_dir: Path | None = None,
+) -> FitReport:
+    """Train `module` on `windows`, early-stop on `val`, and leave the best weights loaded.
+
+    Args:
+        module: the network, already on the windows' device.
+        windows: training windows (N rows).
+        val: validation windows, used for early stopping.
+        loss_fn: (module, batch) -> scalar loss.
+        settings: epochs, batch size, AdamW and stopping settings, seed.
+        callback: called with EpochStats after every epoch.
+        checkpoint_dir: where best/last weights and optimizer state live during training.
+
+    Returns:
+        FitReport with per-epoch losses (including epochs before a resume).
+    """
+    device = windows.target.device
+    opt = torch.optim.AdamW(module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    progress: dict[str, Any] = {
+        "fingerprint": settings.fingerprint,
+        "epoch": 0,
+        "best_epoch": 0,
+        "best_val": float("inf"),
+        "train": [],
+        "val": [],
+        "done": False,
+    }
+    best = _state(module)
+    if checkpoint_dir is not None:
+        resumed = _load_checkpoint(checkpoint_dir, module, opt, settings.fingerprint)
+        if resumed is not None:
+            progress = resumed
+            best_path = checkpoint_dir / "best.safetensors"
+            if best_path.exists():
+                best = load_file(str(best_path), device=str(device))
+    seconds, seen = 0.0, 0
+    while not progress["done"] and progress["epoch"] < settings.epochs:
+        epoch = progress["epoch"] + 1
+        start = time.perf_counter()
+        torch.manual_seed(settings.seed + epoch)  # dropout masks: same epoch, same masks
+        gen = torch.Generator().manual_seed(settings.seed * 7919 + epoch)
+        order = torch.randperm(len(windows), generator=gen).to(device)  # [N]
+        train_loss = _train_epoch(module, windows, order, loss_fn, opt, settings)
+        seen += len(windows)
+        val_loss = _mean_loss(module, val, loss_fn, settings.batch_size * 4)
+        elapsed = time.perf_counter() - start
+        seconds += elapsed
+        improved = val_loss < progress["best_val"]
+        if improved:
+            progress.update(best_val=val_loss, best_epoch=epoch)
+            best = _state(module)
+        progress["train"].append(train_loss)
+        progress["val"].append(val_loss)
+        progress["epoch"] = epoch
+        progress["done"] = epoch - progress["best_epoch"] >= settings.patience
+        if checkpoint_dir is not None:
+            checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            if improved:
+                save_file(best, str(checkpoint_dir / "best.safetensors"))
+            _save_checkpoint(checkpoint_dir, module, opt, progress)
+        if callback is not None:
+            callback(EpochStats(epoch, progress["train"][-1], val_loss, elapsed, improved))
+    module.load_state_dict(best)
+    module.eval()
+    return FitReport(
+        epochs=progress["epoch"],
+        best_epoch=progress["best_epoch"],
+        train_losses=tuple(progress["train"]),
+        val_losses=tuple(progress["val"]),
+        seconds=seconds,
+        train_windows=len(windows),
+        windows_per_second=seen / seconds if seconds > 0 else 0.0,
+        stopped_early=bool(progress["done"]),
+        device=str(device),
+    )

@@ -1,0 +1,445 @@
+"""LSTM, GRU and Elman RNN forecasters: one class, the cell is a config value.
+
+The encoder is cuDNN's nn.LSTM / nn.GRU / nn.RNN over the look-back window. Each encoder step
+reads one segment of `segment_length` time steps (value, past covariates, calendar features),
+embedded by Linear+ReLU, so a 720-step look-back of 24-step segments is 30 recurrent steps
+(SegRNN, Lin et al. 2023). Three multi-step heads:
+
+- "direct": a linear layer from the final state to all `max_horizon` steps.
+- "segments": the horizon is cut into segments; for each, one decoder step starts from the
+  encoder's final state with a learned position embedding (+ the segment's future calendar
+  features) as input, and a linear layer emits the segment. All segments run as one batch.
+- "seq2seq": a recurrent decoder seeded with the encoder state runs over the horizon, fed
+  learned step embeddings and future calendar features, emitting one value per step.
+
+Every window is normalised on its own (models.scaling) and mapped back after the forward pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from models import intervals
+from models.base import EpochCallback, FitReport, Forecast, ModelMeta, SeriesData
+from models.config import RecurrentConfig
+from models.errors import ModelFileError
+from models.features import calendar_features, calendar_width, future_timestamps
+from models.io import read_model_dir, write_model_dir
+from models.loop import LoopSettings, resolve_device, train_loop
+from models.rollout import roll_forward
+from models.scaling import denormalise, normalise, window_scale
+from models.versions import library_versions
+from models.windows import WindowSet, check_predict_inputs, stack_series_windows
+
+_CELLS: dict[str, Any] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+_PREDICT_BATCH = 2048  # windows per forward pass at inference (bounds memory)
+
+State = Tensor | tuple[Tensor, Tensor]  # GRU/RNN h_n, or LSTM (h_n, c_n): [layers*dirs, B, hid]
+
+
+def _detach(state: State) -> State:
+    if isinstance(state, tuple):
+        return (state[0].detach(), state[1].detach())
+    return state.detach()
+
+
+class RecurrentForecaster(nn.Module):
+    """A recurrent forecaster (`family` "lstm", "gru" or "rnn") built from a RecurrentConfig."""
+
+    def __init__(self, config: RecurrentConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.cal_width = calendar_width(c.frequency) if c.calendar else 0
+        self.channels = 1 + len(c.covariates) + self.cal_width
+        self.dirs = 2 if c.bidirectional else 1
+        seg = c.segment_length
+        self.out_segments = math.ceil(c.max_horizon / seg)
+        self._meta = ModelMeta(
+            family=c.family,
+            lookback=c.lookback,
+            max_horizon=c.max_horizon,
+            frequency=c.frequency,
+            target=c.target,
+            covariates=c.covariates,
+            calendar=c.calendar,
+            versions=library_versions(),
+        )
+        with torch.random.fork_rng(devices=[]):  # seeded init, global RNG left untouched
+            torch.manual_seed(c.seed)
+            self._build()
+
+    def _cell(self, input_size: int, bidirectional: bool) -> nn.RNNBase:
+        c = self.config
+        extra = {"nonlinearity": c.nonlinearity} if c.family == "rnn" else {}
+        rnn = _CELLS[c.family](
+            input_size,
+            c.hidden_size,
+            num_layers=c.num_layers,
+            batch_first=True,
+            dropout=c.dropout if c.num_layers > 1 else 0.0,
+            bidirectional=bidirectional,
+            **extra,
+        )
+        if c.irnn_init:  # Le et al. 2015: identity recurrence, zero bias, small inputs
+            for name, p in rnn.named_parameters():
+                if name.startswith("weight_hh"):
+                    nn.init.eye_(p)
+                elif name.startswith("bias"):
+                    nn.init.zeros_(p)
+                elif name.startswith("weight_ih"):
+                    nn.init.normal_(p, std=0.001)
+        return rnn  # type: ignore[no-any-return]
+
+    def _build(self) -> None:
+        c = self.config
+        seg, hid = c.segment_length, c.hidden_size
+        if seg > 1:
+            self.embed: nn.Module = nn.Sequential(nn.Linear(seg * self.channels, hid), nn.ReLU())
+            enc_in = hid
+        else:
+            self.embed = nn.Identity()
+            enc_in = self.channels
+        self.encoder = self._cell(enc_in, c.bidirectional)
+        self.drop = nn.Dropout(c.dropout)
+        # NLinear-style skip: one linear map from the normalised look-back to the horizon,
+        # added to the recurrent forecast (which then learns what the linear map misses).
+        self.skip: nn.Module | None = (
+            nn.Linear(c.lookback, c.max_horizon) if c.linear_skip else None
+        )
+        state = hid * self.dirs
+        if c.decoder == "direct":
+            self.head = nn.Linear(state + c.max_horizon * self.cal_width, c.max_horizon)
+            return
+        # decoders are unidirectional; a bidirectional encoder's two states are bridged to one.
+        self.bridge: nn.Module = nn.Linear(state, hid) if self.dirs == 2 else nn.Identity()
+        if c.decoder == "segments":
+            self.pos = nn.Parameter(torch.randn(self.out_segments, hid) * 0.1)  # [M, hid]
+            self.decoder = self._cell(hid + seg * self.cal_width, False)
+            self.head = nn.Linear(hid, seg)
+        else:  # seq2seq
+            width = min(hid, 16)
+            self.pos = nn.Parameter(torch.randn(c.max_horizon, width) * 0.1)  # [H, P]
+            self.decoder = self._cell(width + self.cal_width, False)
+            self.head = nn.Linear(hid, 1)
+
+    @property
+    def meta(self) -> ModelMeta:
+        """Metadata saved with the model (conformal quantiles filled in by fit)."""
+        return self._meta
+
+    # ---- network -----------------------------------------------------------------------
+
+    def _encode(self, inputs: Tensor) -> State:
+        """[B, L, F] -> final state, with truncated BPTT every `tbptt` steps when training."""
+        b, length, f = inputs.shape
+        seg = self.config.segment_length
+        steps = self.embed(inputs.reshape(b, length // seg, seg * f))  # [B, L/S, E]
+        k = self.config.tbptt
+        if not (self.training and k and steps.shape[1] > k):
+            _, state = self.encoder(steps)
+            return state  # type: ignore[no-any-return]
+        state = None
+        for i in range(0, steps.shape[1], k):
+            _, state = self.encoder(steps[:, i : i + k], state)  # [B, k, E] chunk
+            if i + k < steps.shape[1]:  # cut the gradient path between chunks
+                state = _detach(state)
+        return state  # type: ignore[return-value,no-any-return]
+
+    def _seed(self, h: Tensor) -> Tensor:
+        """Encoder h_n [layers*dirs, B, hid] -> decoder initial state [layers, B, hid]."""
+        layers, b = self.config.num_layers, h.shape[1]
+        h = h.view(layers, self.dirs, b, -1).permute(0, 2, 1, 3).reshape(layers, b, -1)
+        out: Tensor = self.bridge(h)  # [layers, B, hid]
+        return out
+
+    def forward(self, x: Tensor, covariates: Tensor | None, calendar: Tensor | None) -> Tensor:
+        """Normalised forecasts.
+
+        Args:
+            x: [B, L] normalised look-back values.
+            covariates: [B, L, C] normalised past covariates, or None.
+            calendar: [B, L+H, K] calendar features of look-back and horizon, or None.
+
+        Returns:
+            [B, H] normalised forecasts, H = max_horizon.
+        """
+        out = self._recurrent(x, covariates, calendar)  # [B, H]
+        if self.skip is not None:
+            out = out + self.skip(x)  # [B, L] -> [B, H]
+        return out
+
+    def _recurrent(self, x: Tensor, covariates: Tensor | None, calendar: Tensor | None) -> Tensor:
+        """The encoder + decoder part of `forward`: [B, L] (+ [B, L, C], [B, L+H, K]) -> [B, H]."""
+        c = self.config
+        b, length = x.shape
+        parts = [x[:, :, None]]  # [B, L, 1]
+        if covariates is not None:
+            parts.append(covariates)  # [B, L, C]
+        if calendar is not None:
+            parts.append(calendar[:, :length].to(x.dtype))  # [B, L, K]
+        state = self._encode(torch.cat(parts, dim=2))  # [B, L, F] -> state
+        future = None if calendar is None else calendar[:, length:].to(x.dtype)  # [B, H, K]
+        h = state[0] if isinstance(state, tuple) else state  # [layers*dirs, B, hid]
+        if c.decoder == "direct":
+            last = h.view(c.num_layers, self.dirs, b, -1)[-1]  # [dirs, B, hid]
+            feats = [last.permute(1, 0, 2).reshape(b, -1)]  # [B, dirs*hid]
+            if future is not None:
+                feats.append(future.reshape(b, -1))  # [B, H*K]
+            out: Tensor = self.head(self.drop(torch.cat(feats, dim=1)))  # [B, H]
+            return out
+        seed: State = (
+            (self._seed(state[0]), self._seed(state[1]))
+            if isinstance(state, tuple)
+            else self._seed(state)
+        )
+        if c.decoder == "segments":
+            return self._decode_segments(seed, future, b)
+        steps = self.pos.expand(b, -1, -1)  # [B, H, P]
+        if future is not None:
+            steps = torch.cat([steps, future], dim=2)  # [B, H, P+K]
+        dec, _ = self.decoder(steps, seed)  # [B, H, hid]
+        return self.head(self.drop(dec))[..., 0]  # type: ignore[no-any-return]
+
+    def _decode_segments(self, seed: State, future: Tensor | None, b: int) -> Tensor:
+        """One decoder step per output segment, all segments batched: -> [B, H]."""
+        c = self.config
+        m, seg = self.out_segments, c.segment_length
+        steps = self.pos.expand(b, -1, -1)  # [B, M, hid]
+        if future is not None:
+            pad = m * seg - future.shape[1]
+            future = nn.functional.pad(future, (0, 0, 0, pad))  # [B, M*S, K]
+            steps = torch.cat([steps, future.reshape(b, m, -1)], dim=2)  # [B, M, hid+S*K]
+        steps = steps.reshape(b * m, 1, -1)  # [B*M, 1, E]: each segment is its own sequence
+
+        def rep(s: Tensor) -> Tensor:
+            return s.repeat_interleave(m, dim=1)  # [layers, B, hid] -> [layers, B*M, hid]
+
+        init = (rep(seed[0]), rep(seed[1])) if isinstance(seed, tuple) else rep(seed)
+        dec, _ = self.decoder(steps, init)  # [B*M, 1, hid]
+        out = self.head(self.drop(dec[:, 0]))  # [B*M, S]
+        return out.reshape(b, m * seg)[:, : c.max_horizon]  # type: ignore[no-any-return]
+
+    # ---- windows -> loss / forecasts ---------------------------------------------------------
+
+    def _norm_inputs(self, batch: WindowSet) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
+        """(x [B, L], covariates [B, L, C] | None, loc [B, 1], scale [B, 1]) of a batch."""
+        x, loc, scale = normalise(batch.history, self.config.norm)  # [B, L]
+        cov = batch.covariates
+        if cov is not None:
+            b, length, n = cov.shape
+            flat = cov.permute(0, 2, 1).reshape(b * n, length)  # [B*C, L]
+            cov = normalise(flat, self.config.norm)[0].reshape(b, n, length).permute(0, 2, 1)
+        return x, cov, loc, scale
+
+    def _loss(self, batch: WindowSet) -> Tensor:
+        """The config's loss in normalised units (series of every size weigh alike: "revin")."""
+        x, cov, loc, scale = self._norm_inputs(batch)
+        target = (batch.future - loc) / scale  # [B, H]
+        pred = self(x, cov, batch.calendar).float()  # [B, H]
+        if self.config.loss == "mae":
+            return nn.functional.l1_loss(pred, target)
+        if self.config.loss == "huber":
+            return nn.functional.smooth_l1_loss(pred, target)
+        return nn.functional.mse_loss(pred, target)
+
+    def _forecast(self, batch: WindowSet) -> Tensor:
+        """Denormalised forecasts [B, H] for every window of `batch`, in chunks, no grad."""
+        outs = []
+        for i in range(0, len(batch), _PREDICT_BATCH):
+            part = batch.take(
+                torch.arange(i, min(i + _PREDICT_BATCH, len(batch))).to(batch.target.device)
+            )
+            x, cov, loc, scale = self._norm_inputs(part)
+            outs.append(denormalise(self(x, cov, part.calendar).float(), loc, scale))
+        return torch.cat(outs)  # [N, H]
+
+    # ---- the Forecaster contract -------------------------------------------------------------
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def fit(
+        self,
+        train: Sequence[SeriesData],
+        val: Sequence[SeriesData],
+        *,
+        callback: EpochCallback | None = None,
+        checkpoint_dir: Path | None = None,
+    ) -> FitReport:
+        """Train on every window of every `train` series; early-stop and calibrate on `val`.
+
+        Raises:
+            ForecastInputError: a series is malformed, or none is long enough for a window.
+        """
+        c = self.config
+        device = resolve_device(c.device)
+        self.to(device)
+        windows = self._windows(train, device)
+        val_windows = self._windows(val, device)
+        fingerprint = json.dumps([c.to_dict(), len(windows), len(val_windows)], sort_keys=True)
+        settings = LoopSettings(
+            epochs=c.epochs,
+            batch_size=c.batch_size,
+            lr=c.lr,
+            weight_decay=c.weight_decay,
+            patience=c.patience,
+            grad_clip=c.grad_clip,
+            seed=c.seed,
+            fingerprint=hashlib.sha256(fingerprint.encode()).hexdigest(),
+        )
+        report = train_loop(
+            self,
+            windows,
+            val_windows,
+            lambda module, batch: module._loss(batch),  # type: ignore[operator]
+            settings,
+            callback=callback,
+            checkpoint_dir=checkpoint_dir,
+        )
+        with torch.inference_mode():
+            mean = self._forecast(val_windows)  # [N, H]
+            scale = window_scale(val_windows.history)  # [N, 1]
+            residuals = ((val_windows.future - mean).abs() / scale).cpu().numpy()  # [N, H]
+        self._meta = dataclasses.replace(
+            self._meta,
+            conformal=intervals.calibrate(residuals, c.levels),
+            extra={
+                "train_windows": len(windows),
+                "val_windows": len(val_windows),
+                "best_epoch": report.best_epoch,
+                "epochs": report.epochs,
+                "best_val_loss": min(report.val_losses),
+                "device": report.device,
+                "seed": c.seed,
+            },
+        )
+        return report
+
+    def _windows(self, series: Sequence[SeriesData], device: torch.device) -> WindowSet:
+        c = self.config
+        return stack_series_windows(
+            series,
+            c.lookback,
+            c.max_horizon,
+            device=device,
+            calendar_freq=c.frequency if c.calendar else None,
+            covariates=len(c.covariates),
+        )
+
+    def predict(
+        self,
+        history: np.ndarray,
+        horizon: int,
+        levels: Sequence[int] = (80, 95),
+        *,
+        timestamps: np.ndarray | None = None,
+        covariates: np.ndarray | None = None,
+    ) -> Forecast:
+        """Forecast `horizon` steps after each row of `history` [B, T] (T >= lookback).
+
+        Horizons beyond `max_horizon` are rolled forward block by block (`rolled=True`); past
+        covariates are then held at their last value.
+
+        Raises:
+            ForecastInputError: naming the argument, the value and the fix.
+        """
+        c = self.config
+        hist, stamps, cov = check_predict_inputs(
+            history,
+            horizon,
+            levels,
+            timestamps,
+            covariates,
+            lookback=c.lookback,
+            calendar=c.calendar,
+            covariate_names=c.covariates,
+            calibrated=bool(self._meta.conformal),
+        )
+        device = self._device()
+
+        def step(h: np.ndarray, s: np.ndarray | None) -> np.ndarray:
+            extra = h.shape[1] - hist.shape[1]  # steps already forecast by earlier blocks
+            batch = self._predict_window(h[:, -c.lookback :], s, cov, extra, device)
+            return self._forecast(batch).cpu().numpy()  # [B, max_horizon]
+
+        was_training = self.training
+        self.eval()
+        with torch.inference_mode():
+            mean, rolled = roll_forward(
+                step, hist, horizon, c.max_horizon, timestamps=stamps, frequency=c.frequency
+            )
+            scale = window_scale(torch.from_numpy(hist[:, -c.lookback :])).numpy()  # [B, 1]
+        self.train(was_training)
+        mean = mean.astype(np.float32)
+        lower, upper = intervals.apply(mean, scale, self._meta.conformal, levels)
+        future = None
+        if stamps is not None:
+            future = future_timestamps(stamps[:, -1], c.frequency, horizon)  # [B, H]
+        return Forecast(mean=mean, lower=lower, upper=upper, timestamps=future, rolled=rolled)
+
+    def _predict_window(
+        self,
+        hist: np.ndarray,
+        stamps: np.ndarray | None,
+        cov: np.ndarray | None,
+        extra: int,
+        device: torch.device,
+    ) -> WindowSet:
+        """One look-back per row as a WindowSet with an empty-valued horizon."""
+        c = self.config
+        b = hist.shape[0]
+        target = np.concatenate([hist, np.zeros((b, c.max_horizon), np.float32)], axis=1)
+        cov_t = None
+        if cov is not None:
+            if extra:  # rolled blocks: past covariates are unknown ahead, hold the last row
+                cov = np.concatenate([cov, np.repeat(cov[:, -1:], extra, axis=1)], axis=1)
+            cov_t = torch.from_numpy(np.ascontiguousarray(cov[:, -c.lookback :])).to(device)
+        cal_t = None
+        if stamps is not None and c.calendar:
+            ahead = future_timestamps(stamps[:, -1], c.frequency, c.max_horizon)  # [B, H]
+            window = np.concatenate([stamps[:, -c.lookback :].astype(ahead.dtype), ahead], 1)
+            cal_t = torch.from_numpy(calendar_features(window, c.frequency)).to(device)
+        return WindowSet(
+            target=torch.from_numpy(target).to(device),  # [B, L+H]
+            covariates=cov_t,  # [B, L, C]
+            calendar=cal_t,  # [B, L+H, K]
+            lookback=c.lookback,
+            horizon=c.max_horizon,
+        )
+
+    def save(self, directory: Path) -> None:
+        """Write config.json, meta.json and weights.safetensors to `directory`."""
+        write_model_dir(Path(directory), self.config.to_dict(), self._meta, self.state_dict())
+
+    @classmethod
+    def load(cls, directory: Path, device: str = "cpu") -> RecurrentForecaster:
+        """Rebuild from a saved directory: from_dict -> constructor -> strict state dict."""
+        config_dict, meta, tensors = read_model_dir(Path(directory))
+        config = RecurrentConfig.from_dict(config_dict)
+        if meta.family != config.family:
+            raise ModelFileError(
+                f"{directory}: meta.json family {meta.family!r} != config.json {config.family!r}"
+            )
+        model = cls(config)
+        try:
+            model.load_state_dict(tensors, strict=True)
+        except RuntimeError as exc:
+            raise ModelFileError(
+                f"{directory}: weights.safetensors does not fit config.json ({exc}); "
+                "save the model again"
+            ) from exc
+        model._meta = meta
+        model.to(resolve_device(device))
+        model.eval()
+        return model

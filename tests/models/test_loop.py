@@ -1,0 +1,231 @@
+"""The shared pieces every family uses: windows, scaling, intervals, roll-forward, train loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor, nn
+
+from models import intervals
+from models.base import EpochStats, SeriesData
+from models.errors import ConfigError, ForecastInputError
+from models.loop import LoopSettings, resolve_device, train_loop
+from models.rollout import roll_forward
+from models.scaling import denormalise, normalise, window_scale
+from models.windows import WindowSet, make_windows, stack_series_windows
+
+# ---- windows ----------------------------------------------------------------------------------
+
+
+def test_make_windows_is_a_view_of_every_window() -> None:
+    series = torch.arange(20, dtype=torch.float32).reshape(10, 2)  # [T=10, F=2]
+    w = make_windows(series, lookback=3, horizon=2)
+    assert w.shape == (6, 5, 2)
+    assert w.untyped_storage().data_ptr() == series.untyped_storage().data_ptr()
+    torch.testing.assert_close(w[4], series[4:9])
+    assert make_windows(series, 8, 3).shape == (0, 11, 2)
+
+
+def test_stack_series_windows_concatenates_all_series_and_skips_short_ones() -> None:
+    stamps = np.datetime64("2024-01-01T00", "s") + np.arange(30) * np.timedelta64(1, "h")
+    long = SeriesData(np.arange(30, dtype=np.float32), stamps, np.ones((30, 2), np.float32))
+    short = SeriesData(np.arange(5, dtype=np.float32), stamps[:5], np.ones((5, 2), np.float32))
+    ws = stack_series_windows(
+        [long, short, long], 6, 4, device="cpu", calendar_freq="h", covariates=2
+    )
+    assert len(ws) == 2 * (30 - 10 + 1)
+    assert (
+        ws.target.shape == (42, 10) and ws.history.shape == (42, 6) and ws.future.shape == (42, 4)
+    )
+    assert ws.covariates is not None and ws.covariates.shape == (42, 6, 2)
+    assert ws.calendar is not None and ws.calendar.shape == (42, 10, 6)
+    torch.testing.assert_close(ws.target[21], torch.arange(10, dtype=torch.float32))
+    sub = ws.take(torch.tensor([0, 41]))
+    assert isinstance(sub, WindowSet) and sub.target.shape == (2, 10)
+
+
+def test_stack_series_windows_refuses_when_no_series_is_long_enough() -> None:
+    with pytest.raises(
+        ForecastInputError,
+        match=r"no series has lookback \+ horizon = 10 values \(longest has 5\); pass longer",
+    ):
+        stack_series_windows(
+            [SeriesData(np.zeros(5, np.float32))],
+            6,
+            4,
+            device="cpu",
+            calendar_freq=None,
+            covariates=0,
+        )
+
+
+def test_stack_series_windows_refuses_wrong_covariate_width() -> None:
+    s = SeriesData(
+        np.zeros(50, np.float32), covariates=np.zeros((50, 1), np.float32), series_id="a"
+    )
+    with pytest.raises(
+        ForecastInputError, match=r"series a: covariates have 1 columns, the model expects 2"
+    ):
+        stack_series_windows([s], 6, 4, device="cpu", calendar_freq=None, covariates=2)
+
+
+# ---- scaling ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["last", "mean", "revin", "none"])
+def test_normalise_is_inverted_by_denormalise(mode: str) -> None:
+    x = torch.randn(4, 12, generator=torch.Generator().manual_seed(0)) * 5 + 100  # [B, L]
+    xn, loc, scale = normalise(x, mode)
+    assert loc.shape == scale.shape == (4, 1)
+    torch.testing.assert_close(denormalise(xn, loc, scale), x)
+    if mode == "last":
+        torch.testing.assert_close(xn[:, -1], torch.zeros(4))
+    if mode == "revin":
+        torch.testing.assert_close(xn.std(dim=1, unbiased=False), torch.ones(4), atol=1e-3, rtol=0)
+
+
+def test_normalise_refuses_unknown_mode() -> None:
+    with pytest.raises(ConfigError, match=r"norm 'zscore' is not supported; use one of"):
+        normalise(torch.zeros(1, 3), "zscore")
+
+
+def test_window_scale_is_mean_absolute_step() -> None:
+    x = torch.tensor([[0.0, 1.0, 3.0, 2.0], [5.0, 5.0, 5.0, 5.0]])
+    scale = window_scale(x)
+    assert scale[0, 0].item() == pytest.approx(4 / 3)
+    assert 0 < scale[1, 0].item() <= 1e-2  # flat window: small positive floor, never zero
+
+
+# ---- intervals --------------------------------------------------------------------------------
+
+
+def test_calibrate_takes_the_finite_sample_corrected_order_statistic() -> None:
+    residuals = np.arange(1, 10, dtype=float)[:, None].repeat(2, axis=1)  # [9, 2] = 1..9
+    q = intervals.calibrate(residuals, levels=(80,))
+    assert q[80] == (8.0, 8.0)  # ceil((9 + 1) * 0.8) = 8th smallest
+    assert q[95] == (9.0, 9.0)  # ceil(10 * 0.95) = 10 > n: capped at the largest
+    assert set(intervals.STANDARD_LEVELS) <= set(q)
+
+
+def test_apply_orders_bounds_interpolates_and_widens_past_the_horizon() -> None:
+    conformal = {80: (1.0, 2.0), 90: (2.0, 4.0), 95: (3.0, 6.0)}
+    mean = np.zeros((2, 4), np.float32)
+    scale = np.array([[1.0], [0.5]])
+    lower, upper = intervals.apply(mean, scale, conformal, (80, 85, 95))
+    np.testing.assert_allclose(upper[80][0, :2], [1.0, 2.0])
+    np.testing.assert_allclose(upper[85][1, :2], [0.75, 1.5])  # halfway 80..90, scale 0.5
+    np.testing.assert_allclose(upper[95][0, 2:], [6 * np.sqrt(3 / 2), 6 * np.sqrt(4 / 2)])
+    assert (lower[95] <= lower[80]).all() and (upper[80] <= upper[95]).all()
+    with pytest.raises(ForecastInputError, match=r"levels: 99 is outside the calibrated levels"):
+        intervals.apply(mean, scale, conformal, (99,))
+
+
+@pytest.mark.parametrize("bad", [0, 100, -5, 150])
+def test_levels_outside_0_100_are_refused(bad: int) -> None:
+    with pytest.raises(ForecastInputError, match=rf"levels: {bad} is not a percentage strictly"):
+        intervals.check_levels((80, bad))
+
+
+# ---- roll-forward -----------------------------------------------------------------------------
+
+
+def test_roll_forward_feeds_each_block_back_and_extends_timestamps() -> None:
+    seen: list[tuple[int, np.datetime64]] = []
+
+    def step(history: np.ndarray, stamps: np.ndarray | None) -> np.ndarray:
+        assert stamps is not None
+        seen.append((history.shape[1], stamps[0, -1]))
+        return history[:, -1:] + np.arange(1, 4)[None, :]  # ramp on from the last value
+
+    start = np.datetime64("2024-01-01T00", "s")
+    stamps = (start + np.arange(5) * np.timedelta64(1, "h"))[None, :]
+    mean, rolled = roll_forward(step, np.zeros((1, 5)), 7, 3, timestamps=stamps, frequency="h")
+    assert rolled and mean.tolist() == [[1, 2, 3, 4, 5, 6, 7]]
+    assert [n for n, _ in seen] == [5, 8, 11]
+    assert seen[-1][1] == start + np.timedelta64(10, "h")
+    _, rolled = roll_forward(step, np.zeros((1, 5)), 3, 3, timestamps=stamps, frequency="h")
+    assert not rolled
+
+
+# ---- training loop ----------------------------------------------------------------------------
+
+
+class _Linear(nn.Module):
+    def __init__(self, lookback: int, horizon: int) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(lookback, horizon)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = self.lin(x)
+        return out
+
+
+def _loss(module: nn.Module, batch: WindowSet) -> Tensor:
+    return nn.functional.mse_loss(module(batch.history), batch.future)
+
+
+def _data() -> tuple[WindowSet, WindowSet]:
+    t = np.arange(300)
+    y = (np.sin(t / 5) + 0.1 * np.random.default_rng(0).standard_normal(300)).astype(np.float32)
+    train = stack_series_windows(
+        [SeriesData(y[:200])], 8, 2, device="cpu", calendar_freq=None, covariates=0
+    )
+    val = stack_series_windows(
+        [SeriesData(y[190:])], 8, 2, device="cpu", calendar_freq=None, covariates=0
+    )
+    return train, val
+
+
+def _settings(epochs: int, fingerprint: str = "a") -> LoopSettings:
+    return LoopSettings(epochs, 16, 0.05, 0.0, 2, 1.0, seed=1, fingerprint=fingerprint)
+
+
+def test_train_loop_reports_epochs_and_restores_the_best_weights() -> None:
+    train, val = _data()
+    module = _Linear(8, 2)
+    stats: list[EpochStats] = []
+    report = train_loop(module, train, val, _loss, _settings(30), callback=stats.append)
+    assert len(stats) == report.epochs == len(report.val_losses)
+    assert report.best_epoch == int(np.argmin(report.val_losses)) + 1
+    assert report.train_windows == len(train) and report.windows_per_second > 0
+    with torch.no_grad():
+        restored = float(_loss(module, val))
+    assert restored == pytest.approx(min(report.val_losses), rel=1e-5)
+    if report.stopped_early:
+        assert report.epochs - report.best_epoch == 2
+
+
+def test_train_loop_resumes_from_its_checkpoint_exactly(tmp_path: Path) -> None:
+    train, val = _data()
+    straight = train_loop(_Linear(8, 2), train, val, _loss, _settings(4))
+    train_loop(_Linear(8, 2), train, val, _loss, _settings(2), checkpoint_dir=tmp_path)
+    assert {"best.safetensors", "last.safetensors", "optimizer.safetensors", "progress.json"} <= {
+        p.name for p in tmp_path.iterdir()
+    }
+    stats: list[EpochStats] = []
+    resumed = train_loop(
+        _Linear(8, 2),
+        train,
+        val,
+        _loss,
+        _settings(4),
+        callback=stats.append,
+        checkpoint_dir=tmp_path,
+    )
+    assert [s.epoch for s in stats] == [3, 4]  # epochs 1-2 came from disk
+    assert resumed.train_losses == straight.train_losses
+    assert resumed.val_losses == straight.val_losses
+    other = train_loop(_Linear(8, 2), train, val, _loss, _settings(1, "b"), checkpoint_dir=tmp_path)
+    assert other.epochs == 1  # another config's checkpoint is not reused
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == torch.device("cpu")
+        with pytest.raises(ConfigError, match=r"device 'cuda' asked for but CUDA is not available"):
+            resolve_device("cuda")
