@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,3 +19,18 @@ def write_csv(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _state_outside_the_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Default stores and locks go to a temp folder, so no test writes into the checkout.
+
+    Tests that need a particular store pass its URL explicitly; this only moves the defaults
+    (`sqlite:///./data/series.db`, `./mlruns`, the lock folder) out of the working tree.
+    """
+    root = tmp_path_factory.mktemp("defaults")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FORECAST_DATABASE_URL", f"sqlite:///{root}/series.db")
+        mp.setenv("FORECAST_LOCK_DIR", str(root / "locks"))
+        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+        yield

@@ -1,0 +1,214 @@
+"""TrainSpec: experiment files (TOML), CLI flags, validation messages, and every bundled config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from models.config import RecurrentConfig
+from models.esn import ESNConfig
+from training.errors import ExperimentError
+from training.experiment import FAMILIES, TrainSpec
+from training.pipeline import build_config, default_lookback, fit_series, load_frame
+
+REPO = Path(__file__).resolve().parents[2]
+
+FULL = """
+name = "my-load"
+family = "lstm"
+horizon = 12
+
+[data]
+dataset = "load/etth1"
+covariates = ["HUFL"]
+last_rows = 900
+
+[model]
+lookback = 48
+epochs = 3
+device = "cpu"
+hidden_size = 8
+
+[evaluation]
+protocol = "ratio"
+val_fraction = 0.15
+test_fraction = 0.25
+levels = [50, 90]
+
+[gate]
+metric = "mse"
+margin = 0.05
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "exp.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_full_file_is_read_into_spec(tmp_path: Path) -> None:
+    spec = TrainSpec.from_toml(write(tmp_path, FULL))
+    assert spec.name == "my-load"
+    assert spec.family == "lstm"
+    assert spec.horizon == 12
+    assert spec.dataset == "load/etth1"
+    assert spec.covariates == ("HUFL",)
+    assert spec.last_rows == 900
+    assert (spec.lookback, spec.epochs, spec.device) == (48, 3, "cpu")
+    assert dict(spec.model) == {"hidden_size": 8}
+    assert (spec.val_fraction, spec.test_fraction, spec.levels) == (0.15, 0.25, (50, 90))
+    assert (spec.gate_metric, spec.gate_margin) == ("mse", 0.05)
+    assert spec.source_file == str(tmp_path / "exp.toml")
+    assert spec.model_name == "my-load"
+
+
+def test_flags_override_file_values(tmp_path: Path) -> None:
+    spec = TrainSpec.from_toml(write(tmp_path, FULL), horizon=6, family="gru", epochs=None)
+    assert (spec.horizon, spec.family, spec.epochs) == (6, "gru", 3)
+
+
+def test_data_flag_replaces_the_file_dataset(tmp_path: Path) -> None:
+    spec = TrainSpec.from_toml(
+        write(tmp_path, FULL), data="x.csv", time_col="Date", target_col="Close"
+    )
+    assert spec.dataset is None
+    assert spec.data == "x.csv"
+
+
+def test_file_path_is_relative_to_the_experiment_file(tmp_path: Path) -> None:
+    text = 'family = "gru"\nhorizon = 5\n[data]\nfile = "prices.csv"\ntime_col = "Date"\n'
+    text += 'target_col = "Close"\nfreq = "B"\n'
+    spec = TrainSpec.from_toml(write(tmp_path, text))
+    assert spec.data == str(tmp_path / "prices.csv")
+    assert spec.model_name == "prices"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "colour = 1\n" + FULL,
+            "unknown key(s) colour. Fix: use only name, family, horizon, data, model, "
+            "evaluation, gate",
+        ),
+        (
+            FULL.replace("last_rows = 900", "last_row = 900"),
+            "[data]: unknown key(s) last_row. Fix: use only dataset, file, time_col",
+        ),
+        (FULL.replace('metric = "mse"', 'metrics = "mse"'), "[gate]: unknown key(s) metrics"),
+        (
+            FULL.replace('protocol = "ratio"', 'protokol = "ratio"'),
+            "[evaluation]: unknown key(s) protokol",
+        ),
+        (FULL.replace('family = "lstm"\n', ""), "missing top-level key 'family'"),
+        (FULL.replace('family = "lstm"', 'family = "transformer"'), "family='transformer' is"),
+        (FULL.replace("horizon = 12", "horizon = 0"), "horizon=0: must be an integer >= 1"),
+        (FULL.replace("margin = 0.05", "margin = 1.5"), "gate margin=1.5: must lie in [0, 1)"),
+        (FULL.replace('metric = "mse"', 'metric = "r2"'), "gate metric='r2' is unknown"),
+        (FULL.replace('"ratio"', '"kfold"'), "protocol='kfold' is unknown"),
+        (FULL.replace("hidden_size = 8", 'frequency = "h"'), "[model] key(s) frequency are set"),
+        (FULL.replace("horizon = 12", "horizon = [1"), "invalid TOML"),
+    ],
+)
+def test_bad_files_are_rejected_with_the_key_and_the_fix(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ExperimentError) as info:
+        TrainSpec.from_toml(write(tmp_path, text))
+    assert message in str(info.value)
+
+
+def test_missing_file_names_the_path() -> None:
+    with pytest.raises(ExperimentError, match=r"--config 'nope.toml': file not found"):
+        TrainSpec.from_toml("nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"horizon": 5}, "--family is missing. Fix: pass --family"),
+        ({"family": "gru"}, "--horizon is missing"),
+        (
+            {"family": "gru", "horizon": 5},
+            "dataset=None, data=None, series=[]: give exactly one. Fix: pass --dataset NAME",
+        ),
+        (
+            {"family": "gru", "horizon": 5, "data": "x.csv"},
+            "data='x.csv' needs time_col and target_col",
+        ),
+        (
+            {"family": "gru", "horizon": -1, "dataset": "load/etth1"},
+            "horizon=-1: must be an integer >= 1. Fix: pass e.g. --horizon 24",
+        ),
+        (
+            {"family": "cnn", "horizon": 5, "dataset": "load/etth1"},
+            "family='cnn' is unknown. Fix: use one of lstm, gru, rnn, esn",
+        ),
+        (
+            {"family": "gru", "horizon": 5, "dataset": "load/etth1", "name": "bad name"},
+            "name='bad name': use letters, digits",
+        ),
+        (
+            {"family": "gru", "horizon": 5, "dataset": "load/etth1", "device": "tpu"},
+            "device='tpu' is unknown",
+        ),
+        (
+            {"family": "gru", "horizon": 5, "dataset": "load/etth1", "levels": (80, 100)},
+            "levels=[80, 100]: each must be an integer in (0, 100)",
+        ),
+    ],
+)
+def test_bad_flags_are_rejected(flags: dict[str, object], message: str) -> None:
+    with pytest.raises(ExperimentError) as info:
+        TrainSpec.from_flags(**flags)
+    assert message in str(info.value)
+
+
+def test_spec_round_trips_through_json() -> None:
+    spec = TrainSpec(
+        family="esn",
+        horizon=4,
+        dataset="demand/sales-weekly",
+        covariates=(),
+        model={"reservoir_size": 50},
+        levels=(80,),
+    )
+    again = TrainSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
+    assert again == spec
+    assert again.model_name == "demand-sales-weekly"
+
+
+def test_from_dict_rejects_unknown_keys() -> None:
+    with pytest.raises(ExperimentError, match=r"spec keys \['colour'\] are unknown"):
+        TrainSpec.from_dict({"family": "gru", "horizon": 2, "dataset": "x", "colour": 1})
+
+
+EXPERIMENTS = sorted(
+    p for p in (REPO / "configs").glob("*.toml") if p.stem.rsplit("-", 1)[-1] in FAMILIES
+)
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_every_bundled_config_builds_a_valid_model_config(path: Path) -> None:
+    spec = TrainSpec.from_toml(path)
+    assert path.stem.startswith(spec.model_name)
+    assert path.stem.endswith(spec.family)
+    frame = load_frame(spec)
+    lookback = spec.lookback or default_lookback(frame, spec)
+    config = build_config(spec, frame, lookback)
+    assert isinstance(config, ESNConfig if spec.family == "esn" else RecurrentConfig)
+    assert config.max_horizon == spec.horizon
+    assert config.frequency == frame.frequency
+    train, val = fit_series(frame, spec, lookback)
+    assert all(len(s.values) > lookback for s in train)
+    assert all(len(s.values) >= lookback + spec.horizon for s in val)
+
+
+def test_bundled_configs_cover_four_datasets_and_four_families() -> None:
+    stems = {p.stem for p in EXPERIMENTS}
+    for dataset in ("load-etth1", "stock-aapl", "demand-bike-hourly", "demand-sales-weekly"):
+        for family in ("lstm", "gru", "rnn", "esn"):
+            assert f"{dataset}-{family}" in stems

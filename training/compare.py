@@ -1,0 +1,185 @@
+"""`forecast compare NAME`: a leaderboard of every version of a registered model.
+
+Everything is read back from MLflow (version tags and aliases, the run's params and metrics,
+the per-step metric history), so versions trained elsewhere (another machine, the scheduler)
+appear too. Lower is better for the ranking metric (errors); coverage is shown next to its
+nominal level.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from training import plots
+from training.errors import ExperimentError, TrackingError
+from training.promotion import CHALLENGER, CHAMPION
+from training.settings import TrainSettings
+from training.tracking import Tracker
+
+RANK_METRICS = ("test_mae", "test_mse", "test_rmse", "test_smape", "test_mase", "val_mae")
+_KEY_PARAMS = ("lookback", "hidden_size", "num_layers", "reservoir_size", "epochs", "decoder")
+_METRICS = (
+    "test_mae",
+    "test_mse",
+    "test_rmse",
+    "test_smape",
+    "test_mase",
+    "test_coverage_80",
+    "test_coverage_95",
+    "test_width_80",
+    "seasonal_naive_test_mae",
+    "naive_test_mae",
+    "val_mae",
+    "train_seconds",
+)
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def leaderboard(tracker: Tracker, name: str, metric: str = "test_mae") -> list[dict[str, Any]]:
+    """One row per version of `name`, best `metric` first (versions without it last).
+
+    Each row: version, family, champion, challenger, run_id, created_ms, dataset, horizon,
+    key params, the metrics of `_METRICS` (None when absent), `mae_vs_seasonal_naive`
+    (test MAE / seasonal naive test MAE on the same windows; < 1 beats it), gate tags.
+
+    Raises:
+        ExperimentError: unknown ranking metric.
+        TrackingError: unknown registered model (the message lists the known ones).
+    """
+    if metric not in RANK_METRICS:
+        raise ExperimentError(
+            f"--metric {metric!r} is not a ranking metric. Fix: use one of "
+            f"{', '.join(RANK_METRICS)}"
+        )
+    versions = tracker.versions(name)
+    if not versions:
+        known = tracker.model_names()
+        raise TrackingError(
+            f"registered model {name!r} has no versions in {tracker.uri} (registered models: "
+            f"{', '.join(known) or 'none'}). Fix: train one with `forecast train --name {name}` "
+            "or pass the right --tracking-uri"
+        )
+    rows = []
+    for v in versions:
+        run = tracker.run_data(v.run_id) if v.run_id else None
+        params = run.params if run else {}
+        metrics = run.metrics if run else {}
+        row: dict[str, Any] = {
+            "version": v.version,
+            "family": v.tags.get("family") or params.get("family", ""),
+            "champion": CHAMPION in v.aliases,
+            "challenger": CHALLENGER in v.aliases,
+            "run_id": v.run_id,
+            "created_ms": v.created_ms,
+            "dataset": v.tags.get("dataset") or params.get("dataset", ""),
+            "horizon": _int_or_none(params.get("max_horizon") or v.tags.get("horizon")),
+            "params": {k: params[k] for k in _KEY_PARAMS if k in params},
+        }
+        for key in _METRICS:
+            value = metrics.get(key)
+            row[key] = None if value is None or not math.isfinite(value) else float(value)
+        mae, snaive = row["test_mae"], row["seasonal_naive_test_mae"]
+        row["mae_vs_seasonal_naive"] = mae / snaive if mae is not None and snaive else None
+        row["gate_decision"] = v.tags.get("gate_decision", "")
+        row["val_score"] = _number(v.tags.get("val_score")) if v.tags.get("val_score") else None
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r[metric] is None, r[metric] or 0.0, r["version"]))
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def compare_table(
+    name: str,
+    tracking_uri: str | None = None,
+    metric: str = "test_mae",
+    *,
+    settings: TrainSettings | None = None,
+) -> list[dict[str, Any]]:
+    """The leaderboard of `name` on `tracking_uri` (for `make demo` and the CLI)."""
+    return leaderboard(Tracker(tracking_uri, settings), name, metric)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def render(rows: Sequence[dict[str, Any]], name: str, metric: str) -> Table:
+    """A rich table of leaderboard rows (champion marked with *)."""
+    table = Table(title=f"{name}: versions ranked by {metric} (lower is better)")
+    for header in (
+        "v",
+        "family",
+        "key params",
+        "test MAE",
+        "test MSE",
+        "MASE",
+        "MAE / sNaive",
+        "sMAPE",
+        "cov 80",
+        "cov 95",
+        "train s",
+        "gate",
+    ):
+        table.add_column(header, justify="left" if header in ("family", "key params") else "right")
+    for r in rows:
+        marker = "*" if r["champion"] else ("c" if r["challenger"] else "")
+        params = " ".join(f"{k}={v}" for k, v in r["params"].items())
+        table.add_row(
+            f"{r['version']}{marker}",
+            str(r["family"]),
+            params,
+            _fmt(r["test_mae"]),
+            _fmt(r["test_mse"]),
+            _fmt(r["test_mase"], 3),
+            _fmt(r["mae_vs_seasonal_naive"], 3),
+            _fmt(r["test_smape"], 3),
+            _fmt(r["test_coverage_80"], 2),
+            _fmt(r["test_coverage_95"], 2),
+            _fmt(r["train_seconds"], 3),
+            str(r["gate_decision"]),
+        )
+    table.caption = "* champion, c challenger; MAE / sNaive < 1 beats seasonal naive"
+    return table
+
+
+def compare_plot(
+    tracker: Tracker, name: str, rows: Sequence[dict[str, Any]], metric: str, path: Path
+) -> Path:
+    """PNG: `metric` by version, and its per-step history (`<metric>_by_step`) per version."""
+    labels = [f"v{r['version']} {r['family']}" for r in rows]
+    per_step = {}
+    if metric.startswith("test_"):
+        for label, r in zip(labels, rows, strict=True):
+            if r["run_id"]:
+                history = tracker.metric_history(r["run_id"], f"{metric}_by_step")
+                per_step[label] = [value for _, value in history]
+    champion = next((lab for lab, r in zip(labels, rows, strict=True) if r["champion"]), None)
+    figure = plots.compare_figure(
+        labels,
+        [math.nan if r[metric] is None else r[metric] for r in rows],
+        per_step,
+        metric=metric,
+        title=f"{name}: {metric} by version",
+        highlight=champion,
+    )
+    return plots.save(figure, path)

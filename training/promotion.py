@@ -1,0 +1,223 @@
+"""The champion gate: which registered version the service serves.
+
+Every new version gets the alias "challenger". It becomes "champion" only when there is no
+champion yet, or when its validation score beats the champion's by the margin, both scored on
+the same validation windows *now* (the champion is downloaded and re-evaluated, so a change in
+the data is reflected). Lower scores are better for every gate metric. The decision and both
+scores are written as tags on the version and on the run. `promote_by_hand` overrides the gate
+and records who did it and why.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from training.errors import USER_ERRORS, ExperimentError
+from training.tracking import Tracker
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+ChampionScorer = Callable[[Path], float]
+"""Scores a downloaded forecaster directory on the challenger's validation windows."""
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The outcome of one gate.
+
+    Attributes:
+        promoted: whether the challenger became champion.
+        name: registered model name.
+        challenger_version: the version that was gated.
+        champion_version: the champion after the decision.
+        previous_champion: the champion before it (None when there was none).
+        metric: validation metric compared (lower is better).
+        margin: relative improvement required.
+        challenger_score: the challenger's validation score.
+        champion_score: the previous champion's score on the same windows (None: no champion).
+        reason: one sentence saying why.
+    """
+
+    promoted: bool
+    name: str
+    challenger_version: int
+    champion_version: int | None
+    previous_champion: int | None
+    metric: str
+    margin: float
+    challenger_score: float
+    champion_score: float | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict."""
+        return asdict(self)
+
+    def tags(self) -> dict[str, str]:
+        """Tags written on the version and the run."""
+        return {
+            "gate_decision": "promoted" if self.promoted else "rejected",
+            "gate_metric": f"val_{self.metric}",
+            "gate_margin": f"{self.margin:g}",
+            "val_score": f"{self.challenger_score:.6g}",
+            "champion_score": "" if self.champion_score is None else f"{self.champion_score:.6g}",
+            "champion_version_at_gate": ""
+            if self.previous_champion is None
+            else str(self.previous_champion),
+            "gate_reason": self.reason,
+        }
+
+
+def decide(challenger: float, champion: float | None, margin: float) -> tuple[bool, str]:
+    """Promote when there is no usable champion score or challenger <= champion * (1 - margin).
+
+    Args:
+        challenger: the challenger's score (lower is better).
+        champion: the champion's score on the same windows, or None.
+        margin: relative improvement required, in [0, 1).
+
+    Returns:
+        (promote, reason).
+    """
+    if not math.isfinite(challenger):
+        return False, f"challenger score {challenger} is not finite"
+    if champion is None:
+        return True, "no champion yet"
+    if not math.isfinite(champion):
+        return True, f"champion score {champion} is not finite"
+    threshold = champion * (1.0 - margin)
+    if challenger <= threshold:
+        return True, (
+            f"challenger {challenger:.6g} <= champion {champion:.6g} x (1 - {margin:g}) = "
+            f"{threshold:.6g}"
+        )
+    return False, (
+        f"challenger {challenger:.6g} > champion {champion:.6g} x (1 - {margin:g}) = "
+        f"{threshold:.6g}"
+    )
+
+
+def run_gate(
+    tracker: Tracker,
+    name: str,
+    version: int,
+    challenger_score: float,
+    *,
+    metric: str,
+    margin: float,
+    score_champion: ChampionScorer,
+    run_id: str | None = None,
+) -> GateDecision:
+    """Alias `version` challenger, score the champion now, promote or not, tag both places.
+
+    When the champion cannot be re-evaluated on these windows (e.g. the new data is too short
+    for its look-back) its recorded `val_score` tag is used instead and the reason says so.
+
+    Args:
+        tracker: registry connection.
+        name: registered model name.
+        version: the new version.
+        challenger_score: its validation score.
+        metric: name of the score (e.g. "mae").
+        margin: relative improvement required.
+        score_champion: scores a forecaster directory on the same validation windows.
+        run_id: the training run, tagged with the decision too.
+    """
+    previous = tracker.aliases(name).get(CHAMPION)
+    tracker.set_alias(name, CHALLENGER, version)
+    champion_score: float | None = None
+    note = ""
+    if previous is not None and previous != version:
+        champion_score, note = _score_champion(tracker, name, previous, score_champion)
+    promoted, reason = decide(challenger_score, champion_score, margin)
+    if note:
+        reason = f"{reason} ({note})"
+    if promoted:
+        tracker.set_alias(name, CHAMPION, version)
+    decision = GateDecision(
+        promoted=promoted,
+        name=name,
+        challenger_version=version,
+        champion_version=version if promoted else previous,
+        previous_champion=previous,
+        metric=metric,
+        margin=margin,
+        challenger_score=challenger_score,
+        champion_score=champion_score,
+        reason=reason,
+    )
+    tags = decision.tags()
+    tracker.set_version_tags(name, version, tags)
+    if run_id:
+        tracker.set_run_tags(run_id, tags)
+    logger.info("gate %s v%d: %s", name, version, tags["gate_decision"])
+    return decision
+
+
+def _score_champion(
+    tracker: Tracker, name: str, version: int, score: ChampionScorer
+) -> tuple[float | None, str]:
+    with tempfile.TemporaryDirectory(prefix="forecast-champion-") as tmp:
+        try:
+            directory = tracker.download_forecaster(name, version, Path(tmp))
+            return float(score(directory)), f"champion v{version} re-evaluated"
+        except USER_ERRORS as exc:
+            recorded = tracker.version(name, version).tags.get("val_score", "")
+            logger.warning("champion v%d could not be re-evaluated: %s", version, exc)
+            try:
+                value: float | None = float(recorded)
+            except ValueError:
+                value = None
+            return value, f"champion v{version} not re-evaluated ({exc}); recorded score used"
+
+
+@dataclass(frozen=True)
+class ManualPromotion:
+    """A champion set by hand."""
+
+    name: str
+    version: int
+    previous_champion: int | None
+    user: str
+    reason: str
+
+
+def promote_by_hand(
+    tracker: Tracker, name: str, version: int, *, reason: str, user: str
+) -> ManualPromotion:
+    """Make `version` the champion regardless of scores; record who and why.
+
+    Raises:
+        ExperimentError: for an empty reason.
+        TrackingError: for an unknown model or version.
+    """
+    if not reason.strip():
+        raise ExperimentError(
+            "--reason is empty. Fix: say why, e.g. --reason 'rollback after incident 42'"
+        )
+    info = tracker.version(name, version)
+    previous = tracker.aliases(name).get(CHAMPION)
+    tracker.set_alias(name, CHAMPION, version)
+    tags = {
+        "gate_decision": "manual",
+        "promoted_by": user,
+        "promoted_reason": reason,
+        "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "champion_version_at_gate": "" if previous is None else str(previous),
+    }
+    tracker.set_version_tags(name, version, tags)
+    if info.run_id:
+        tracker.set_run_tags(info.run_id, {f"manual_promotion_v{version}": f"{user}: {reason}"})
+    return ManualPromotion(
+        name=name, version=version, previous_champion=previous, user=user, reason=reason
+    )

@@ -1,0 +1,118 @@
+"""The MLflow pyfunc wrapper of a saved forecaster, logged *from code* (no pickle of our classes).
+
+MLflow copies this file into the logged model and executes it at load time; `set_model` at the
+bottom hands MLflow the instance. The forecaster itself is the model's artifact "forecaster"
+(config.json, meta.json, weights.safetensors), read with `models.io.load`, the same safe loader
+the service uses. This file may import only mlflow, numpy, pandas and `models` (which is bundled
+with the model as code), never `training`, so the logged model runs without our training code.
+
+Input (one row per observation, oldest first or in any order):
+
+    series_id (optional str) | timestamp (datetime) | value (float) | <covariates of the model>
+
+Each series needs at least `lookback` rows; the newest `lookback` rows are the history.
+
+Params: `horizon` (int, default: the horizon the model was trained for), `levels` (list of
+interval levels in percent, default [80, 95]).
+
+Output (one row per series and step): series_id, timestamp, step (1..H), mean, then
+lower_<level> / upper_<level> for each level.
+"""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.pyfunc.model import PythonModel
+
+from models.errors import ForecastInputError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SERIES_ID = "0"
+
+
+class ForecasterPyfunc(PythonModel):  # type: ignore[misc]
+    """A saved forecaster behind MLflow's pyfunc `predict(DataFrame, params)`."""
+
+    def load_context(self, context: Any) -> None:
+        """Load the forecaster directory from the model's "forecaster" artifact."""
+        from models import io
+
+        self.forecaster = io.load(Path(context.artifacts["forecaster"]), device="cpu")
+
+    def predict(
+        self,
+        context: Any,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """Forecast every series in `model_input` (see the module docstring for the columns).
+
+        Raises:
+            ForecastInputError: for missing columns, a series shorter than the look-back, or a
+                horizon < 1.
+        """
+        return forecast_frame(self.forecaster, model_input, params or {})
+
+
+def forecast_frame(forecaster: Any, frame: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """Run `forecaster.predict` on a long input frame and return the long output frame."""
+    meta = forecaster.meta
+    horizon = int(params.get("horizon") or meta.max_horizon)
+    if horizon < 1:
+        raise ForecastInputError(f"params.horizon={horizon}: must be >= 1. Fix: e.g. 24")
+    levels = tuple(int(v) for v in (params.get("levels") or (80, 95)))
+    missing = [c for c in ("timestamp", "value", *meta.covariates) if c not in frame.columns]
+    if missing:
+        raise ForecastInputError(
+            f"input columns {list(frame.columns)} lack {missing}. Fix: send columns "
+            f"series_id (optional), timestamp, value{''.join(', ' + c for c in meta.covariates)}"
+        )
+    table = frame.copy()
+    if "series_id" not in table.columns:
+        table["series_id"] = DEFAULT_SERIES_ID
+    table["series_id"] = table["series_id"].astype(str)
+    table["timestamp"] = pd.to_datetime(table["timestamp"])
+    table = table.sort_values(["series_id", "timestamp"], kind="stable")
+    ids, values, stamps, covs = [], [], [], []
+    for sid, rows in table.groupby("series_id", sort=True):
+        if len(rows) < meta.lookback:
+            raise ForecastInputError(
+                f"series {sid!r} has {len(rows)} rows; the model reads the last {meta.lookback}. "
+                f"Fix: send at least {meta.lookback} rows per series"
+            )
+        tail = rows.iloc[-meta.lookback :]
+        ids.append(str(sid))
+        values.append(tail["value"].to_numpy(dtype=np.float32))  # [L]
+        stamps.append(tail["timestamp"].to_numpy(dtype="datetime64[ns]"))  # [L]
+        if meta.covariates:
+            covs.append(tail[list(meta.covariates)].to_numpy(dtype=np.float32))  # [L, C]
+    history = np.stack(values)  # [B, L]
+    timestamps = np.stack(stamps)  # [B, L]
+    covariates = np.stack(covs) if covs else None  # [B, L, C]
+    forecast = forecaster.predict(
+        history, horizon, levels, timestamps=timestamps, covariates=covariates
+    )
+    future = forecast.timestamps
+    if future is None:
+        from models.features import future_timestamps
+
+        future = future_timestamps(timestamps[:, -1], meta.frequency, horizon)  # [B, H]
+    batch = history.shape[0]
+    out: dict[str, Any] = {
+        "series_id": np.repeat(np.asarray(ids, dtype=object), horizon),  # [B*H]
+        "timestamp": np.asarray(future, dtype="datetime64[ns]").reshape(-1),  # [B, H] -> [B*H]
+        "step": np.tile(np.arange(1, horizon + 1, dtype=np.int64), batch),  # [B*H]
+        "mean": forecast.mean.astype(np.float64).reshape(-1),  # [B, H] -> [B*H]
+    }
+    for level in levels:
+        out[f"lower_{level}"] = forecast.lower[level].astype(np.float64).reshape(-1)
+        out[f"upper_{level}"] = forecast.upper[level].astype(np.float64).reshape(-1)
+    return pd.DataFrame(out)
+
+
+mlflow.models.set_model(ForecasterPyfunc())
