@@ -1,0 +1,178 @@
+"""Every error the service answers with, and the one place that maps them to HTTP.
+
+Bodies always have the shape {"detail": str, "field": str | null}. User input never gets a
+500: request validation errors become 422 with the offending field, our ValueError subclasses
+carry their own status, and errors raised by models/ for bad input become 422.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from models.errors import ConfigError, ForecastInputError
+
+logger = logging.getLogger("service.errors")
+
+
+class ServiceError(ValueError):
+    """Base of the service's user-facing errors; `status_code` is the HTTP status sent back.
+
+    Args:
+        message: what is wrong, the value received and how to fix it.
+        field: the request field at fault ("values", "series[3].timestamps"), when there is one.
+    """
+
+    status_code = 400
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInputError(ServiceError):
+    """The request is well-formed JSON but its content breaks a rule of the model (422)."""
+
+    status_code = 422
+
+
+class ModelNotFoundError(ServiceError):
+    """The model name or pinned version is not served or not registered (404)."""
+
+    status_code = 404
+
+
+class PayloadTooLargeError(ServiceError):
+    """More series or points than the configured caps allow (413)."""
+
+    status_code = 413
+
+
+class MissingKeyError(ServiceError):
+    """No X-API-Key header was sent to a protected route (401)."""
+
+    status_code = 401
+
+
+class ForbiddenKeyError(ServiceError):
+    """The X-API-Key is unknown, or lacks the admin right the route needs (403)."""
+
+    status_code = 403
+
+
+class NotReadyError(ServiceError):
+    """The model is known but not loaded yet, or the registry cannot be reached (503)."""
+
+    status_code = 503
+
+
+def error_body(detail: str, field: str | None = None) -> dict[str, str | None]:
+    """The one JSON error shape."""
+    return {"detail": detail, "field": field}
+
+
+def _field_name(loc: Sequence[int | str]) -> str | None:
+    """("body", "series", 2, "values", 5) -> "series[2].values[5]"; the "body" root is dropped."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or None
+
+
+_FIXES = {
+    "missing": "add it to the request body",
+    "extra_forbidden": "remove it; see the request schema at /docs",
+    "finite_number": "send finite numbers only; fill or drop missing values (NaN, Infinity)",
+    "float_parsing": "send a JSON number",
+    "float_type": "send a JSON number",
+    "int_parsing": "send a whole JSON number",
+    "int_type": "send a whole JSON number",
+    "int_from_float": "send a whole JSON number",
+    "datetime_parsing": "send ISO-8601 timestamps such as 2024-01-31T13:00:00",
+    "datetime_from_date_parsing": "send ISO-8601 timestamps such as 2024-01-31T13:00:00",
+    "datetime_type": "send ISO-8601 timestamps such as 2024-01-31T13:00:00",
+    "json_invalid": "send a valid JSON document",
+    "model_attributes_type": "send a JSON object with Content-Type: application/json",
+    "dict_type": "send a JSON object",
+    "list_type": "send a JSON array",
+}
+
+
+def describe_validation_error(error: dict[str, Any]) -> tuple[str, str | None]:
+    """Turn one pydantic error into (detail, field) naming the field, the rule and the fix."""
+    field = _field_name(error.get("loc", ()))
+    kind = str(error.get("type", ""))
+    where = field or "request body"
+    if kind == "json_invalid":
+        reason = error.get("ctx", {}).get("error", "decode error")
+        return f"request body is not valid JSON ({reason}); {_FIXES[kind]}", None
+    if kind == "extra_forbidden":
+        detail = f"unknown field {where!r}; {_FIXES[kind]}"
+    elif kind == "missing":
+        detail = f"{where} is required; {_FIXES[kind]}"
+    else:
+        message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+        fix = _FIXES.get(kind)
+        detail = f"{where}: {message}" + (f"; {fix}" if fix else "")
+    return detail, field
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    detail, field = describe_validation_error(errors[0]) if errors else ("invalid request", None)
+    if len(errors) > 1:
+        detail += f" (and {len(errors) - 1} more problem(s))"
+    return JSONResponse(error_body(detail, field), status_code=422)
+
+
+async def _on_service_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    headers = {"WWW-Authenticate": "APIKey"} if isinstance(exc, MissingKeyError) else None
+    return JSONResponse(
+        error_body(exc.message, exc.field), status_code=exc.status_code, headers=headers
+    )
+
+
+async def _on_model_input_error(_: Request, exc: Exception) -> JSONResponse:
+    # models/ validated something the service's own checks did not catch: still the caller's
+    # input, so 422, with the model's message (it names the argument and the fix).
+    return JSONResponse(error_body(str(exc), None), status_code=422)
+
+
+async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "no such route; the API lives under /v1 (see /docs)"
+    elif exc.status_code == 405:
+        detail = "method not allowed on this route; see /docs for the allowed methods"
+    return JSONResponse(error_body(detail, None), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse(error_body("internal error; the service logged the details"), 500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register every mapping above on `app`."""
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(ServiceError, _on_service_error)
+    app.add_exception_handler(ForecastInputError, _on_model_input_error)
+    app.add_exception_handler(ConfigError, _on_model_input_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,86 @@
+"""The app factory: `create_app()` builds settings, metrics and the model cache; nothing is
+built at import time. Run with `forecast serve` or
+`uvicorn --factory service.main:create_app`.
+
+The lifespan starts the registry poller (which loads every model at once), waits up to
+FORECAST_STARTUP_WAIT_SECONDS for that first load, opens the series store, and stops both on
+shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+import torch
+from fastapi import FastAPI
+
+from service.errors import install_error_handlers
+from service.metrics import MetricsMiddleware, ServiceMetrics
+from service.registry import ModelCache
+from service.routes import admin, forecast, health, models, series
+from service.settings import ServiceSettings, load_settings
+from service.store_deps import StoreHandle, load_store_settings
+
+logger = logging.getLogger("service")
+
+_DESCRIPTION = """Multi-step forecasts with calibrated prediction intervals from recurrent models
+(LSTM, GRU, RNN, ESN) registered in MLflow. Send `X-API-Key` on every route but
+`/v1/health` and `/v1/ready`. Errors are `{"detail": ..., "field": ...}`."""
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ServiceSettings = app.state.settings
+    # Requests run in parallel in the threadpool; more intra-op threads per forward pass only
+    # contend with them (measured: single-series latency 35 ms with 2 threads vs 7 ms with 1
+    # on a busy 2-core machine).
+    torch.set_num_threads(settings.torch_threads)
+    # Few request threads: beyond a handful they only fight over the GIL; waiting requests
+    # queue in the event loop instead, and concurrent forecasts share forward passes anyway.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
+    cache = ModelCache(settings, app.state.metrics)
+    app.state.cache = cache
+    cache.start()
+    loaded = await anyio.to_thread.run_sync(cache.wait_first_refresh, settings.startup_wait_seconds)
+    if not loaded:
+        logger.warning(
+            "first model load still running after %.0f s; /v1/ready answers 503 until it ends",
+            settings.startup_wait_seconds,
+        )
+    # The series store may be down at start: the series routes answer 503 and retry opening.
+    await anyio.to_thread.run_sync(app.state.series_store.try_open)
+    try:
+        yield
+    finally:
+        await anyio.to_thread.run_sync(cache.stop)
+        await anyio.to_thread.run_sync(app.state.series_store.close)
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """Build the service.
+
+    Args:
+        settings: explicit settings (tests); by default read from the environment.
+
+    Raises:
+        SettingsError: the environment is invalid or unsafe (e.g. no keys in production).
+    """
+    settings = settings if settings is not None else load_settings()
+    app = FastAPI(
+        title="Recurrent forecasting service",
+        version="0.1.0",
+        description=_DESCRIPTION,
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = ServiceMetrics()
+    # Built here, not in the lifespan, so a test can swap in its own store before start-up.
+    app.state.series_store = StoreHandle(load_store_settings())
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    for module in (health, models, forecast, series, admin):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,197 @@
+"""Request and response bodies of the /v1 API (pydantic), with the examples shown in /docs.
+
+Requests forbid unknown fields and non-finite numbers. Timestamps are ISO-8601; naive times are
+taken as the model's own clock (as in the training data), times with an offset are converted to
+UTC. Response timestamps are ISO-8601 without an offset.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Level = Annotated[int, Field(ge=1, le=99, description="central interval level in percent")]
+
+_HOURS: list[Any] = [f"2024-03-01T{h:02d}:00:00" for h in range(6)]
+_FORECAST_EXAMPLE: dict[str, Any] = {
+    "timestamps": _HOURS,
+    "values": [41.2, 40.8, 39.9, 40.5, 42.0, 43.1],
+    "horizon": 3,
+    "levels": [80, 95],
+}
+_FORECAST_RESPONSE_EXAMPLE: dict[str, Any] = {
+    "model": "load-etth1",
+    "version": "3",
+    "timestamps": ["2024-03-01T06:00:00", "2024-03-01T07:00:00", "2024-03-01T08:00:00"],
+    "mean": [43.6, 44.0, 44.1],
+    "intervals": {
+        "80": {"lower": [42.9, 42.8, 42.6], "upper": [44.3, 45.2, 45.6]},
+        "95": {"lower": [42.4, 42.1, 41.7], "upper": [44.8, 45.9, 46.5]},
+    },
+    "rolled": False,
+}
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class _Levels(_Request):
+    horizon: int = Field(ge=1, description="steps to forecast; capped by FORECAST_MAX_HORIZON")
+    levels: list[Level] = Field(default=[80, 95], max_length=10)
+    version: str | None = Field(
+        default=None, description="serve this registered version instead of the alias"
+    )
+
+    @field_validator("levels")
+    @classmethod
+    def _unique_levels(cls, levels: list[int]) -> list[int]:
+        if len(set(levels)) != len(levels):
+            raise ValueError(f"levels {levels} repeat a value; list each level once")
+        return sorted(levels)
+
+
+class ForecastRequest(_Levels):
+    """One series: its recent history, at the model's frequency, oldest first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_FORECAST_EXAMPLE]})
+
+    timestamps: list[str] = Field(description="ISO-8601, increasing, one per value")
+    values: list[float] = Field(description="target history, at least the model's lookback")
+    covariates: dict[str, list[float]] | None = Field(
+        default=None, description="past covariates by name, one value per timestamp"
+    )
+
+    @field_validator("timestamps", mode="before")
+    @classmethod
+    def _datetimes_to_text(cls, value: object) -> object:
+        # Python callers (e.g. the series routes) may pass datetime objects; JSON sends text.
+        if isinstance(value, list) and value and isinstance(value[0], datetime):
+            return [v.isoformat() if isinstance(v, datetime) else v for v in value]
+        return value
+
+
+class BatchSeries(_Request):
+    """One series of a batch request."""
+
+    id: str = Field(max_length=200)
+    timestamps: list[str] = Field(description="ISO-8601, increasing, one per value")
+    values: list[float]
+    covariates: dict[str, list[float]] | None = None
+
+
+class BatchForecastRequest(_Levels):
+    """Many series forecast in one batched model call (each uses its last `lookback` points)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "series": [
+                        {"id": "a", "timestamps": _HOURS, "values": _FORECAST_EXAMPLE["values"]},
+                        {"id": "b", "timestamps": _HOURS, "values": [5, 6, 5, 7, 6, 8]},
+                    ],
+                    "horizon": 3,
+                    "levels": [80],
+                }
+            ]
+        }
+    )
+
+    series: list[BatchSeries] = Field(min_length=1)
+
+
+class Interval(BaseModel):
+    """Central prediction interval per horizon step."""
+
+    lower: list[float]
+    upper: list[float]
+
+
+class ForecastResponse(BaseModel):
+    """A multi-step forecast; `rolled` is true when the horizon exceeded the model's own."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_FORECAST_RESPONSE_EXAMPLE]})
+
+    model: str
+    version: str
+    timestamps: list[str]
+    mean: list[float]
+    intervals: dict[str, Interval]
+    rolled: bool
+
+
+class SeriesForecast(BaseModel):
+    """The forecast of one series of a batch."""
+
+    id: str
+    timestamps: list[str]
+    mean: list[float]
+    intervals: dict[str, Interval]
+
+
+class BatchForecastResponse(BaseModel):
+    """Forecasts in the order the series were sent."""
+
+    model: str
+    version: str
+    forecasts: list[SeriesForecast]
+    rolled: bool
+
+
+class ModelInfo(BaseModel):
+    """What is served under a name: the version, its metadata and its test scores."""
+
+    name: str
+    version: str
+    alias: str | None = Field(description="the alias this version is served for, if any")
+    family: str
+    frequency: str
+    lookback: int
+    max_horizon: int
+    target: str
+    covariates: list[str]
+    calendar: bool
+    levels: list[int] = Field(description="interval levels calibrated on validation windows")
+    metrics: dict[str, float] = Field(description="test_* metrics of the training run")
+    run_id: str | None
+    loaded_at: datetime
+
+
+class ModelList(BaseModel):
+    """Every model served by alias."""
+
+    models: list[ModelInfo]
+
+
+class Health(BaseModel):
+    """Liveness: the process answers."""
+
+    status: str = "ok"
+
+
+class Readiness(BaseModel):
+    """Readiness: every configured model is loaded (HTTP 503 otherwise)."""
+
+    ready: bool
+    loaded: dict[str, str] = Field(description="model name -> served version")
+    missing: list[str] = Field(description="configured models not loaded yet")
+
+
+class ReloadOutcome(BaseModel):
+    """What one refresh did for one model."""
+
+    name: str
+    version: str | None = Field(description="served version after the refresh")
+    previous: str | None
+    changed: bool
+    error: str | None = None
+
+
+class ReloadResponse(BaseModel):
+    """Result of POST /v1/admin/reload."""
+
+    models: list[ReloadOutcome]
+    registry_error: str | None = None

@@ -1,0 +1,244 @@
+"""The series store of the service: its settings, one store per app, the route dependency, and
+the translation of store errors into the service's HTTP errors.
+
+One `StoreHandle` lives on `app.state.series_store`, built by `create_app()` and opened by the
+lifespan. When the database cannot be reached at start-up the service still starts (model
+forecasts do not need the store): the series routes answer 503 and the handle retries the
+open at most every `REOPEN_SECONDS` on the next request.
+
+Variables (prefix FORECAST_), with their defaults:
+
+    FORECAST_DATABASE_URL           sqlite:///./data/series.db, or postgresql://user:pw@host/db
+    FORECAST_INGEST_MAX_BATCH       most observations in one POST .../observations (10000)
+    FORECAST_READ_MAX_POINTS        most observations one GET .../observations returns (10000)
+    FORECAST_DATABASE_BUSY_TIMEOUT  seconds a SQLite writer waits for the write lock (10)
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import anyio.to_thread
+import sqlalchemy as sa
+from fastapi import Depends, Request
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.errors import InvalidInputError, NotReadyError, ServiceError
+from service.settings import SettingsError
+from training.store import (
+    DATABASE_URL_ENV,
+    DEFAULT_DATABASE_URL,
+    DEFAULT_MAX_BATCH,
+    LockTimeoutError,
+    SeriesNotFoundError,
+    SeriesStore,
+    StoreError,
+)
+
+logger = logging.getLogger("service.store")
+
+REOPEN_SECONDS = 5.0
+"""After a failed open, requests answer 503 for this long before the next attempt."""
+
+
+class StoreSettings(BaseSettings):
+    """Where the series store lives and the caps of the series routes."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FORECAST_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    database_url: SecretStr = Field(
+        default=SecretStr(DEFAULT_DATABASE_URL),
+        validation_alias=AliasChoices(DATABASE_URL_ENV, "database_url"),
+        description="SQLAlchemy URL of the series store (may hold a password)",
+    )
+    ingest_max_batch: int = Field(default=DEFAULT_MAX_BATCH, ge=1)
+    read_max_points: int = Field(default=10_000, ge=1)
+    database_busy_timeout: float = Field(default=10.0, gt=0)
+
+
+def load_store_settings(**overrides: object) -> StoreSettings:
+    """Store settings from the environment (plus explicit overrides).
+
+    Raises:
+        SettingsError: one line per bad variable, naming it and the rule (values left out,
+            so a database password never reaches a log).
+    """
+    try:
+        return StoreSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in error["loc"])
+            lines.append(f"FORECAST_{where.upper()}: {error['msg']}")
+        raise SettingsError("; ".join(lines)) from None
+
+
+class SeriesNotFound(ServiceError):
+    """The series id is not in the store (404)."""
+
+    status_code = 404
+
+
+class SeriesBusyError(ServiceError):
+    """A named lock on the series store is held by another job (409)."""
+
+    status_code = 409
+
+
+class StoreHandle:
+    """The app's one `SeriesStore`, opened once and reopened after a failed open.
+
+    Args:
+        settings: database URL, busy timeout and the routes' caps.
+    """
+
+    def __init__(self, settings: StoreSettings) -> None:
+        self.settings = settings
+        self._store: SeriesStore | None = None
+        self._lock = threading.Lock()
+        self._failed_at: float | None = None
+
+    def get(self) -> SeriesStore:
+        """The open store, opening it now if needed.
+
+        Raises:
+            NotReadyError: the database cannot be opened (503); the cause is logged.
+        """
+        store = self._store
+        if store is not None:
+            return store
+        with self._lock:
+            if self._store is not None:
+                return self._store
+            waited = None if self._failed_at is None else time.monotonic() - self._failed_at
+            if waited is None or waited >= REOPEN_SECONDS:
+                self._open_locked()
+            if self._store is None:
+                raise NotReadyError(
+                    "the series store is unavailable (its database cannot be opened); retry "
+                    "in a few seconds, and check FORECAST_DATABASE_URL if it persists",
+                    None,
+                )
+            return self._store
+
+    @property
+    def current(self) -> SeriesStore | None:
+        """The store when it is open, else None (never blocks)."""
+        return self._store
+
+    def try_open(self) -> bool:
+        """Open the store now (lifespan start-up); False, logged, when it cannot be opened."""
+        with self._lock:
+            if self._store is None:
+                self._open_locked()
+            return self._store is not None
+
+    def close(self) -> None:
+        """Release the store's connections (lifespan shutdown)."""
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def _open_locked(self) -> None:
+        try:
+            self._store = SeriesStore(
+                self.settings.database_url.get_secret_value(),
+                max_batch=self.settings.ingest_max_batch,
+                busy_timeout=self.settings.database_busy_timeout,
+            )
+        except StoreError as exc:
+            self._failed_at = time.monotonic()
+            logger.error("series store cannot be opened, series routes answer 503: %s", exc)
+            return
+        self._failed_at = None
+        logger.info("series store open at %s", self._store.url)
+
+
+async def get_store(request: Request) -> SeriesStore:
+    """The app's series store.
+
+    Raises:
+        NotReadyError: no store is configured on this app, or its database is down (503).
+    """
+    handle: StoreHandle | None = getattr(request.app.state, "series_store", None)
+    if handle is None:
+        raise NotReadyError(
+            "this service has no series store configured; set FORECAST_DATABASE_URL", None
+        )
+    store = handle.current
+    if store is not None:  # the common case: no threadpool hop, no lock
+        return store
+    return await anyio.to_thread.run_sync(handle.get)  # opening blocks: keep it off the loop
+
+
+async def get_store_settings(request: Request) -> StoreSettings:
+    """The store settings of the app (defaults from the environment when it has no store)."""
+    handle: StoreHandle | None = getattr(request.app.state, "series_store", None)
+    return handle.settings if handle is not None else load_store_settings()
+
+
+StoreDep = Annotated[SeriesStore, Depends(get_store)]
+StoreSettingsDep = Annotated[StoreSettings, Depends(get_store_settings)]
+
+_FIELD = re.compile(
+    r"^(?P<name>timestamps|values|covariates|frequency|target|metadata|start|end|limit)"
+    r"(?P<index>(\[[^\]]*\])*)"
+)
+
+
+def store_field(message: str) -> str | None:
+    """The request field a store error message starts with, in the service's spelling.
+
+    "values[3] is nan; ..." -> "values[3]"; "covariates['temp'][2] ..." -> "covariates.temp[2]";
+    "series id 'a b' is not valid ..." -> "series_id"; a message naming no field -> None.
+    """
+    if message.startswith("series id "):
+        return "series_id"
+    if message.startswith("covariate name "):
+        return "covariates"
+    if message.startswith("series ") and "frequency cannot change" in message:
+        return "frequency"
+    found = _FIELD.match(message)
+    if found is None:
+        return None
+    name, index = found["name"], found["index"]
+    if name == "covariates" and index.startswith("['"):
+        key, _, rest = index[2:].partition("']")
+        return f"covariates.{key}{rest}"
+    return name + index
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Translate what the store raises into the service's errors, in one place.
+
+    SeriesNotFoundError -> 404, LockTimeoutError -> 409, any other StoreError (a payload the
+    store refused; nothing was written) -> 422 naming the field, an unreachable or locked
+    database (OperationalError) -> 503.
+    """
+    try:
+        yield
+    except SeriesNotFoundError as exc:
+        raise SeriesNotFound(str(exc), "series_id") from None
+    except LockTimeoutError as exc:
+        raise SeriesBusyError(str(exc), None) from None
+    except StoreError as exc:
+        message = str(exc)
+        raise InvalidInputError(message, store_field(message)) from None
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        logger.warning("series store database error: %s", str(exc).splitlines()[0])
+        raise NotReadyError(
+            "the series store database is unreachable or busy; nothing was written. Retry in "
+            "a few seconds",
+            None,
+        ) from None
