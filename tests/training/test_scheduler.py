@@ -1,0 +1,309 @@
+"""The retraining scheduler: schedule files, cron state in SQL, coalescing, restarts, the CLI.
+
+Cycles are real retrains of a tiny ESN trained on a bundled slice (ETTh1, last 600 rows) in a
+SQLite MLflow store; the clock is injected, except for the CLI's `--once`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from models.base import EpochStats
+from training import cli_retrain  # noqa: F401  (registers retrain, schedule)
+from training.cli_app import app
+from training.errors import ExperimentError
+from training.experiment import TrainSpec
+from training.pipeline import train
+from training.retrain import retrain
+from training.scheduler import Job, Scheduler, load_schedule
+from training.tracking import Tracker
+
+runner = CliRunner()
+NAME = f"sched-etth1-{uuid.uuid4().hex[:8]}"
+POSTGRES_ENV = "FORECAST_TEST_POSTGRES_URL"
+T0 = datetime(2026, 3, 2, 10, 0, 30)  # naive UTC
+
+
+class Clock:
+    """A settable clock (naive UTC), the scheduler's only notion of now."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite MLflow store holding registered model NAME with a champion."""
+    root = tmp_path_factory.mktemp("sched-mlflow")
+    uri = f"sqlite:///{root}/mlflow.db"
+    spec = TrainSpec(
+        family="esn", horizon=6, dataset="load/etth1", last_rows=600, lookback=24,
+        device="cpu", model={"reservoir_size": 40}, name=NAME,
+    )  # fmt: skip
+    assert train(spec, uri).promoted
+    return uri
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database: a SQLite file, or a private PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'series.db'}"
+        return
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    schema = f"sched_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(
+        sa.engine.make_url(base).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield (
+            sa.engine.make_url(base)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# --- schedule files ------------------------------------------------------------------------
+
+
+def test_load_schedule_reads_jobs(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "schedule.toml",
+        'timezone = "Europe/Berlin"\n'
+        '[[jobs]]\nname = "load-etth1"\ncron = "0 3 * * *"\n'
+        '[[jobs]]\nname = "stock-goog"\ncron = "30 22 * * 1-5"\ntimezone = "America/New_York"\n',
+    )
+    assert load_schedule(path) == [
+        Job("load-etth1", "0 3 * * *", "Europe/Berlin"),
+        Job("stock-goog", "30 22 * * 1-5", "America/New_York"),
+    ]
+
+
+def test_the_shipped_schedule_is_valid() -> None:
+    jobs = load_schedule(Path(__file__).resolve().parents[2] / "configs" / "schedule.toml")
+    assert {job.name for job in jobs} >= {"load-etth1"}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            '[[jobs]]\nname = "load-etth1"\ncron = "61 * * * *"\n',
+            "jobs[0]: schedule job 'load-etth1': cron='61 * * * *' is invalid (Error validating "
+            "expression '61': the last value (61) is higher than the maximum value (59)). Fix: "
+            'use five fields "minute hour day month day-of-week", e.g. cron = "0 3 * * *"',
+        ),
+        (
+            '[[jobs]]\nname = "a"\ncron = "0 3 * *"\n',
+            "jobs[0]: schedule job 'a': cron='0 3 * *' is invalid (got 4 fields, expected 5).",
+        ),
+        (
+            '[[jobs]]\nname = "a"\ncron = "0 3 * * 9"\n',
+            "cron='0 3 * * 9' is invalid (day-of-week '9' is out of range (0-7, 0 and 7 = Sunday))",
+        ),
+        (
+            '[[jobs]]\nname = "a"\ncron = "0 3 31 2 *"\n',
+            "schedule job 'a': cron='0 3 31 2 *' never fires (e.g. February 31st).",
+        ),
+        (
+            '[[jobs]]\nname = "a"\ncron = "0 3 * * *"\ntimezone = "Mars/Olympus"\n',
+            "schedule job 'a': timezone='Mars/Olympus' is unknown (",
+        ),
+        (
+            '[[jobs]]\nname = "a"\n',
+            "jobs[0] (name 'a'): missing field 'cron'. Fix: add cron = ...",
+        ),
+        (
+            '[[jobs]]\nname = "a"\ncron = "0 3 * * *"\nevery = "day"\n',
+            "jobs[0] (name 'a'): unknown key(s) every. Fix: use only name, cron, timezone",
+        ),
+        (
+            '[[jobs]]\nname = "a"\ncron = "0 3 * * *"\n[[jobs]]\nname = "a"\ncron = "0 4 * * *"\n',
+            "jobs[1] (name 'a'): job 'a' is listed twice.",
+        ),
+        ('timezone = "UTC"\n', "no [[jobs]] tables. Fix: add one per model"),
+    ],
+)
+def test_bad_schedule_names_the_job_and_field(tmp_path: Path, body: str, message: str) -> None:
+    path = write(tmp_path / "schedule.toml", body)
+    with pytest.raises(ExperimentError) as caught:
+        load_schedule(path)
+    assert message in str(caught.value)
+    assert str(caught.value).startswith(str(path))
+
+
+def test_missing_schedule_file(tmp_path: Path) -> None:
+    with pytest.raises(ExperimentError, match=r"file not found. Fix: pass an existing schedule"):
+        load_schedule(tmp_path / "nope.toml")
+
+
+def test_cron_weekdays_mean_what_they_mean_in_cron() -> None:
+    monday = datetime(2026, 3, 2, 12)  # a Monday
+    assert Job("a", "0 3 * * 0").next_fire(monday) == datetime(2026, 3, 8, 3)  # Sunday
+    assert Job("a", "0 3 * * 7").next_fire(monday) == datetime(2026, 3, 8, 3)  # Sunday
+    assert Job("a", "0 3 * * 1-5").next_fire(monday) == datetime(2026, 3, 3, 3)  # Tuesday
+    assert Job("a", "0 3 * * 6").next_fire(monday) == datetime(2026, 3, 7, 3)  # Saturday
+    assert Job("a", "0 3 * * *", "Europe/Berlin").next_fire(monday) == datetime(2026, 3, 3, 2)
+
+
+# --- running -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_every_minute_cron_runs_one_coalesced_cycle_then_stops_on_sigterm(
+    registry: str, tmp_path: Path
+) -> None:
+    clock = Clock(T0)
+    url = f"sqlite:///{tmp_path / 'series.db'}"
+
+    def sigterm_mid_cycle(stats: EpochStats) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the cycle is still running
+
+    cycle = functools.partial(retrain, callback=sigterm_mid_cycle)
+    scheduler = Scheduler(
+        [Job(NAME, "* * * * *")], url, registry, clock=clock, run_cycle=cycle, poll_seconds=5
+    )
+    assert scheduler.job_states()[0].next_run_at == datetime(2026, 3, 2, 10, 1)
+    assert scheduler.run_pending() == []  # not due yet
+
+    clock.now = T0 + timedelta(minutes=4)  # 10:04:30: fire times 10:01 .. 10:04 were missed
+    previous = signal.getsignal(signal.SIGTERM)
+    scheduler.serve_forever()  # returns only because of the SIGTERM, after the cycle
+    assert signal.getsignal(signal.SIGTERM) is previous
+
+    [record] = scheduler.runs()
+    assert record.status == "succeeded", record.error
+    assert record.missed == 4 and record.scheduled_for == datetime(2026, 3, 2, 10, 1)
+    assert record.started_at == clock.now and record.finished_at == clock.now
+    champion = Tracker(registry).aliases(NAME)["champion"]
+    assert record.versions is not None and record.versions["champion_after"] == champion
+    assert record.promoted == (record.versions["champion_before"] != champion)
+    [state] = scheduler.job_states()
+    assert state.next_run_at == datetime(2026, 3, 2, 10, 5)  # the next fire time after now
+    assert state.last_run_at == clock.now and state.last_status == "succeeded"
+    assert scheduler.run_pending() == []  # coalesced: one catch-up, not four
+    scheduler.close()
+
+
+def test_restart_keeps_jobs_and_their_last_run(registry: str, database_url: str) -> None:
+    clock = Clock(T0)
+    jobs = [Job("no-such-model", "*/5 * * * *"), Job(NAME, "0 3 * * *")]
+    with Scheduler(jobs, database_url, registry, clock=clock) as first:
+        clock.now = datetime(2026, 3, 2, 10, 5, 10)
+        [record] = first.run_pending()  # only the */5 job is due; its cycle fails for real
+    assert record.status == "failed" and record.promoted is None
+    assert record.error is not None
+    assert record.error.startswith("TrackingError: registered model 'no-such-model' does not")
+
+    clock.now = datetime(2026, 3, 2, 10, 7)
+    with Scheduler(jobs, database_url, registry, clock=clock) as second:
+        states = {s.name: s for s in second.job_states()}
+        assert states["no-such-model"].next_run_at == datetime(2026, 3, 2, 10, 10)
+        assert states["no-such-model"].last_run_at == datetime(2026, 3, 2, 10, 5, 10)
+        assert states["no-such-model"].last_status == "failed"
+        assert states[NAME].next_run_at == datetime(2026, 3, 3, 3)  # kept, not recomputed
+        assert [r.id for r in second.runs()] == [record.id]
+        assert second.run_pending() == []
+
+    # Down over a fire time: the stored next run is in the past at restart, so it catches up.
+    clock.now = datetime(2026, 3, 2, 10, 31)
+    changed = [Job("no-such-model", "*/5 * * * *"), Job(NAME, "30 4 * * *")]
+    with Scheduler(changed[:1], database_url, registry, clock=clock) as third:
+        [catch_up] = third.run_pending()
+        assert catch_up.missed == 5  # 10:10, 10:15, 10:20, 10:25, 10:30 in one cycle
+        assert {s.name for s in third.job_states()} == {"no-such-model", NAME}  # NAME paused
+    with Scheduler(changed, database_url, registry, clock=clock) as fourth:
+        states = {s.name: s for s in fourth.job_states()}
+        assert states[NAME].cron == "30 4 * * *"
+        assert states[NAME].next_run_at == datetime(2026, 3, 3, 4, 30)  # rescheduled from now
+
+
+def test_two_schedulers_never_run_one_fire_time_twice(registry: str, tmp_path: Path) -> None:
+    clock = Clock(T0)
+    url = f"sqlite:///{tmp_path / 'series.db'}"
+    jobs = [Job("no-such-model", "* * * * *")]
+    ran: list[int] = []
+    barrier = threading.Barrier(2)
+    with (
+        Scheduler(jobs, url, registry, clock=clock) as a,
+        Scheduler(jobs, url, registry, clock=clock) as b,
+    ):
+        clock.now = T0 + timedelta(minutes=1)
+
+        def tick(scheduler: Scheduler) -> None:
+            barrier.wait()
+            ran.append(len(scheduler.run_pending()))
+
+        threads = [threading.Thread(target=tick, args=(s,)) for s in (a, b)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert sorted(ran) == [0, 1]
+        assert len(a.runs()) == 1
+
+
+@pytest.mark.slow
+def test_schedule_once_via_the_cli(registry: str, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'series.db'}"
+    config = write(tmp_path / "schedule.toml", f'[[jobs]]\nname = "{NAME}"\ncron = "* * * * *"\n')
+    real_now = datetime.now(UTC).replace(tzinfo=None)
+    # A scheduler that last looked three minutes ago: the job has been due since then.
+    with Scheduler(
+        load_schedule(config), url, registry, clock=lambda: real_now - timedelta(minutes=3)
+    ):
+        pass
+    args = ["schedule", "--config", str(config), "--once", "--database-url", url,
+            "--tracking-uri", registry, "--json"]  # fmt: skip
+
+    result = runner.invoke(app, args)
+
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    [cycle] = out["cycles"]
+    assert cycle["name"] == NAME and cycle["status"] == "succeeded", cycle
+    assert cycle["missed"] >= 3 and cycle["error"] is None
+    assert set(cycle["versions"]) == {"challenger", "champion_before", "champion_after"}
+    [job] = out["jobs"]
+    assert job["last_status"] == "succeeded" and job["active"] is True
+    assert datetime.fromisoformat(job["next_run_at"]) > real_now
+
+    again = runner.invoke(app, ["schedule", "--config", str(config), "--once",
+                                "--database-url", url, "--tracking-uri", registry])  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert "no job is due" in again.stdout
+
+
+def test_schedule_cli_rejects_a_bad_cron(tmp_path: Path) -> None:
+    config = write(tmp_path / "schedule.toml", '[[jobs]]\nname = "x"\ncron = "every day"\n')
+    result = runner.invoke(app, ["schedule", "--config", str(config), "--once"])
+    assert result.exit_code == 2
+    assert "jobs[0]: schedule job 'x': cron='every day' is invalid (got 2 fields" in result.output

@@ -1,0 +1,157 @@
+"""`forecast retrain NAME` and `forecast schedule`.
+
+`retrain` runs one cycle now (`training.retrain.retrain`) and prints the decision, or with
+`--json` exactly one JSON object. `schedule` serves the cron jobs of a schedule file until
+SIGTERM/SIGINT, logging one line per cycle to stderr; `--once` runs the jobs that are due and
+exits (for cron or a Kubernetes CronJob).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from training.cli_app import app, console, user_errors
+
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlruns/mlflow.db).",
+    ),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="Series store database, also used for locks and schedule state "
+        "(default: $FORECAST_DATABASE_URL, else sqlite:///./data/series.db).",
+    ),
+]
+
+
+def _setup_logging() -> None:
+    """Log lines to stderr (stdout stays for results); MLflow's chatter only from warnings up."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("mlflow", "alembic", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command("retrain")
+@user_errors
+def retrain_command(
+    name: Annotated[str, typer.Argument(help="Registered model, e.g. load-etth1.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")
+    ] = False,
+    tracking_uri: TrackingUri = None,
+    database_url: DatabaseUrl = None,
+    lock_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--lock-timeout", help="Seconds to wait for a running cycle (default: no limit)."
+        ),
+    ] = None,
+) -> None:
+    """Retrain a registered model on fresh data; promote the challenger if it beats the champion."""
+    from training.retrain import retrain
+
+    result = retrain(
+        name, tracking_uri=tracking_uri, database_url=database_url, lock_timeout=lock_timeout
+    )
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+        return
+    out = result.to_json()
+    scores = out["scores"]
+    table = Table(title=f"retrain {name}: {'promoted' if result.promoted else 'not promoted'}")
+    table.add_column("")
+    table.add_column("value")
+    table.add_row("challenger", f"v{result.challenger_version}")
+    table.add_row(
+        "champion", f"v{result.champion_version_before} -> v{result.champion_version_after}"
+    )
+    table.add_row(f"val {scores['metric']}", f"{_fmt(scores['challenger'])} (challenger)")
+    table.add_row("", f"{_fmt(scores['champion'])} (champion, same windows)")
+    table.add_row("margin", f"{scores['margin']:g}")
+    table.add_row("data", f"{result.rows} rows, {result.start} .. {result.end} ({result.source})")
+    table.add_row("run", result.run_id)
+    console.print(table)
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.6g}"
+
+
+@app.command("schedule")
+@user_errors
+def schedule_command(
+    config: Annotated[
+        Path, typer.Option("--config", help="Schedule file with [[jobs]] name/cron tables.")
+    ] = Path("configs/schedule.toml"),
+    once: Annotated[
+        bool, typer.Option("--once", help="Run every due job once, then exit.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+    tracking_uri: TrackingUri = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With --once: print the cycles as one JSON object.")
+    ] = False,
+) -> None:
+    """Retrain registered models on their cron schedules (state kept in the database)."""
+    from training.scheduler import Scheduler, job_table, load_schedule
+
+    _setup_logging()
+    jobs = load_schedule(config)
+    with Scheduler(jobs, database_url, tracking_uri) as scheduler:
+        if not once:
+            scheduler.serve_forever()
+            return
+        cycles = scheduler.run_pending()
+        states = job_table(scheduler.job_states(), scheduler.jobs)
+    failed = [c for c in cycles if c.status != "succeeded"]
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "cycles": [
+                        {
+                            "name": c.name,
+                            "status": c.status,
+                            "scheduled_for": c.scheduled_for.isoformat(),
+                            "missed": c.missed,
+                            "promoted": c.promoted,
+                            "versions": c.versions,
+                            "error": c.error,
+                        }
+                        for c in cycles
+                    ],
+                    "jobs": states,
+                }
+            )
+        )
+    else:
+        if not cycles:
+            console.print("no job is due", highlight=False)
+        for c in cycles:
+            detail = c.error if c.error else f"promoted={c.promoted} versions={c.versions}"
+            console.print(f"{c.name}: {c.status} ({detail})", markup=False, highlight=False)
+        for s in states:
+            console.print(
+                f"{s['name']}: next run {s['next_run_at']} UTC"
+                + ("" if s["active"] else " (paused: not in the config)"),
+                markup=False,
+                highlight=False,
+            )
+    if failed:
+        raise typer.Exit(code=1)
