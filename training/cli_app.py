@@ -6,9 +6,10 @@ functions; `training.cli` imports them all and is the console-script entry point
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
 import typer
@@ -51,3 +52,17 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
             sys.exit(130)
 
     return wrapper
+
+
+@contextlib.contextmanager
+def json_stdout(as_json: bool) -> Iterator[None]:
+    """Keep stdout for the one JSON object: while the library runs, its prints go to stderr.
+
+    MLflow prints "View run ... at: http://..." to stdout when tracking to a server; under
+    `--json` that would break the one-object contract, so it is redirected to stderr.
+    """
+    if not as_json:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from training.cli_app import app, console, user_errors
+from training.cli_app import app, console, json_stdout, user_errors
 
 TrackingUri = Annotated[
     str | None,
@@ -66,9 +66,10 @@ def retrain_command(
     """Retrain a registered model on fresh data; promote the challenger if it beats the champion."""
     from training.retrain import retrain
 
-    result = retrain(
-        name, tracking_uri=tracking_uri, database_url=database_url, lock_timeout=lock_timeout
-    )
+    with json_stdout(as_json):
+        result = retrain(
+            name, tracking_uri=tracking_uri, database_url=database_url, lock_timeout=lock_timeout
+        )
     if as_json:
         typer.echo(json.dumps(result.to_json()))
         return
@@ -117,7 +118,8 @@ def schedule_command(
         if not once:
             scheduler.serve_forever()
             return
-        cycles = scheduler.run_pending()
+        with json_stdout(as_json):
+            cycles = scheduler.run_pending()
         states = job_table(scheduler.job_states(), scheduler.jobs)
     failed = [c for c in cycles if c.status != "succeeded"]
     if as_json:

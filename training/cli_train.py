@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from models.base import EpochCallback, EpochStats
-from training.cli_app import app, console, user_errors
+from training.cli_app import app, console, json_stdout, user_errors
 from training.errors import ExperimentError
 from training.experiment import TrainSpec
 from training.settings import TrainSettings
@@ -206,7 +206,8 @@ def train_command(
     settings = TrainSettings()
     frame = load_frame(spec, database_url)
     if as_json:
-        result = train(spec, tracking_uri, settings=settings, frame=frame)
+        with json_stdout(as_json):
+            result = train(spec, tracking_uri, settings=settings, frame=frame)
         _emit(result.to_json())
         return
     with _progress(spec) as on_epoch:
