@@ -70,7 +70,7 @@ from models.loop import resolve_device
 from models.rollout import roll_forward
 from models.scaling import window_scale
 from models.versions import library_versions
-from models.windows import _check_series
+from models.windows import check_predict_inputs, check_series
 
 ESN_NORMS = ("last", "revin", "none")
 _DEVICES = ("auto", "cpu", "cuda")
@@ -608,8 +608,12 @@ class ESNForecaster(nn.Module):
         Raises:
             ForecastInputError: naming the argument, the value and the fix.
         """
-        hist, stamps, cov = _check_predict(self, history, horizon, levels, timestamps, covariates)
         c = self.config
+        hist, stamps, cov = check_predict_inputs(
+            history, horizon, levels, timestamps, covariates,
+            lookback=c.lookback, calendar=c.calendar, covariate_names=c.covariates,
+            calibrated=bool(self.meta.conformal),
+        )  # fmt: skip
 
         def step(h: np.ndarray, st: np.ndarray | None) -> np.ndarray:
             extra = h.shape[1] - hist.shape[1]  # steps already forecast by earlier blocks
@@ -685,81 +689,4 @@ def _check_series_list(series: Sequence[SeriesData], config: ESNConfig) -> None:
     if not series:
         raise ForecastInputError("no series given; pass at least one SeriesData to fit()")
     for i, s in enumerate(series):
-        _check_series(s, i, config.frequency if config.calendar else None, len(config.covariates))
-
-
-def _check_predict(
-    model: ESNForecaster,
-    history: np.ndarray,
-    horizon: int,
-    levels: Sequence[int],
-    timestamps: np.ndarray | None,
-    covariates: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Validate predict() arguments; return history [B, T], timestamps [B, T], covariates."""
-    c = model.config
-    hist = np.asarray(history, dtype=np.float32)
-    if hist.ndim == 1:
-        hist = hist[None, :]  # one series
-    if hist.ndim != 2:
-        raise ForecastInputError(
-            f"history must be [batch, time], got shape {hist.shape}; pass a 2-D array"
-        )
-    if hist.shape[1] < c.lookback:
-        raise ForecastInputError(
-            f"history has {hist.shape[1]} steps but the model reads lookback={c.lookback}; "
-            f"pass at least {c.lookback} past values"
-        )
-    if not np.isfinite(hist).all():
-        row, col = (int(i[0]) for i in np.nonzero(~np.isfinite(hist)))
-        raise ForecastInputError(
-            f"history holds NaN or inf (row {row}, step {col}); fill missing values first"
-        )
-    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
-        raise ForecastInputError(f"horizon {horizon!r} must be an integer >= 1")
-    intervals.check_levels(levels)
-    if levels and not model.meta.conformal:
-        raise ForecastInputError(
-            f"levels {list(levels)} asked for but the model has no calibrated intervals; "
-            "fit it first or pass levels=()"
-        )
-    stamps = None
-    if timestamps is not None:
-        stamps = np.asarray(timestamps)
-        if stamps.ndim == 1:
-            stamps = stamps[None, :]
-        if stamps.shape != hist.shape or not np.issubdtype(stamps.dtype, np.datetime64):
-            raise ForecastInputError(
-                f"timestamps must be datetime64 [batch, time] = {list(hist.shape)}, got "
-                f"{stamps.dtype} {list(stamps.shape)}; pass one stamp per history value"
-            )
-    elif c.calendar:
-        raise ForecastInputError(
-            "timestamps are required: the model uses calendar features (calendar=True); "
-            "pass timestamps=[batch, time] datetime64 stamps of the history"
-        )
-    return hist, stamps, _check_covariates(c, covariates, hist.shape)
-
-
-def _check_covariates(
-    c: ESNConfig, covariates: np.ndarray | None, shape: tuple[int, ...]
-) -> np.ndarray | None:
-    want = len(c.covariates)
-    if covariates is None:
-        if want:
-            raise ForecastInputError(
-                f"covariates are required: the model was trained with {list(c.covariates)}; "
-                f"pass covariates=[batch, time, {want}]"
-            )
-        return None
-    cov = np.asarray(covariates, dtype=np.float32)
-    if cov.ndim == 2 and shape[0] == 1:
-        cov = cov[None]  # one series
-    if cov.ndim != 3 or cov.shape[:2] != shape or cov.shape[2] != want:
-        raise ForecastInputError(
-            f"covariates shape {list(cov.shape)} does not match [batch, time, C] = "
-            f"[{shape[0]}, {shape[1]}, {want}]; pass the columns {list(c.covariates)} in order"
-        )
-    if not np.isfinite(cov).all():
-        raise ForecastInputError("covariates hold NaN or inf; fill missing values first")
-    return cov
+        check_series(s, i, config.frequency if config.calendar else None, len(config.covariates))

@@ -185,9 +185,6 @@ def stack_series_windows(
     )
 
 
-_check_series = check_series  # the name models.esn imported first
-
-
 def check_predict_inputs(
     history: np.ndarray,
     horizon: int,
