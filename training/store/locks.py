@@ -1,12 +1,9 @@
-"""Named locks that hold across threads and processes (and, on PostgreSQL, across hosts).
+"""Named locks on the store's database, for jobs that must not overlap.
 
-For jobs that must not overlap, such as one retraining cycle per model:
-
-- PostgreSQL: a session-level advisory lock (`pg_try_advisory_lock`) on a dedicated
-  autocommit connection; the server releases it if the holder dies, so a crash never leaves
-  a stale lock.
-- SQLite: an OS file lock (`filelock`) on `<database>.locks/<name>.lock` beside the database
-  file; the kernel releases it if the holder dies. SQLite is one host, so this is enough.
+One implementation serves the whole project: `training.locks.model_lock` (a PostgreSQL advisory
+lock, so it holds across hosts; otherwise an OS file lock, released by the kernel if the holder
+dies). This module only picks the lock folder for a SQLite store (`<database>.locks/` beside the
+file) and words a timeout as a store error.
 
 Example:
     >>> with store.lock("retrain:load-etth1", timeout=0):
@@ -15,21 +12,15 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import filelock
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from training import locks
 from training.store.schema import StoreError
 from training.store.validation import check_series_id
-
-POLL_SECONDS = 0.1
-"""How often a waiting PostgreSQL lock retries."""
 
 
 class LockTimeoutError(StoreError):
@@ -57,53 +48,18 @@ def named_lock(engine: Engine, name: str, *, timeout: float | None = None) -> It
         ) from None
     if timeout is not None and timeout < 0:
         raise StoreError(f"lock timeout must be >= 0 seconds or None, got {timeout!r}")
-    if engine.dialect.name == "postgresql":
-        with _advisory_lock(engine, name, timeout):
-            yield
-        return
-    with _file_lock(engine, name, timeout):
-        yield
-
-
-def _timed_out(name: str, timeout: float | None) -> LockTimeoutError:
-    return LockTimeoutError(
-        f"lock {name!r} is held by another process (waited {timeout or 0:g} s). Fix: wait for "
-        "the running job to finish, or retry later"
-    )
-
-
-def lock_key(name: str) -> int:
-    """The signed 64-bit advisory lock key of a lock name (stable across processes)."""
-    digest = hashlib.blake2b(f"rnn-forecast:{name}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-@contextmanager
-def _advisory_lock(engine: Engine, name: str, timeout: float | None) -> Iterator[None]:
-    key = lock_key(name)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        while not conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar_one():
-            if deadline is not None and time.monotonic() >= deadline:
-                raise _timed_out(name, timeout)
-            time.sleep(POLL_SECONDS)
-        try:
-            yield
-        finally:
-            conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
-
-
-@contextmanager
-def _file_lock(engine: Engine, name: str, timeout: float | None) -> Iterator[None]:
-    database = Path(engine.url.database or "").expanduser().resolve()
-    folder = database.with_name(database.name + ".locks")
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(folder / f"{name}.lock", thread_local=False)
+    url = engine.url.render_as_string(hide_password=False)
+    lock_dir = None
+    if engine.dialect.name != "postgresql":
+        database = Path(engine.url.database or "").expanduser().resolve()
+        lock_dir = database.with_name(database.name + ".locks")
+    held = ExitStack()
     try:
-        lock.acquire(timeout=-1 if timeout is None else timeout)
-    except filelock.Timeout:
-        raise _timed_out(name, timeout) from None
-    try:
+        held.enter_context(locks.model_lock(name, url, timeout=timeout, lock_dir=lock_dir))
+    except locks.LockTimeoutError:
+        raise LockTimeoutError(
+            f"lock {name!r} is held by another process (waited {timeout or 0:g} s). Fix: "
+            "wait for the running job to finish, or retry later"
+        ) from None
+    with held:
         yield
-    finally:
-        lock.release()
