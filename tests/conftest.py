@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,3 +36,29 @@ def _state_outside_the_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         mp.setenv("FORECAST_LOCK_DIR", str(root / "locks"))
         mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
         yield
+
+
+@pytest.fixture
+def fresh_postgres_database() -> Iterator[str]:
+    """A new PostgreSQL database on $FORECAST_TEST_POSTGRES_URL's server, dropped afterwards.
+
+    Yields its SQLAlchemy URL (postgresql+psycopg://...). Skips without the variable. Each test
+    gets its own database, so runs never see each other's rows.
+    """
+    admin_url = os.environ.get("FORECAST_TEST_POSTGRES_URL")
+    if not admin_url:
+        pytest.skip(
+            "FORECAST_TEST_POSTGRES_URL is not set (e.g. postgresql://postgres@127.0.0.1/test)"
+        )
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"forecast_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(admin_url).set(drivername="postgresql+psycopg", database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -517,11 +517,12 @@ def replace_once(text: str, old: str, new: str) -> str:
 
 @pytest.mark.slow
 def test_mlflow_script_serves_health_and_artifacts(
-    services: dict[str, dict[str, Any]], tmp_path: Path
+    services: dict[str, dict[str, Any]], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Runs the service's `sh -c` script (db upgrade, then server) on a loopback port.
 
-    The backend is $FORECAST_TEST_POSTGRES_URL when set (the production engine), else SQLite;
+    The backend is a fresh database on $FORECAST_TEST_POSTGRES_URL's server when set (the
+    production engine), else SQLite;
     the artifact volume becomes a temp folder. Then the healthcheck one-liner, a request with
     the Host header the other containers send, and an artifact upload through the server.
     """
@@ -535,7 +536,9 @@ def test_mlflow_script_serves_health_and_artifacts(
     script = replace_once(script, "--host 0.0.0.0", "--host 127.0.0.1")
     script = replace_once(script, "--port 5000", f"--port {port}")
     script = re.sub(r"--workers \d+", "--workers 1", script)
-    backend = os.environ.get("FORECAST_TEST_POSTGRES_URL") or f"sqlite:///{tmp_path / 'mlflow.db'}"
+    backend = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    if os.environ.get("FORECAST_TEST_POSTGRES_URL"):
+        backend = request.getfixturevalue("fresh_postgres_database")
     env = {
         **os.environ,
         **mlflow["environment"],
@@ -554,13 +557,13 @@ def test_mlflow_script_serves_health_and_artifacts(
             assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "mlflow server not healthy after 240 s"
             time.sleep(1)
-        request = urllib.request.Request(
+        probe = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1",
             headers={"Host": "mlflow:5000"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(probe, timeout=10) as response:
             assert response.status == 200
-        evil = urllib.request.Request(request.full_url, headers={"Host": "evil.example"})
+        evil = urllib.request.Request(probe.full_url, headers={"Host": "evil.example"})
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(evil, timeout=10)
 

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,25 +52,6 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, limit: 
         except OSError:
             time.sleep(0.5)
     raise AssertionError(f"mlflow server not healthy after {limit}s:\n{log.read_text()[-3000:]}")
-
-
-@pytest.fixture
-def postgres_backend() -> Iterator[str]:
-    """A fresh PostgreSQL database for one server, dropped afterwards."""
-    if not POSTGRES_URL:
-        pytest.skip("FORECAST_TEST_POSTGRES_URL is not set")
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    name = f"forecast_mlflow_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg", database=name)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _serve(backend: str, artifacts: Path, log: Path) -> Iterator[str]:
@@ -157,7 +137,7 @@ def test_server_on_sqlite(
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_server_on_postgres(
-    tmp_path: Path, postgres_backend: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fresh_postgres_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for url in _serve(postgres_backend, tmp_path / "artifacts", tmp_path / "server.log"):
+    for url in _serve(fresh_postgres_database, tmp_path / "artifacts", tmp_path / "server.log"):
         _round_trip(url, tmp_path / "dl", monkeypatch)
