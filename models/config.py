@@ -84,9 +84,23 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return out
 
 
-def _require(ok: bool, message: str) -> None:
+def require(ok: bool, message: str) -> None:
+    """Raise ConfigError(`message`) unless `ok`: the one-line check every config uses."""
     if not ok:
         raise ConfigError(message)
+
+
+def check_device_and_levels(device: str, levels: tuple[int, ...]) -> None:
+    """The checks every family's config shares: a known device and levels in (0, 100)."""
+    require(
+        device in DEVICES or device.startswith("cuda:"),
+        f"device {device!r} is not supported; use 'auto', 'cpu', 'cuda' or 'cuda:N'",
+    )
+    for level in levels:
+        require(
+            0 < level < 100,
+            f"levels: {level} is not strictly between 0 and 100; use e.g. [80, 95]",
+        )
 
 
 @dataclass(frozen=True)
@@ -141,67 +155,59 @@ class RecurrentConfig:
     levels: tuple[int, ...] = (80, 95)
 
     def __post_init__(self) -> None:
-        _require(
+        require(
             self.family in RECURRENT_FAMILIES,
             f"family {self.family!r} is not recurrent; use one of {RECURRENT_FAMILIES}",
         )
-        _require(self.lookback >= 2, f"lookback {self.lookback} must be >= 2")
-        _require(self.max_horizon >= 1, f"max_horizon {self.max_horizon} must be >= 1")
+        require(self.lookback >= 2, f"lookback {self.lookback} must be >= 2")
+        require(self.max_horizon >= 1, f"max_horizon {self.max_horizon} must be >= 1")
         parse_frequency(self.frequency)
-        _require(
+        require(
             len(set(self.covariates)) == len(self.covariates),
             f"covariates {list(self.covariates)} repeat a name; list each column once",
         )
-        _require(self.hidden_size >= 1, f"hidden_size {self.hidden_size} must be >= 1")
-        _require(self.num_layers >= 1, f"num_layers {self.num_layers} must be >= 1")
-        _require(0.0 <= self.dropout < 1.0, f"dropout {self.dropout} must be in [0, 1)")
-        _require(
+        require(self.hidden_size >= 1, f"hidden_size {self.hidden_size} must be >= 1")
+        require(self.num_layers >= 1, f"num_layers {self.num_layers} must be >= 1")
+        require(0.0 <= self.dropout < 1.0, f"dropout {self.dropout} must be in [0, 1)")
+        require(
             self.nonlinearity in ("tanh", "relu"),
             f"nonlinearity {self.nonlinearity!r} is not supported; use 'tanh' or 'relu'",
         )
-        _require(
+        require(
             self.nonlinearity == "tanh" or self.family == "rnn",
             f"nonlinearity {self.nonlinearity!r} applies only to family 'rnn' "
             f"(got family {self.family!r}); leave it 'tanh'",
         )
-        _require(
+        require(
             not self.irnn_init or self.family == "rnn",
             f"irnn_init=True applies only to family 'rnn' (got {self.family!r}); set it False",
         )
-        _require(self.segment_length >= 1, f"segment_length {self.segment_length} must be >= 1")
-        _require(
+        require(self.segment_length >= 1, f"segment_length {self.segment_length} must be >= 1")
+        require(
             self.lookback % self.segment_length == 0,
             f"lookback {self.lookback} is not a multiple of segment_length "
             f"{self.segment_length}; pick a lookback like "
             f"{max(1, self.lookback // self.segment_length) * self.segment_length}",
         )
-        _require(
+        require(
             self.decoder in DECODERS,
             f"decoder {self.decoder!r} is not supported; use one of {DECODERS}",
         )
-        _require(self.norm in NORM_MODES, f"norm {self.norm!r} is not supported; use {NORM_MODES}")
-        _require(self.loss in LOSSES, f"loss {self.loss!r} is not supported; use one of {LOSSES}")
-        _require(self.epochs >= 1, f"epochs {self.epochs} must be >= 1")
-        _require(self.batch_size >= 1, f"batch_size {self.batch_size} must be >= 1")
-        _require(self.lr > 0, f"lr {self.lr} must be > 0")
-        _require(self.weight_decay >= 0, f"weight_decay {self.weight_decay} must be >= 0")
-        _require(self.patience >= 1, f"patience {self.patience} must be >= 1")
-        _require(self.grad_clip >= 0, f"grad_clip {self.grad_clip} must be >= 0 (0 = off)")
-        _require(self.tbptt >= 0, f"tbptt {self.tbptt} must be >= 0 (0 = off)")
-        _require(
+        require(self.norm in NORM_MODES, f"norm {self.norm!r} is not supported; use {NORM_MODES}")
+        require(self.loss in LOSSES, f"loss {self.loss!r} is not supported; use one of {LOSSES}")
+        require(self.epochs >= 1, f"epochs {self.epochs} must be >= 1")
+        require(self.batch_size >= 1, f"batch_size {self.batch_size} must be >= 1")
+        require(self.lr > 0, f"lr {self.lr} must be > 0")
+        require(self.weight_decay >= 0, f"weight_decay {self.weight_decay} must be >= 0")
+        require(self.patience >= 1, f"patience {self.patience} must be >= 1")
+        require(self.grad_clip >= 0, f"grad_clip {self.grad_clip} must be >= 0 (0 = off)")
+        require(self.tbptt >= 0, f"tbptt {self.tbptt} must be >= 0 (0 = off)")
+        require(
             not (self.tbptt and self.bidirectional),
             "tbptt cannot be used with bidirectional=True (the backward pass needs the whole "
             "window); set tbptt=0 or bidirectional=False",
         )
-        _require(
-            self.device in DEVICES or self.device.startswith("cuda:"),
-            f"device {self.device!r} is not supported; use 'auto', 'cpu', 'cuda' or 'cuda:N'",
-        )
-        for level in self.levels:
-            _require(
-                0 < level < 100,
-                f"levels: {level} is not strictly between 0 and 100; use e.g. [80, 95]",
-            )
+        check_device_and_levels(self.device, self.levels)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict; `from_dict(to_dict())` gives an equal config."""

@@ -56,7 +56,7 @@ from torch import Tensor, nn
 
 from models import intervals
 from models.base import EpochCallback, EpochStats, FitReport, Forecast, ModelMeta, SeriesData
-from models.config import config_to_dict, dict_to_kwargs
+from models.config import check_device_and_levels, config_to_dict, dict_to_kwargs, require
 from models.errors import ConfigError, ForecastInputError
 from models.features import (
     calendar_features,
@@ -73,14 +73,8 @@ from models.versions import library_versions
 from models.windows import check_predict_inputs, check_series
 
 ESN_NORMS = ("last", "revin", "none")
-_DEVICES = ("auto", "cpu", "cuda")
 _EPS = 1e-8
 _PREDICT_BATCH = 1024  # history rows per reservoir pass at inference (bounds memory)
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
 
 
 @dataclass(frozen=True)
@@ -115,43 +109,35 @@ class ESNConfig:
     levels: tuple[int, ...] = (80, 95)
 
     def __post_init__(self) -> None:
-        _require(self.family == "esn", f"family {self.family!r} is not 'esn'; use 'esn'")
-        _require(self.lookback >= 2, f"lookback {self.lookback} must be >= 2")
-        _require(self.max_horizon >= 1, f"max_horizon {self.max_horizon} must be >= 1")
+        require(self.family == "esn", f"family {self.family!r} is not 'esn'; use 'esn'")
+        require(self.lookback >= 2, f"lookback {self.lookback} must be >= 2")
+        require(self.max_horizon >= 1, f"max_horizon {self.max_horizon} must be >= 1")
         parse_frequency(self.frequency)
-        _require(
+        require(
             len(set(self.covariates)) == len(self.covariates),
             f"covariates {list(self.covariates)} repeat a name; list each column once",
         )
-        _require(self.reservoir_size >= 1, f"reservoir_size {self.reservoir_size} must be >= 1")
-        _require(
+        require(self.reservoir_size >= 1, f"reservoir_size {self.reservoir_size} must be >= 1")
+        require(
             self.spectral_radius > 0,
             f"spectral_radius {self.spectral_radius} must be > 0 (typically 0.5 .. 1.0)",
         )
-        _require(0 < self.leak_rate <= 1, f"leak_rate {self.leak_rate} must be in (0, 1]")
-        _require(self.input_scaling > 0, f"input_scaling {self.input_scaling} must be > 0")
-        _require(0 < self.density <= 1, f"density {self.density} must be in (0, 1]")
-        _require(
+        require(0 < self.leak_rate <= 1, f"leak_rate {self.leak_rate} must be in (0, 1]")
+        require(self.input_scaling > 0, f"input_scaling {self.input_scaling} must be > 0")
+        require(0 < self.density <= 1, f"density {self.density} must be in (0, 1]")
+        require(
             len(self.ridge) >= 1 and all(r > 0 for r in self.ridge),
             f"ridge {list(self.ridge)} must hold one or more values > 0, e.g. [0.001, 0.01]",
         )
-        _require(self.washout >= 1, f"washout {self.washout} must be >= 1")
-        _require(
+        require(self.washout >= 1, f"washout {self.washout} must be >= 1")
+        require(
             self.washout <= self.lookback,
             f"washout {self.washout} exceeds lookback {self.lookback}: predict() warms the "
             f"reservoir over the last washout steps of a history that may be only lookback "
             f"long; set washout <= {self.lookback}",
         )
-        _require(self.norm in ESN_NORMS, f"norm {self.norm!r} is not supported; use {ESN_NORMS}")
-        _require(
-            self.device in _DEVICES or self.device.startswith("cuda:"),
-            f"device {self.device!r} is not supported; use 'auto', 'cpu', 'cuda' or 'cuda:N'",
-        )
-        for level in self.levels:
-            _require(
-                0 < level < 100,
-                f"levels: {level} is not strictly between 0 and 100; use e.g. [80, 95]",
-            )
+        require(self.norm in ESN_NORMS, f"norm {self.norm!r} is not supported; use {ESN_NORMS}")
+        check_device_and_levels(self.device, self.levels)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict; `from_dict(to_dict())` gives an equal config."""
