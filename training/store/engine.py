@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,6 +87,24 @@ def create_engine(url: str, busy_timeout: float) -> Engine:
     return engine
 
 
+def _enable_wal(cursor: Any, busy_timeout: float) -> None:
+    """Switch to WAL, retrying while another process holds the lock.
+
+    Changing the journal mode needs an exclusive lock, and SQLite may answer "database is
+    locked" at once instead of waiting out the busy timeout (seen when several processes open
+    a new store together), so the wait is done here, bounded by the same timeout.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_policies(engine: Engine, busy_timeout: float) -> None:
     """WAL, a busy timeout, foreign keys, and explicit BEGIN (IMMEDIATE for writes)."""
 
@@ -93,7 +113,7 @@ def _sqlite_policies(engine: Engine, busy_timeout: float) -> None:
         dbapi_conn.isolation_level = None  # pysqlite must not BEGIN on its own; we do below
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(cursor, busy_timeout)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
