@@ -67,7 +67,11 @@ EpochCallback = Callable[[EpochStats], None]
 
 @dataclass(frozen=True)
 class FitReport:
-    """Summary of one fit: per-epoch losses, the restored epoch, time and throughput."""
+    """Summary of one fit: per-epoch losses, the restored epoch, time and throughput.
+
+    `seconds` is the whole fit; `windows_per_second` counts the training passes alone
+    (forward, backward, optimizer step), not validation or checkpoint writes.
+    """
 
     epochs: int
     best_epoch: int

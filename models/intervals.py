@@ -1,7 +1,8 @@
 """Split-conformal prediction intervals, per horizon step, for any family.
 
 After training, each model forecasts its validation windows; the absolute errors divided by
-the window's scale (`models.scaling.window_scale`) are the nonconformity scores. For level q,
+the window's scale (`models.scaling.interval_scale`: the mean absolute seasonal change, named in
+`ModelMeta.extra["interval_scale"]`) are the nonconformity scores. For level q,
 step h's interval half-width is the finite-sample-corrected quantile of those scores times the
 new window's scale. Quantiles are stored in `ModelMeta.conformal` (level -> [H]).
 """
@@ -102,7 +103,7 @@ def apply(
 
     Args:
         mean: [B, H] point forecasts.
-        scale: [B, 1] window scales (the same `window_scale` used in calibration).
+        scale: [B, 1] window scales (the same `interval_scale` used in calibration).
         conformal: level -> [H'] calibrated quantiles (H' may be < H for rolled forecasts).
         levels: the levels to return.
 

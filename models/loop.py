@@ -181,7 +181,7 @@ def train_loop(
             best_path = checkpoint_dir / "best.safetensors"
             if best_path.exists():
                 best = load_file(str(best_path), device=str(device))
-    seconds, seen = 0.0, 0
+    seconds, seen, pass_seconds = 0.0, 0, 0.0
     while not progress["done"] and progress["epoch"] < settings.epochs:
         epoch = progress["epoch"] + 1
         start = time.perf_counter()
@@ -189,6 +189,7 @@ def train_loop(
         gen = torch.Generator().manual_seed(settings.seed * 7919 + epoch)
         order = torch.randperm(len(windows), generator=gen).to(device)  # [N]
         train_loss = _train_epoch(module, windows, order, loss_fn, opt, settings)
+        pass_seconds += time.perf_counter() - start  # the float() in _train_epoch synced
         seen += len(windows)
         val_loss = _mean_loss(module, val, loss_fn, settings.batch_size * 4)
         elapsed = time.perf_counter() - start
@@ -217,7 +218,7 @@ def train_loop(
         val_losses=tuple(progress["val"]),
         seconds=seconds,
         train_windows=len(windows),
-        windows_per_second=seen / seconds if seconds > 0 else 0.0,
+        windows_per_second=seen / pass_seconds if pass_seconds > 0 else 0.0,
         stopped_early=bool(progress["done"]),
         device=str(device),
     )

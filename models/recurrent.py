@@ -33,11 +33,16 @@ from models import intervals
 from models.base import EpochCallback, FitReport, Forecast, ModelMeta, SeriesData
 from models.config import RecurrentConfig
 from models.errors import ModelFileError
-from models.features import calendar_features, calendar_width, future_timestamps
+from models.features import (
+    calendar_features,
+    calendar_width,
+    future_timestamps,
+    season_length,
+)
 from models.io import read_model_dir, write_model_dir
 from models.loop import LoopSettings, resolve_device, train_loop
 from models.rollout import roll_forward
-from models.scaling import denormalise, normalise, window_scale
+from models.scaling import denormalise, interval_scale, normalise
 from models.versions import library_versions
 from models.windows import WindowSet, check_predict_inputs, stack_series_windows
 
@@ -65,6 +70,7 @@ class RecurrentForecaster(nn.Module):
         self.dirs = 2 if c.bidirectional else 1
         seg = c.segment_length
         self.out_segments = math.ceil(c.max_horizon / seg)
+        self._season = season_length(c.frequency)  # steps of the interval scale's change
         self._meta = ModelMeta(
             family=c.family,
             lookback=c.lookback,
@@ -309,7 +315,7 @@ class RecurrentForecaster(nn.Module):
         )
         with torch.inference_mode():
             mean = self._forecast(val_windows)  # [N, H]
-            scale = window_scale(val_windows.history)  # [N, 1]
+            scale = interval_scale(val_windows.history, "seasonal", self._season)  # [N, 1]
             residuals = ((val_windows.future - mean).abs() / scale).cpu().numpy()  # [N, H]
         self._meta = dataclasses.replace(
             self._meta,
@@ -322,6 +328,7 @@ class RecurrentForecaster(nn.Module):
                 "best_val_loss": min(report.val_losses),
                 "device": report.device,
                 "seed": c.seed,
+                "interval_scale": "seasonal",
             },
         )
         return report
@@ -374,13 +381,18 @@ class RecurrentForecaster(nn.Module):
             return self._forecast(batch).cpu().numpy()  # [B, max_horizon]
 
         was_training = self.training
-        self.eval()
+        if was_training:  # eval()/train() walk every submodule: only when needed (serving)
+            self.eval()
         with torch.inference_mode():
             mean, rolled = roll_forward(
                 step, hist, horizon, c.max_horizon, timestamps=stamps, frequency=c.frequency
             )
-            scale = window_scale(torch.from_numpy(hist[:, -c.lookback :])).numpy()  # [B, 1]
-        self.train(was_training)
+            # Models saved before "interval_scale" was recorded were calibrated one-step.
+            kind = self._meta.extra.get("interval_scale", "one_step")
+            window = torch.from_numpy(hist[:, -c.lookback :])  # [B, L]
+            scale = interval_scale(window, kind, self._season).numpy()  # [B, 1]
+        if was_training:
+            self.train()
         mean = mean.astype(np.float32)
         lower, upper = intervals.apply(mean, scale, self._meta.conformal, levels)
         future = None

@@ -14,7 +14,7 @@ from models.base import EpochStats, SeriesData
 from models.errors import ConfigError, ForecastInputError
 from models.loop import LoopSettings, resolve_device, train_loop
 from models.rollout import roll_forward
-from models.scaling import denormalise, normalise, window_scale
+from models.scaling import denormalise, interval_scale, normalise, seasonal_scale, window_scale
 from models.windows import WindowSet, make_windows, stack_series_windows
 
 # ---- windows ----------------------------------------------------------------------------------
@@ -97,6 +97,17 @@ def test_window_scale_is_mean_absolute_step() -> None:
     scale = window_scale(x)
     assert scale[0, 0].item() == pytest.approx(4 / 3)
     assert 0 < scale[1, 0].item() <= 1e-2  # flat window: small positive floor, never zero
+
+
+def test_seasonal_scale_is_mean_absolute_seasonal_change() -> None:
+    x = torch.tensor([[0.0, 10.0, 1.0, 12.0, 3.0, 11.0]])  # season 2: changes 1, 2, 2, -1
+    assert seasonal_scale(x, 2)[0, 0].item() == pytest.approx(6 / 4)
+    # No full season in the window: the one-step scale.
+    torch.testing.assert_close(seasonal_scale(x, 6), window_scale(x))
+    torch.testing.assert_close(interval_scale(x, "seasonal", 2), seasonal_scale(x, 2))
+    torch.testing.assert_close(interval_scale(x, "one_step", 2), window_scale(x))
+    with pytest.raises(ConfigError, match=r"interval_scale 'std' is not supported"):
+        interval_scale(x, "std", 2)
 
 
 # ---- intervals --------------------------------------------------------------------------------

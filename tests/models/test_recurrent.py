@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -14,6 +15,7 @@ from models.base import EpochStats, SeriesData
 from models.config import RecurrentConfig
 from models.errors import ConfigError, ForecastInputError
 from models.recurrent import RecurrentForecaster
+from models.scaling import seasonal_scale, window_scale
 
 
 def _net(**kw: Any) -> RecurrentForecaster:
@@ -113,6 +115,24 @@ def test_fit_reports_windows_epochs_and_calibrates() -> None:
     assert [s.epoch for s in stats] == [1, 2, 3] and report.device == "cpu"
     assert len(net.meta.conformal[80]) == 10 and net.meta.extra["val_windows"] == 80 - 34 + 1
     assert not net.training  # fit leaves the model in eval mode
+
+
+def test_intervals_scale_with_the_seasonal_change_and_old_models_keep_one_step() -> None:
+    net = _net(lookback=48, segment_length=8, epochs=1)
+    net.fit([_series(300)], [_series(150)])
+    assert net.meta.extra["interval_scale"] == "seasonal"
+    hist = (np.sin(np.arange(48) / 4) * np.linspace(1, 3, 48)).astype(np.float32)[None, :]
+    out = net.predict(hist, 10, levels=(80,))
+    half = (out.upper[80] - out.mean)[0]  # [10]
+    q = np.asarray(net.meta.conformal[80])
+    np.testing.assert_allclose(
+        half, q * seasonal_scale(torch.from_numpy(hist), 24).item(), rtol=1e-5
+    )
+    # A model saved before the key existed was calibrated in the one-step scale: keep it.
+    extra = {k: v for k, v in net.meta.extra.items() if k != "interval_scale"}
+    net._meta = dataclasses.replace(net.meta, extra=extra)
+    half = (net.predict(hist, 10, levels=(80,)).upper[80] - out.mean)[0]
+    np.testing.assert_allclose(half, q * window_scale(torch.from_numpy(hist)).item(), rtol=1e-5)
 
 
 def test_fit_refuses_series_shorter_than_a_window() -> None:
