@@ -1,18 +1,20 @@
 """Serving benchmark: our service vs `mlflow models serve` on the same registered model.
 
     python -m benchmarks.serve [--dataset load/etth1] [--family gru] [--horizon 24]
-        [--concurrency 1,8,32] [--requests 400] [--batch-series 1000] [--batch-requests 10]
-        [--store DIR] [--skip-mlflow]
+        [--concurrency 1,8,32] [--requests 2000] [--batch-series 1000] [--batch-requests 10]
+        [--workers 2] [--store DIR] [--skip-mlflow]
 
 1. Trains a champion on a bundled dataset with the real pipeline (model defaults, 1 epoch on
    the last 3,000 rows: speed, not accuracy, is measured) into a SQLite store (a temp dir, or
    --store, reused when it already holds a champion).
-2. Starts `forecast serve` on a free loopback port and waits for /v1/ready.
+2. Starts `forecast serve --workers N` (default 2, one per core here) on a free loopback port
+   and waits for /v1/ready.
 3. Drives it with a bounded closed-loop load: for each concurrency c, c clients send
    --requests single-series forecasts (H = --horizon) back to back; then --batch-requests
    batches of --batch-series series, one at a time. Bodies are encoded once, up front.
-4. Does the same against `mlflow models serve --env-manager local` on the same model version
-   (one uvicorn worker, like ours) with the pyfunc's long input frame, and prints the ratios.
+4. Does the same against `mlflow models serve --env-manager local -w N` on the same model
+   version (the same number of uvicorn workers) with the pyfunc's long input frame, and prints
+   the ratios.
 
 The load generator is a small asyncio HTTP/1.1 client over keep-alive connections with the
 request bytes built once: httpx's client cost more CPU than the server it measured and
@@ -258,9 +260,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--family", default="gru")
     parser.add_argument("--horizon", type=int, default=24)
     parser.add_argument("--concurrency", default="1,8,32")
-    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--requests", type=int, default=2000, help="per concurrency level")
     parser.add_argument("--batch-series", type=int, default=1000)
     parser.add_argument("--batch-requests", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2, help="server processes, both servers")
     parser.add_argument("--store", type=Path, default=None)
     parser.add_argument("--skip-mlflow", action="store_true")
     args = parser.parse_args(argv)
@@ -277,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     port = _free_port()
     ours_env = {**env, "FORECAST_API_KEYS": KEY, "FORECAST_MODELS": name}
     serve = [sys.executable, "-m", "training.cli", "serve", "--port", str(port)]
-    serve += ["--log-level", "warning"]
+    serve += ["--log-level", "warning", "--workers", str(args.workers)]
     base = f"http://127.0.0.1:{port}"
     with running(serve, ours_env, f"{base}/v1/ready", root / "serve.log"):
         info = httpx.get(f"{base}/v1/models/{name}", headers={"X-API-Key": KEY}).json()
@@ -291,6 +294,7 @@ def main(argv: list[str] | None = None) -> None:
                 "family": info["family"],
                 "lookback": lookback,
                 "cpus": os.cpu_count(),
+                "workers": args.workers,
             }
         )
         url = f"{base}/v1/models/{name}/forecast"
@@ -307,6 +311,8 @@ def main(argv: list[str] | None = None) -> None:
         f"models:/{name}/{version}",
         "--env-manager",
         "local",
+        "-w",
+        str(args.workers),
         "-p",
         str(port),
         "-h",

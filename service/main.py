@@ -9,6 +9,7 @@ shutdown.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -52,6 +53,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
     # The series store may be down at start: the series routes answer 503 and retry opening.
     await anyio.to_thread.run_sync(app.state.series_store.try_open)
+    # Everything allocated so far (torch, MLflow, pydantic, the models: ~400,000 objects) lives
+    # as long as the process. Frozen, the cyclic GC stops rescanning it: a full collection took
+    # 264 ms before (a stall of every request in flight, the p99 under load) and ~0 ms after.
+    gc.freeze()
     try:
         yield
     finally:

@@ -19,16 +19,16 @@ import logging
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import numpy as np
 
 from models.base import Forecaster, ModelMeta
 from models.features import future_timestamps, season_length
+from service.batcher import Batcher
 from service.errors import ModelNotFoundError, NotReadyError
 from service.metrics import ServiceMetrics
 from service.settings import ServiceSettings
@@ -40,82 +40,6 @@ FORECASTER_SUBDIR = Path("artifacts") / "forecaster"
 
 class SmokeTestError(ValueError):
     """A freshly loaded model did not produce a sane forecast on synthetic input."""
-
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-@dataclass
-class _Job(Generic[T, R]):
-    item: T
-    done: threading.Event = field(default_factory=threading.Event)
-    lead: bool = False
-    result: R | None = None
-    error: BaseException | None = None
-
-
-class Coalescer(Generic[T, R]):
-    """Runs concurrent calls as one batch: while a batch runs, newcomers queue; when it ends,
-    the oldest waiting caller becomes the leader and runs everything queued in one call.
-
-    No call ever waits for a timer: alone, a call runs at once; under load, calls share a
-    forward pass (one pass over 32 series costs little more than one over a single series).
-
-    Args:
-        max_batch: most items per batch.
-    """
-
-    def __init__(self, max_batch: int = 64) -> None:
-        self.max_batch = max_batch
-        self._lock = threading.Lock()
-        self._queue: list[_Job[T, R]] = []
-        self._busy = False
-
-    def submit(self, item: T, run: Callable[[list[T]], list[R | Exception]]) -> R:
-        """Run `item` (batched with whatever is queued) and return its result.
-
-        Args:
-            item: this caller's input.
-            run: items -> one result or exception per item, in order; every caller of one
-                coalescer passes an equivalent function.
-        """
-        job: _Job[T, R] = _Job(item)
-        with self._lock:
-            self._queue.append(job)
-            job.lead = not self._busy
-            self._busy = True
-        if not job.lead:
-            job.done.wait()
-            if not job.lead:  # a leader ran our item
-                if job.error is not None:
-                    raise job.error
-                return job.result  # type: ignore[return-value]
-            # else we were handed the lead: our item is first in the queue
-        with self._lock:
-            batch = self._queue[: self.max_batch]
-            del self._queue[: self.max_batch]
-        try:
-            outcomes = run([j.item for j in batch])
-        except Exception as exc:  # one failure answers every caller of the batch
-            outcomes = [exc] * len(batch)
-        for other, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                other.error = outcome
-            else:
-                other.result = outcome
-            if other is not job:
-                other.done.set()
-        with self._lock:
-            if self._queue:
-                nxt = self._queue[0]
-                nxt.lead = True
-                nxt.done.set()
-            else:
-                self._busy = False
-        if job.error is not None:
-            raise job.error
-        return job.result  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -130,7 +54,7 @@ class LoadedModel:
         run_id: the MLflow run that produced it.
         metrics: test_* metrics of that run.
         loaded_at: when this process loaded it (UTC).
-        coalescer: merges concurrent single-series forecasts into one forward pass.
+        batcher: merges concurrent single-series forecasts into one forward pass.
     """
 
     name: str
@@ -140,7 +64,7 @@ class LoadedModel:
     run_id: str | None
     metrics: dict[str, float]
     loaded_at: datetime
-    coalescer: Coalescer[Any, Any] = field(default_factory=Coalescer, compare=False, repr=False)
+    batcher: Batcher[Any, Any] = field(default_factory=Batcher, compare=False, repr=False)
 
     @property
     def meta(self) -> ModelMeta:

@@ -8,9 +8,11 @@ UTC. Response timestamps are ISO-8601 without an offset.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 Level = Annotated[int, Field(ge=1, le=99, description="central interval level in percent")]
 
@@ -195,3 +197,31 @@ class ReloadResponse(BaseModel):
 
     models: list[ReloadOutcome]
     registry_error: str | None = None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_json_body(request: Request, model: type[M]) -> M:
+    """Parse and validate a request body in one pass with pydantic-core's JSON parser.
+
+    For hot routes: FastAPI's own body handling runs `json.loads` and then validates the
+    Python objects, about twice the work for a 20 kB forecast request. Errors are raised as
+    FastAPI's RequestValidationError (locations under "body"), so they get the same 422
+    `{"detail", "field"}` answer as any other route.
+    """
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+def json_body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` documenting a body read by `read_json_body` (required, JSON)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }

@@ -18,8 +18,9 @@ Every variable, with its default:
     FORECAST_MAX_PINNED          most pinned (non-alias) versions kept loaded per service (8)
     FORECAST_TORCH_THREADS       torch intra-op threads per forward pass (1: concurrent
                                  requests already use the cores; raise for big batches)
-    FORECAST_REQUEST_THREADS     threads running sync routes (8); more requests wait in the
-                                 event loop, cheaply, and share forward passes meanwhile
+    FORECAST_REQUEST_THREADS     worker threads for sync routes and batched forward passes (8);
+                                 single-series requests wait on the event loop, holding no
+                                 thread, and share forward passes (service.batcher)
 """
 
 from __future__ import annotations

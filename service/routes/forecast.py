@@ -1,6 +1,9 @@
 """Forecast routes: one series, or many series in one batched forward pass.
 
-Both are plain `def` (FastAPI runs them in its threadpool) and call the model under
+The single-series route is `async`: it checks the request on the event loop and awaits a
+micro-batcher (service.batcher) that runs the model in a worker thread, so concurrent requests
+share forward passes and waiting requests hold no threads. The batch route is plain `def`
+(FastAPI's threadpool): it is one forward pass already. Both call the model under
 `torch.inference_mode()`. Every series is checked against the model before any tensor is
 built (lengths, lookback, timestamps increasing and on the model's frequency, covariates, caps),
 with the timestamp checks vectorised over the whole batch.
@@ -8,8 +11,8 @@ with the timestamp checks vectorised over the whole batch.
 Speed notes: timestamps are parsed by NumPy from the ISO strings (about 70x faster than
 building datetime objects); responses are written with pydantic-core's JSON encoder from plain
 lists and returned as a `Response`, which skips FastAPI's dump-and-revalidate of the return
-value (0.5 s for 1,000 series) and its second threadpool hop (the documented schema is still
-the `response_model`); concurrent single-series requests share forward passes.
+value (0.5 s for 1,000 series) and, for the sync batch route, its second threadpool hop (the
+documented schema is still the `response_model`).
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+import anyio.to_thread
 import numpy as np
 import torch
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic_core import to_json
 
 from models.base import Forecast, ModelMeta
@@ -36,6 +40,8 @@ from service.schemas import (
     BatchForecastResponse,
     ForecastRequest,
     ForecastResponse,
+    json_body_schema,
+    read_json_body,
 )
 from service.settings import ServiceSettings
 
@@ -298,8 +304,14 @@ def forecast(
     settings: SettingsDep,
     metrics: MetricsDep,
 ) -> ForecastResponse:
-    """The forecast of POST /v1/models/{name}/forecast as a model (for other routes)."""
-    return ForecastResponse.model_validate(_forecast_payload(name, body, cache, settings, metrics))
+    """The forecast of POST /v1/models/{name}/forecast as a model, for sync callers (the series
+    routes); runs in the caller's thread, without batching."""
+    model, item = _single_item(name, body, cache, settings)
+    result = _run_singles(model, [item])[0]
+    if isinstance(result, Exception):
+        raise result
+    metrics.forecasts.labels(name, model.version).inc()
+    return ForecastResponse.model_validate({"model": name, "version": model.version, **result})
 
 
 @router.post(
@@ -307,39 +319,40 @@ def forecast(
     summary="Forecast one series",
     response_model=ForecastResponse,
     responses=_ERRORS,
+    openapi_extra=json_body_schema(ForecastRequest),
 )
-def forecast_one(
+async def forecast_one(
     name: str,
-    body: ForecastRequest,
+    request: Request,
     cache: CacheDep,
     settings: SettingsDep,
     metrics: MetricsDep,
 ) -> Response:
     """Forecast `horizon` steps after the history, with central intervals per level."""
-    # Returned as a Response: a model would cost a second threadpool hop (FastAPI validates
-    # a sync route's return value in the threadpool) and a dump-and-revalidate.
-    return _json(_forecast_payload(name, body, cache, settings, metrics))
+    body = await read_json_body(request, ForecastRequest)
+    # Checked here on the event loop (cheap, vectorised); only the model call goes to a worker
+    # thread, batched with the other requests waiting for this model (service.batcher).
+    if body.version is None:
+        model, item = _single_item(name, body, cache, settings)
+    else:  # a pinned version may first be downloaded and loaded: not on the event loop
+        model, item = await anyio.to_thread.run_sync(_single_item, name, body, cache, settings)
+    result: dict[str, Any] = await model.batcher.submit(item, partial(_run_singles, model))
+    metrics.forecasts.labels(name, model.version).inc()
+    # A Response, not a model: skips FastAPI's dump-and-revalidate of the return value.
+    return _json({"model": name, "version": model.version, **result})
 
 
-def _forecast_payload(
-    name: str,
-    body: ForecastRequest,
-    cache: CacheDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-) -> dict[str, Any]:
+def _single_item(
+    name: str, body: ForecastRequest, cache: CacheDep, settings: SettingsDep
+) -> tuple[LoadedModel, _Single]:
+    """The served model and the checked series of a single-series request."""
     model = cache.get(name, body.version)
     meta = model.meta
     points = len(body.values) * (1 + len(body.covariates or {}))
     _check_request(settings, meta, body.horizon, body.levels, points)
     series = _check_series(meta, name, "", body.timestamps, body.values, body.covariates)
     _check_stamps([series], meta, name, "")
-    # Concurrent single-series requests to one model share a forward pass (see Coalescer).
-    result: dict[str, Any] = model.coalescer.submit(
-        (series, body.horizon, tuple(body.levels)), partial(_run_singles, model)
-    )
-    metrics.forecasts.labels(name, model.version).inc()
-    return {"model": name, "version": model.version, **result}
+    return model, (series, body.horizon, tuple(body.levels))
 
 
 @router.post(

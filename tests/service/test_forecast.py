@@ -4,12 +4,10 @@ batch = singles, pinned versions, model listing, readiness and metrics."""
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 from fastapi.testclient import TestClient
 
-from service.registry import Coalescer
 from tests.service.conftest import HORIZON, HOURLY, LOOKBACK, READ, STOCK, Store
 
 
@@ -163,41 +161,6 @@ def test_metrics_count_requests_by_route_and_status(client: TestClient, store: S
     assert value(f'forecast_series_forecasts_total{{model="{HOURLY}",version="1"}}') >= 1
     assert value(f'forecast_served_version{{model="{HOURLY}"}}') == 1.0
     assert 'forecast_http_request_duration_seconds_bucket{le="0.005",method="POST"' in text
-
-
-def test_coalescer_runs_callers_queued_behind_a_batch_as_one_batch() -> None:
-    coalescer: Coalescer[int, int] = Coalescer(max_batch=5)
-    sizes: list[int] = []
-    release = threading.Event()
-
-    def run(items: list[int]) -> list[int | Exception]:
-        sizes.append(len(items))
-        if len(sizes) == 1:
-            release.wait(10)  # hold the first batch until everyone else queued behind it
-        return [ValueError(f"bad {i}") if i == 3 else i * 10 for i in items]
-
-    results: dict[int, object] = {}
-
-    def call(i: int) -> None:
-        try:
-            results[i] = coalescer.submit(i, run)
-        except ValueError as exc:
-            results[i] = str(exc)
-
-    first = threading.Thread(target=call, args=(0,))
-    first.start()
-    while not sizes:
-        time.sleep(0.01)
-    others = [threading.Thread(target=call, args=(i,)) for i in range(1, 8)]
-    for thread in others:
-        thread.start()
-    while len(coalescer._queue) < 7:
-        time.sleep(0.01)
-    release.set()
-    for thread in [first, *others]:
-        thread.join(10)
-    assert sizes == [1, 5, 2]  # then max_batch caps the second batch; the rest follow
-    assert results == {0: 0, 1: 10, 2: 20, 3: "bad 3", 4: 40, 5: 50, 6: 60, 7: 70}
 
 
 def test_concurrent_singles_equal_sequential_ones(client: TestClient, store: Store) -> None:
