@@ -38,6 +38,38 @@ def _state_outside_the_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL: a SQLite file, or a private schema on
+    $FORECAST_TEST_POSTGRES_URL's database (dropped afterwards; skips without the variable)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'series.db'}"
+        return
+    base = os.environ.get("FORECAST_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip(
+            "FORECAST_TEST_POSTGRES_URL is not set (e.g. postgresql://postgres@127.0.0.1/test)"
+        )
+    import sqlalchemy as sa
+
+    schema = f"forecast_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(
+        sa.engine.make_url(base).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield (
+            sa.engine.make_url(base)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
 @pytest.fixture
 def fresh_postgres_database() -> Iterator[str]:
     """A new PostgreSQL database on $FORECAST_TEST_POSTGRES_URL's server, dropped afterwards.

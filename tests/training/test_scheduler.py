@@ -12,12 +12,10 @@ import os
 import signal
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from models.base import EpochStats
@@ -32,7 +30,6 @@ from training.tracking import Tracker
 
 runner = CliRunner()
 NAME = f"sched-etth1-{uuid.uuid4().hex[:8]}"
-POSTGRES_ENV = "FORECAST_TEST_POSTGRES_URL"
 T0 = datetime(2026, 3, 2, 10, 0, 30)  # naive UTC
 
 
@@ -57,33 +54,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     )  # fmt: skip
     assert train(spec, uri).promoted
     return uri
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database: a SQLite file, or a private PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'series.db'}"
-        return
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"{POSTGRES_ENV} is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)")
-    schema = f"sched_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(
-        sa.engine.make_url(base).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield (
-            sa.engine.make_url(base)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 def write(path: Path, text: str) -> Path:

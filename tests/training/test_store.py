@@ -11,7 +11,6 @@ import os
 import re
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from multiprocessing.pool import Pool
@@ -32,7 +31,6 @@ from training.store import (
 )
 from training.store import schema as store_schema
 
-POSTGRES_ENV = "FORECAST_TEST_POSTGRES_URL"
 T0 = np.datetime64("2024-01-01T00:00", "s")
 
 
@@ -46,33 +44,10 @@ def value_at(stamps: np.ndarray) -> np.ndarray:
     return (stamps.astype("datetime64[h]").astype(np.int64) % 1000) * 0.5
 
 
-@pytest.fixture(
-    name="store_url",
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
-def store_url_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database URL: a SQLite file, or a private PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'series.db'}"
-        return
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"{POSTGRES_ENV} is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)")
-    admin_url = sa.engine.make_url(base).set(drivername="postgresql+psycopg")
-    name = f"store_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
-    try:
-        yield (
-            sa.engine.make_url(base)
-            .update_query_dict({"options": f"-csearch_path={name}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
-        admin.dispose()
+@pytest.fixture(name="store_url")
+def store_url_fixture(database_url: str) -> str:
+    """A fresh, empty database (SQLite, or a private PostgreSQL schema: tests/conftest.py)."""
+    return database_url
 
 
 @pytest.fixture(scope="session")
