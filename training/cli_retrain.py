@@ -110,7 +110,8 @@ def schedule_command(
     ] = False,
 ) -> None:
     """Retrain registered models on their cron schedules (state kept in the database)."""
-    from training.scheduler import Scheduler, job_table, load_schedule
+    from training.schedule import load_schedule
+    from training.scheduler import Scheduler, job_table
 
     _setup_logging()
     jobs = load_schedule(config)

@@ -7,14 +7,10 @@
     cron = "0 3 * * *"           # minute hour day-of-month month day-of-week (0 or 7 = Sunday)
     timezone = "UTC"             # optional; the file may also set a top-level default
 
-and runs a retraining cycle (`training.retrain.retrain`) for each when it falls due. APScheduler's
-`CronTrigger` only computes fire times; the job state lives in two tables in the database of
-the series store (never pickled), so a restarted scheduler keeps its jobs and their last runs:
-
-- `scheduler_jobs`: name, cron, timezone, next_run_at, last_run_at, last_status;
-- `scheduler_runs`: one row per cycle (scheduled_for, missed, started_at, finished_at, status,
-  promoted, versions JSON, error);
-- `scheduler_schema_version`: the versioned create-if-missing DDL applied so far.
+(parsed by `training.schedule`) and runs a retraining cycle (`training.retrain.retrain`) for
+each when it falls due. APScheduler's `CronTrigger` only computes fire times; the job state lives
+in our own tables in the database of the series store (`training.scheduler_tables`, never
+pickled), so a restarted scheduler keeps its jobs and their last runs.
 
 Policies:
 - a new job first fires at its next fire time after the scheduler starts; a changed cron is
@@ -34,289 +30,26 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import signal
 import threading
 import time
-import tomllib
-import zoneinfo
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import Connection
 
 from training.errors import ExperimentError
 from training.retrain import RetrainResult, resolve_database_url, retrain
+from training.schedule import Job
+from training.scheduler_tables import migrate, scheduler_jobs, scheduler_runs
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_CONFIG = Path("configs/schedule.toml")
 MISSED_CAP = 10_000
 """Most missed fire times counted for one catch-up (counting is a loop over fire times)."""
-MIGRATION_LOCK_KEY = 0x5C_4ED0_0001
-"""PostgreSQL advisory lock key held while creating the scheduler tables."""
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-_JOB_KEYS = ("name", "cron", "timezone")
-_TOP_KEYS = ("timezone", "jobs")
-
-
-# --- jobs ----------------------------------------------------------------------------------
-
-
-def _cron_weekdays(field: str) -> str:
-    """Cron day-of-week numbers (0 or 7 = Sunday) as the names APScheduler 3 reads unambiguously.
-
-    APScheduler 3 numbers weekdays from Monday = 0, unlike cron; names mean the same to both.
-    Parts with names ("mon-fri") pass through; numeric parts ("1-5", "0,6", "*/2") are expanded.
-    """
-    if not any(ch.isdigit() for ch in field):
-        return field
-    names: list[str] = []
-    for part in field.split(","):
-        if any(ch.isalpha() for ch in part):
-            names.append(part)
-            continue
-        base, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
-        if base == "*":
-            lo, hi = 0, 6
-        elif "-" in base:
-            lo_text, hi_text = base.split("-", 1)
-            lo, hi = int(lo_text), int(hi_text)
-        else:
-            lo = int(base)
-            hi = 6 if step_text else lo  # "1/2" means 1, 3, 5 as in cron
-        if not 0 <= lo <= hi <= 7 or step < 1:
-            raise ValueError(f"day-of-week {part!r} is out of range (0-7, 0 and 7 = Sunday)")
-        names += [_WEEKDAYS[day % 7] for day in range(lo, hi + 1, step)]
-    return ",".join(dict.fromkeys(names))
-
-
-@dataclass(frozen=True)
-class Job:
-    """One scheduled retraining of a registered model.
-
-    Attributes:
-        name: the registered model to retrain.
-        cron: five fields "minute hour day month day-of-week" (day-of-week 0 or 7 = Sunday).
-        timezone: IANA zone the cron is read in (e.g. "UTC", "Europe/Berlin").
-
-    Raises:
-        ExperimentError: naming the job and the field, for a bad name, cron or timezone.
-    """
-
-    name: str
-    cron: str
-    timezone: str = "UTC"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise ExperimentError(
-                f"schedule job name={self.name!r}: must be a registered model name (letters, "
-                "digits, '.', '_', '-'). Fix: e.g. name = \"load-etth1\""
-            )
-        where = f"schedule job {self.name!r}"
-        try:
-            zoneinfo.ZoneInfo(self.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, TypeError, ValueError) as exc:
-            raise ExperimentError(
-                f"{where}: timezone={self.timezone!r} is unknown ({exc}). Fix: use an IANA "
-                'zone, e.g. timezone = "UTC" or "Europe/Berlin"'
-            ) from None
-        try:
-            self.trigger()
-        except (TypeError, ValueError) as exc:
-            raise ExperimentError(
-                f"{where}: cron={self.cron!r} is invalid ({exc}). Fix: use five fields "
-                '"minute hour day month day-of-week", e.g. cron = "0 3 * * *"'
-            ) from None
-        if self.next_fire(datetime(2000, 1, 1)) is None:
-            raise ExperimentError(
-                f"{where}: cron={self.cron!r} never fires (e.g. February 31st). Fix: pick a "
-                "date that exists"
-            )
-
-    def trigger(self) -> CronTrigger:
-        """The APScheduler trigger of `cron` in `timezone` (weekday numbers read as in cron)."""
-        if not isinstance(self.cron, str):
-            raise ValueError(f"cron must be a string, got {type(self.cron).__name__}")
-        fields = self.cron.split()
-        if len(fields) != 5:
-            raise ValueError(f"got {len(fields)} fields, expected 5")
-        fields[4] = _cron_weekdays(fields[4])
-        return CronTrigger.from_crontab(" ".join(fields), timezone=self.timezone)
-
-    def next_fire(self, after: datetime) -> datetime | None:
-        """The first fire time strictly after `after` (naive UTC in and out); None: never."""
-        start = after.replace(tzinfo=UTC) + timedelta(microseconds=1)
-        fire = self.trigger().get_next_fire_time(None, start)
-        return None if fire is None else fire.astimezone(UTC).replace(tzinfo=None)
-
-
-def load_schedule(path: str | Path = DEFAULT_CONFIG) -> list[Job]:
-    """Read the [[jobs]] of a schedule file (see the module docstring).
-
-    Raises:
-        ExperimentError: missing file, TOML syntax, unknown keys, duplicate or invalid jobs;
-            the message names the file, the job and the field.
-    """
-    file = Path(path)
-    try:
-        doc = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ExperimentError(
-            f"--config {str(file)!r}: file not found. Fix: pass an existing schedule file, "
-            "e.g. configs/schedule.toml"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ExperimentError(
-            f"--config {str(file)!r}: invalid TOML ({exc}). Fix the syntax"
-        ) from None
-    unknown = sorted(set(doc) - set(_TOP_KEYS))
-    if unknown:
-        raise ExperimentError(
-            f"{file}: unknown key(s) {', '.join(unknown)}. Fix: use only {', '.join(_TOP_KEYS)}"
-        )
-    tables = doc.get("jobs", [])
-    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
-        raise ExperimentError(
-            f"{file}: no [[jobs]] tables. Fix: add one per model, e.g. [[jobs]] name = "
-            '"load-etth1", cron = "0 3 * * *"'
-        )
-    default_tz = doc.get("timezone", "UTC")
-    jobs: list[Job] = []
-    for i, table in enumerate(tables):
-        where = f"{file}: jobs[{i}]" + (f" (name {table['name']!r})" if "name" in table else "")
-        unknown = sorted(set(table) - set(_JOB_KEYS))
-        if unknown:
-            raise ExperimentError(
-                f"{where}: unknown key(s) {', '.join(unknown)}. Fix: use only "
-                f"{', '.join(_JOB_KEYS)}"
-            )
-        for key in ("name", "cron"):
-            if key not in table:
-                raise ExperimentError(f"{where}: missing field {key!r}. Fix: add {key} = ...")
-        try:
-            job = Job(table["name"], table["cron"], table.get("timezone", default_tz))
-        except ExperimentError as exc:
-            raise ExperimentError(f"{file}: jobs[{i}]: {exc}") from None
-        if any(other.name == job.name for other in jobs):
-            raise ExperimentError(
-                f"{where}: job {job.name!r} is listed twice. Fix: one [[jobs]] per model (use "
-                'a cron list such as "0 3,15 * * *" for several times a day)'
-            )
-        jobs.append(job)
-    return jobs
-
-
-# --- tables --------------------------------------------------------------------------------
-
-metadata = sa.MetaData()
-
-scheduler_jobs = sa.Table(
-    "scheduler_jobs",
-    metadata,
-    sa.Column("name", sa.String(128), primary_key=True),
-    sa.Column("cron", sa.String(200), nullable=False),
-    sa.Column("timezone", sa.String(64), nullable=False),
-    sa.Column("next_run_at", sa.DateTime, nullable=True),  # naive UTC; NULL: never again
-    sa.Column("last_run_at", sa.DateTime, nullable=True),
-    sa.Column("last_status", sa.String(16), nullable=True),  # succeeded | failed
-    sa.Column("updated_at", sa.DateTime, nullable=False),
-)
-
-scheduler_runs = sa.Table(
-    "scheduler_runs",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(128), nullable=False),
-    sa.Column("scheduled_for", sa.DateTime, nullable=False),  # the (first) fire time it ran for
-    sa.Column("missed", sa.Integer, nullable=False),  # fire times coalesced into this cycle
-    sa.Column("started_at", sa.DateTime, nullable=False),
-    sa.Column("finished_at", sa.DateTime, nullable=True),
-    sa.Column("status", sa.String(16), nullable=False),  # running | succeeded | failed
-    sa.Column("promoted", sa.Boolean, nullable=True),
-    sa.Column("versions", sa.Text, nullable=True),  # JSON: challenger, champion_before/after
-    sa.Column("error", sa.Text, nullable=True),
-)
-
-scheduler_schema_version = sa.Table(
-    "scheduler_schema_version",
-    metadata,
-    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("description", sa.String(200), nullable=False),
-    sa.Column("applied_at", sa.DateTime, nullable=False),
-)
-
-
-def _v1_create_tables(conn: Connection) -> None:
-    """Version 1: scheduler_jobs and scheduler_runs as first shipped (frozen; never edit)."""
-    frozen = sa.MetaData()
-    sa.Table(
-        "scheduler_jobs",
-        frozen,
-        sa.Column("name", sa.String(128), primary_key=True),
-        sa.Column("cron", sa.String(200), nullable=False),
-        sa.Column("timezone", sa.String(64), nullable=False),
-        sa.Column("next_run_at", sa.DateTime, nullable=True),
-        sa.Column("last_run_at", sa.DateTime, nullable=True),
-        sa.Column("last_status", sa.String(16), nullable=True),
-        sa.Column("updated_at", sa.DateTime, nullable=False),
-    )
-    runs = sa.Table(
-        "scheduler_runs",
-        frozen,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("name", sa.String(128), nullable=False),
-        sa.Column("scheduled_for", sa.DateTime, nullable=False),
-        sa.Column("missed", sa.Integer, nullable=False),
-        sa.Column("started_at", sa.DateTime, nullable=False),
-        sa.Column("finished_at", sa.DateTime, nullable=True),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("promoted", sa.Boolean, nullable=True),
-        sa.Column("versions", sa.Text, nullable=True),
-        sa.Column("error", sa.Text, nullable=True),
-    )
-    sa.Index("ix_scheduler_runs_name_started", runs.c.name, runs.c.started_at)
-    frozen.create_all(conn, checkfirst=False)
-
-
-MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
-    (1, "create scheduler_jobs and scheduler_runs", _v1_create_tables),
-)
-SCHEMA_VERSION = MIGRATIONS[-1][0]
-
-
-def migrate(conn: Connection) -> list[int]:
-    """Apply the missing scheduler DDL steps inside the caller's (locked) transaction."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK_KEY)))
-    scheduler_schema_version.create(conn, checkfirst=True)
-    current = conn.execute(sa.select(sa.func.max(scheduler_schema_version.c.version))).scalar()
-    current = int(current or 0)
-    if current > SCHEMA_VERSION:
-        raise ExperimentError(
-            f"the scheduler tables are at schema version {current}, newer than this code's "
-            f"{SCHEMA_VERSION}. Fix: upgrade rnn-forecast"
-        )
-    applied = []
-    for version, description, apply in MIGRATIONS:
-        if version > current:
-            apply(conn)
-            conn.execute(
-                scheduler_schema_version.insert().values(
-                    version=version, description=description, applied_at=_naive(datetime.now(UTC))
-                )
-            )
-            applied.append(version)
-    return applied
 
 
 # --- the scheduler -------------------------------------------------------------------------

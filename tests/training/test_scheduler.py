@@ -25,7 +25,8 @@ from training.errors import ExperimentError
 from training.experiment import TrainSpec
 from training.pipeline import train
 from training.retrain import retrain
-from training.scheduler import Job, Scheduler, load_schedule
+from training.schedule import Job, load_schedule
+from training.scheduler import Scheduler
 from training.tracking import Tracker
 
 runner = CliRunner()
