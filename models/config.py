@@ -1,4 +1,4 @@
-"""Frozen, validated configs: the recurrent family's only constructor argument.
+"""Frozen, validated configs: the only constructor argument of each family (recurrent, ESN).
 
 `to_dict` / `from_dict` round-trip through JSON (config.json); unknown keys and wrong types are
 refused with a message naming the key. `dict_to_kwargs` is shared with the ESN config.
@@ -10,7 +10,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from models.errors import ConfigError
 from models.features import parse_frequency
@@ -104,7 +104,44 @@ def check_device_and_levels(device: str, levels: tuple[int, ...]) -> None:
 
 
 @dataclass(frozen=True)
-class RecurrentConfig:
+class FamilyConfig:
+    """What every family's config holds first: what the model reads and emits.
+
+    `family`; `lookback` steps read; `max_horizon` steps emitted per pass; the series'
+    `frequency`, `target` name, past `covariates` (names, in input order) and whether
+    `calendar` features of the timestamps are inputs.
+    """
+
+    family: str = "gru"
+    lookback: int = 336
+    max_horizon: int = 96
+    frequency: str = "h"
+    target: str = "value"
+    covariates: tuple[str, ...] = ()
+    calendar: bool = False
+
+    def check_shared(self) -> None:
+        """The rules on the shared fields (each family's __post_init__ calls it)."""
+        require(self.lookback >= 2, f"lookback {self.lookback} must be >= 2")
+        require(self.max_horizon >= 1, f"max_horizon {self.max_horizon} must be >= 1")
+        parse_frequency(self.frequency)
+        require(
+            len(set(self.covariates)) == len(self.covariates),
+            f"covariates {list(self.covariates)} repeat a name; list each column once",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict; `from_dict(to_dict())` gives an equal config."""
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Build from a JSON-style dict; unknown keys and wrong types raise ConfigError."""
+        return cls(**dict_to_kwargs(cls, data))
+
+
+@dataclass(frozen=True)
+class RecurrentConfig(FamilyConfig):
     """Everything that defines an LSTM / GRU / Elman RNN forecaster and its training.
 
     Model: `family` picks nn.LSTM, nn.GRU or nn.RNN (`nonlinearity` tanh or relu, `irnn_init`
@@ -126,12 +163,6 @@ class RecurrentConfig:
     """
 
     family: str = "gru"
-    lookback: int = 336
-    max_horizon: int = 96
-    frequency: str = "h"
-    target: str = "value"
-    covariates: tuple[str, ...] = ()
-    calendar: bool = False
     hidden_size: int = 256
     num_layers: int = 1
     dropout: float = 0.1
@@ -159,13 +190,7 @@ class RecurrentConfig:
             self.family in RECURRENT_FAMILIES,
             f"family {self.family!r} is not recurrent; use one of {RECURRENT_FAMILIES}",
         )
-        require(self.lookback >= 2, f"lookback {self.lookback} must be >= 2")
-        require(self.max_horizon >= 1, f"max_horizon {self.max_horizon} must be >= 1")
-        parse_frequency(self.frequency)
-        require(
-            len(set(self.covariates)) == len(self.covariates),
-            f"covariates {list(self.covariates)} repeat a name; list each column once",
-        )
+        self.check_shared()
         require(self.hidden_size >= 1, f"hidden_size {self.hidden_size} must be >= 1")
         require(self.num_layers >= 1, f"num_layers {self.num_layers} must be >= 1")
         require(0.0 <= self.dropout < 1.0, f"dropout {self.dropout} must be in [0, 1)")
@@ -209,11 +234,56 @@ class RecurrentConfig:
         )
         check_device_and_levels(self.device, self.levels)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict; `from_dict(to_dict())` gives an equal config."""
-        return config_to_dict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RecurrentConfig:
-        """Build from a JSON-style dict; unknown keys and wrong types raise ConfigError."""
-        return cls(**dict_to_kwargs(cls, data))
+ESN_NORMS = ("last", "revin", "none")
+
+
+@dataclass(frozen=True)
+class ESNConfig(FamilyConfig):
+    """Everything that defines an echo state network forecaster.
+
+    Reservoir: `reservoir_size` units, `spectral_radius` of W, `leak_rate` a, `input_scaling`
+    of W_in and b, `density` of W's non-zeros, `washout` states dropped per training series
+    (and the warm-up context of predict). Readout: `lookback` lags, `max_horizon` outputs, ridge
+    penalty `ridge` (one value, or several tried on validation; the penalty is per window on
+    standardised features). `norm`: "last", "revin" or "none" (see the module docstring).
+    The defaults are the settings picked on ETTh1's validation windows (see BENCHMARKS.md).
+    """
+
+    family: str = "esn"
+    reservoir_size: int = 200
+    spectral_radius: float = 0.9
+    leak_rate: float = 0.3
+    input_scaling: float = 0.3
+    density: float = 0.1
+    ridge: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+    washout: int = 96
+    norm: str = "last"
+    seed: int = 0
+    device: str = "auto"
+    levels: tuple[int, ...] = (80, 95)
+
+    def __post_init__(self) -> None:
+        require(self.family == "esn", f"family {self.family!r} is not 'esn'; use 'esn'")
+        self.check_shared()
+        require(self.reservoir_size >= 1, f"reservoir_size {self.reservoir_size} must be >= 1")
+        require(
+            self.spectral_radius > 0,
+            f"spectral_radius {self.spectral_radius} must be > 0 (typically 0.5 .. 1.0)",
+        )
+        require(0 < self.leak_rate <= 1, f"leak_rate {self.leak_rate} must be in (0, 1]")
+        require(self.input_scaling > 0, f"input_scaling {self.input_scaling} must be > 0")
+        require(0 < self.density <= 1, f"density {self.density} must be in (0, 1]")
+        require(
+            len(self.ridge) >= 1 and all(r > 0 for r in self.ridge),
+            f"ridge {list(self.ridge)} must hold one or more values > 0, e.g. [0.001, 0.01]",
+        )
+        require(self.washout >= 1, f"washout {self.washout} must be >= 1")
+        require(
+            self.washout <= self.lookback,
+            f"washout {self.washout} exceeds lookback {self.lookback}: predict() warms the "
+            f"reservoir over the last washout steps of a history that may be only lookback "
+            f"long; set washout <= {self.lookback}",
+        )
+        require(self.norm in ESN_NORMS, f"norm {self.norm!r} is not supported; use {ESN_NORMS}")
+        check_device_and_levels(self.device, self.levels)

@@ -44,11 +44,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -56,213 +54,29 @@ from torch import Tensor, nn
 
 from models import intervals
 from models.base import EpochCallback, EpochStats, FitReport, Forecast, ModelMeta, SeriesData
-from models.config import check_device_and_levels, config_to_dict, dict_to_kwargs, require
+from models.config import ESNConfig
 from models.errors import ConfigError, ForecastInputError
 from models.features import (
     calendar_features,
     calendar_width,
     future_timestamps,
-    parse_frequency,
     season_length,
 )
 from models.io import read_model_dir, write_model_dir
 from models.loop import resolve_device
+from models.reservoir import (
+    normal_equations,
+    reservoir_weights,
+    run_reservoir,
+    single_thread,
+    solve_ridge,
+)
 from models.rollout import roll_forward
 from models.scaling import interval_scale
 from models.versions import library_versions
 from models.windows import check_predict_inputs, check_series
 
-ESN_NORMS = ("last", "revin", "none")
-_EPS = 1e-8
 _PREDICT_BATCH = 1024  # history rows per reservoir pass at inference (bounds memory)
-
-
-@dataclass(frozen=True)
-class ESNConfig:
-    """Everything that defines an echo state network forecaster.
-
-    Reservoir: `reservoir_size` units, `spectral_radius` of W, `leak_rate` a, `input_scaling`
-    of W_in and b, `density` of W's non-zeros, `washout` states dropped per training series
-    (and the warm-up context of predict). Readout: `lookback` lags, `max_horizon` outputs, ridge
-    penalty `ridge` (one value, or several tried on validation; the penalty is per window on
-    standardised features). `norm`: "last", "revin" or "none" (see the module docstring).
-    The defaults are the settings picked on ETTh1's validation windows (see BENCHMARKS.md).
-    """
-
-    family: str = "esn"
-    lookback: int = 336
-    max_horizon: int = 96
-    frequency: str = "h"
-    target: str = "value"
-    covariates: tuple[str, ...] = ()
-    calendar: bool = False
-    reservoir_size: int = 200
-    spectral_radius: float = 0.9
-    leak_rate: float = 0.3
-    input_scaling: float = 0.3
-    density: float = 0.1
-    ridge: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-    washout: int = 96
-    norm: str = "last"
-    seed: int = 0
-    device: str = "auto"
-    levels: tuple[int, ...] = (80, 95)
-
-    def __post_init__(self) -> None:
-        require(self.family == "esn", f"family {self.family!r} is not 'esn'; use 'esn'")
-        require(self.lookback >= 2, f"lookback {self.lookback} must be >= 2")
-        require(self.max_horizon >= 1, f"max_horizon {self.max_horizon} must be >= 1")
-        parse_frequency(self.frequency)
-        require(
-            len(set(self.covariates)) == len(self.covariates),
-            f"covariates {list(self.covariates)} repeat a name; list each column once",
-        )
-        require(self.reservoir_size >= 1, f"reservoir_size {self.reservoir_size} must be >= 1")
-        require(
-            self.spectral_radius > 0,
-            f"spectral_radius {self.spectral_radius} must be > 0 (typically 0.5 .. 1.0)",
-        )
-        require(0 < self.leak_rate <= 1, f"leak_rate {self.leak_rate} must be in (0, 1]")
-        require(self.input_scaling > 0, f"input_scaling {self.input_scaling} must be > 0")
-        require(0 < self.density <= 1, f"density {self.density} must be in (0, 1]")
-        require(
-            len(self.ridge) >= 1 and all(r > 0 for r in self.ridge),
-            f"ridge {list(self.ridge)} must hold one or more values > 0, e.g. [0.001, 0.01]",
-        )
-        require(self.washout >= 1, f"washout {self.washout} must be >= 1")
-        require(
-            self.washout <= self.lookback,
-            f"washout {self.washout} exceeds lookback {self.lookback}: predict() warms the "
-            f"reservoir over the last washout steps of a history that may be only lookback "
-            f"long; set washout <= {self.lookback}",
-        )
-        require(self.norm in ESN_NORMS, f"norm {self.norm!r} is not supported; use {ESN_NORMS}")
-        check_device_and_levels(self.device, self.levels)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict; `from_dict(to_dict())` gives an equal config."""
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ESNConfig:
-        """Build from a JSON-style dict; unknown keys and wrong types raise ConfigError."""
-        return cls(**dict_to_kwargs(cls, data))
-
-
-def reservoir_weights(config: ESNConfig, inputs: int) -> tuple[Tensor, Tensor, Tensor]:
-    """The fixed random matrices: (w_in [N, D], w [N, N], bias [N]), float32 on the CPU.
-
-    One torch.Generator per matrix, seeded from `config.seed` through numpy's SeedSequence, so
-    changing one matrix's shape never shifts another's draws.
-    """
-    n, scale = config.reservoir_size, config.input_scaling
-    seeds = np.random.SeedSequence(config.seed).generate_state(3)
-    gen = [torch.Generator().manual_seed(int(s)) for s in seeds]
-    w_in = (torch.rand(n, inputs, generator=gen[0], dtype=torch.float64) * 2 - 1) * scale
-    bias = (torch.rand(n, generator=gen[1], dtype=torch.float64) * 2 - 1) * scale
-    mask = torch.rand(n, n, generator=gen[2], dtype=torch.float64) < config.density  # [N, N]
-    w = torch.randn(n, n, generator=gen[2], dtype=torch.float64) * mask  # [N, N]
-    radius = float(torch.linalg.eigvals(w).abs().max())
-    if radius > 0:  # an all-zero draw (tiny N, low density) stays zero: a pure input map
-        w = w * (config.spectral_radius / radius)
-    return w_in.float(), w.float(), bias.float()
-
-
-def run_reservoir(
-    inputs: Tensor, w_in: Tensor, w: Tensor, bias: Tensor, leak: float, *, keep_all: bool
-) -> Tensor:
-    """Run the leaky tanh reservoir from a zero state.
-
-    Args:
-        inputs: [B, T, D] reservoir inputs u_t.
-        w_in: [N, D]; w: [N, N]; bias: [N].
-        leak: the leak rate a in (0, 1].
-        keep_all: return every state (training) or only the last (prediction).
-
-    Returns:
-        [B, T, N] states when keep_all, else [B, N] the state after the last input.
-    """
-    with single_thread(inputs.device):
-        return _run(inputs, w_in, w, bias, leak, keep_all)
-
-
-@contextmanager
-def single_thread(device: torch.device) -> Iterator[None]:
-    """Run CPU work on one intra-op thread, restoring the setting afterwards.
-
-    The ESN's work is a chain of small matmuls and solves (hundreds of columns): latency-bound,
-    so one thread is as fast as two, and on a shared, oversubscribed CPU up to 20x faster (no
-    spin-waiting for a descheduled sibling thread). The setting is process-wide; it is held
-    only for the duration of one fit or predict call.
-    """
-    if device.type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(
-    inputs: Tensor, w_in: Tensor, w: Tensor, bias: Tensor, leak: float, keep_all: bool
-) -> Tensor:
-    b, t_len, d = inputs.shape
-    n = w.shape[0]
-    w_t = w.T.contiguous()  # [N, N], so x @ w_t = (W x)^T
-    # time-major input drive W_in u_t + b for every step in one matmul: [T, B, N]
-    steps = inputs.transpose(0, 1).reshape(t_len * b, d)  # [T*B, D]
-    drive = torch.addmm(bias, steps, w_in.T).view(t_len, b, n)  # [T, B, N]
-    pre = inputs.new_empty(b, n)  # [B, N] pre-activation, then its tanh
-    out = inputs.new_empty(t_len, b, n) if keep_all else None  # [T, B, N]
-    state = inputs.new_zeros(b, n)  # [B, N]
-    for t in range(t_len):
-        torch.addmm(drive[t], state, w_t, out=pre).tanh_()  # [B, N] @ [N, N] + drive
-        if out is None:
-            state.lerp_(pre, leak)  # (1 - a) x + a tanh(...)
-        else:
-            state = torch.lerp(state, pre, leak, out=out[t])
-    return state if out is None else out.transpose(0, 1)  # [B, N] or [B, T, N] (a view)
-
-
-def ridge_readout(features: Tensor, targets: Tensor, ridge: float) -> tuple[Tensor, Tensor]:
-    """Closed-form ridge regression with the intercept from centring.
-
-    Minimises mean_i ||y_i - z_i W - c||^2 + ridge * ||D W||^2 where D holds the feature stds
-    (ridge on standardised features), by solving the normal equations
-    (Zs^T Zs / n + ridge I) V = Zs^T Yc / n with torch.linalg.solve (never an inverse).
-
-    Args:
-        features: [n, F] float64 design rows z_i.
-        targets: [n, H] float64 targets y_i.
-        ridge: penalty > 0.
-
-    Returns:
-        (weight [F, H], bias [H]) float64 such that prediction = features @ weight + bias.
-    """
-    gram, cross, mean_z, mean_y, std_z = _normal_equations(features, targets)
-    return _solve(gram, cross, mean_z, mean_y, std_z, ridge)
-
-
-def _normal_equations(features: Tensor, targets: Tensor) -> tuple[Tensor, ...]:
-    """(Zs^T Zs / n [F, F], Zs^T Yc / n [F, H], mean_z [F], mean_y [H], std_z [F])."""
-    n = features.shape[0]
-    mean_z, mean_y = features.mean(0), targets.mean(0)  # [F], [H]
-    centred = features - mean_z  # [n, F]
-    std_z = centred.pow(2).mean(0).sqrt().clamp_min(_EPS)  # [F]; constant columns stay 0
-    zs = centred / std_z  # [n, F]
-    return zs.T @ zs / n, zs.T @ (targets - mean_y) / n, mean_z, mean_y, std_z
-
-
-def _solve(
-    gram: Tensor, cross: Tensor, mean_z: Tensor, mean_y: Tensor, std_z: Tensor, ridge: float
-) -> tuple[Tensor, Tensor]:
-    eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
-    v = torch.linalg.solve(gram + ridge * eye, cross)  # [F, H] on standardised features
-    weight = v / std_z[:, None]  # [F, H] on raw features
-    return weight, mean_y - mean_z @ weight  # [F, H], [H]
 
 
 @dataclass(frozen=True)
@@ -481,10 +295,10 @@ class ESNForecaster(nn.Module):
         with torch.inference_mode(), single_thread(self._device()):
             self._fit_input_scale(train)
             design, val_design = self._designs(train, val)
-            gram, cross, mean_z, mean_y, std_z = _normal_equations(design.features, design.targets)
+            gram, cross, mean_z, mean_y, std_z = normal_equations(design.features, design.targets)
             best: tuple[float, float, Tensor, Tensor] | None = None
             for ridge in c.ridge:
-                weight, bias = _solve(gram, cross, mean_z, mean_y, std_z, ridge)
+                weight, bias = solve_ridge(gram, cross, mean_z, mean_y, std_z, ridge)
                 err = self._mse(val_design, weight, bias)
                 if best is None or err < best[0]:
                     best = (err, ridge, weight, bias)

@@ -21,8 +21,7 @@ from models.base import Forecaster, ModelMeta
 from models.errors import ConfigError, ModelFileError
 
 if TYPE_CHECKING:
-    from models.config import RecurrentConfig
-    from models.esn import ESNConfig
+    from models.config import ESNConfig, RecurrentConfig
 
 FAMILIES = ("lstm", "gru", "rnn", "esn")
 FILES = ("config.json", "meta.json", "weights.safetensors")
@@ -37,12 +36,10 @@ def config_from_dict(data: dict[str, Any]) -> RecurrentConfig | ESNConfig:
     family = data.get("family") if isinstance(data, dict) else None
     if family not in FAMILIES:
         raise ConfigError(f"family {family!r} is not known; use one of {FAMILIES}")
+    from models.config import ESNConfig, RecurrentConfig
+
     if family == "esn":
-        from models.esn import ESNConfig
-
         return ESNConfig.from_dict(data)
-    from models.config import RecurrentConfig
-
     return RecurrentConfig.from_dict(data)
 
 

@@ -7,7 +7,6 @@ test treats every family the same way. Data: three hourly series at very differe
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +36,7 @@ TINY: dict[str, dict[str, Any]] = {
     "rnn": {"hidden_size": 8, "epochs": 2, "segment_length": 1, "decoder": "direct"},
     "esn": {"reservoir_size": 16, "washout": 12},
 }
-FAMILIES = [
-    pytest.param(
-        f,
-        marks=pytest.mark.skipif(
-            f == "esn" and importlib.util.find_spec("models.esn") is None,
-            reason="models/esn.py not written yet",
-        ),
-    )
-    for f in io.FAMILIES
-]
+FAMILIES = list(io.FAMILIES)
 
 
 def _panel() -> list[SeriesData]:

@@ -12,8 +12,10 @@ from safetensors.torch import load_file
 
 from models import io
 from models.base import SeriesData
+from models.config import ESNConfig
 from models.errors import ConfigError, ForecastInputError
-from models.esn import ESNConfig, ESNForecaster, reservoir_weights, ridge_readout, run_reservoir
+from models.esn import ESNForecaster
+from models.reservoir import reservoir_weights, ridge_readout, run_reservoir
 
 TINY = {
     "lookback": 24,

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.config import RecurrentConfig
-from models.esn import ESNConfig
+from models.config import ESNConfig, RecurrentConfig
 from training.errors import ExperimentError
 from training.experiment import FAMILIES, TrainSpec
 from training.pipeline import build_config, default_lookback, fit_series, load_frame

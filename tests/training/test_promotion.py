@@ -11,7 +11,7 @@ import pytest
 
 from models import io as models_io
 from models.base import SeriesData
-from models.esn import ESNConfig
+from models.config import ESNConfig
 from training.errors import DataError, ExperimentError, TrackingError
 from training.promotion import ChampionScorer, decide, promote_by_hand, run_gate
 from training.settings import TrainSettings
