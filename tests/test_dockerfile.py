@@ -137,10 +137,10 @@ def test_every_runtime_dependency_is_pinned_in_the_lock(instructions: list[Instr
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
-    requirements = out.stdout.split()
+    requirements = out.stdout.splitlines()  # one per line; markers hold spaces
     lock = (REPO / "requirements.lock").read_text().lower().replace("_", "-")
     for requirement in requirements:
-        name = re.split(r"[\[<>=!~ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
         assert re.search(rf"^{re.escape(name)}==", lock, re.M), f"{name} is not pinned in the lock"
     assert len(requirements) == len(
         tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
