@@ -174,7 +174,8 @@ def train_command(
     as_json: AsJson = False,
 ) -> None:
     """Train a forecaster, log it to MLflow, register a version and run the champion gate."""
-    from training.pipeline import load_frame, train
+    from training.pipeline import train
+    from training.preparation import load_frame
     from training.sources.store import parse_series_ids
 
     flags: dict[str, Any] = {

@@ -20,8 +20,7 @@ import json
 import logging
 import subprocess
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,24 +28,29 @@ import numpy as np
 import pandas as pd
 
 from models import io as models_io
-from models.base import EpochCallback, EpochStats, FitReport, Forecaster, SeriesData
-from models.features import season_length
-from training import backtest, plots, splits
-from training.backtest import Windows
-from training.datasets import load_dataset, load_file
-from training.errors import DataError
+from models.base import EpochCallback, EpochStats, FitReport, SeriesData
+from training import plots
 from training.experiment import TrainSpec
 from training.frame import SeriesFrame
-from training.metrics import Scores, evaluate, seasonal_naive_scale
+from training.metrics import Scores
+from training.preparation import (
+    BASELINES,
+    baselines,
+    build_config,
+    champion_scorer,
+    default_lookback,
+    evaluate_model,
+    fit_series,
+    load_frame,
+    windows,
+)
 from training.promotion import GateDecision, run_gate
-from training.protocols import ett_problem
 from training.settings import TrainSettings
 from training.tracking import Tracker, model_signature
 
 logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
-BASELINES = ("naive", "seasonal_naive", "kalman")
 PLOT_WINDOWS = 3
 
 
@@ -107,214 +111,6 @@ class TrainResult:
 
 def _finite_or_none(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
-
-
-# --- data ----------------------------------------------------------------------------------
-
-
-def load_frame(spec: TrainSpec, database_url: str | None = None) -> SeriesFrame:
-    """The spec's data as a SeriesFrame, trimmed to `last_rows` per series when set.
-
-    Args:
-        spec: the training spec.
-        database_url: the series store for store-backed specs; None: $FORECAST_DATABASE_URL,
-            else sqlite:///./data/series.db.
-
-    Raises:
-        DataError: unknown dataset or series, missing file or column, irregular data.
-    """
-    if spec.series:
-        from training.sources.store import load_store
-        from training.store import SeriesStore
-
-        store = SeriesStore(database_url) if database_url else SeriesStore.from_env()
-        try:
-            frame = load_store(store, spec.series, covariates=spec.covariates, fill=spec.fill)
-        finally:
-            store.close()
-    elif spec.dataset is not None:
-        frame = load_dataset(spec.dataset, covariates=spec.covariates)
-    else:
-        frame = load_file(
-            str(spec.data),
-            time_col=str(spec.time_col),
-            target_col=str(spec.target_col),
-            id_col=spec.id_col,
-            freq=spec.freq,
-            covariates=spec.covariates,
-            fill=spec.fill,
-        )
-    if spec.last_rows is not None:
-        table = frame.table.groupby("series_id", sort=False).tail(spec.last_rows)
-        if len(table) < len(frame.table):
-            note = f"kept the last {spec.last_rows} rows of each series"
-            frame = replace(frame, table=table.reset_index(drop=True), notes=(*frame.notes, note))
-    return frame
-
-
-def default_lookback(frame: SeriesFrame, spec: TrainSpec) -> int:
-    """Two seasons or four horizons (at least 8), capped so every series keeps train windows."""
-    wanted = max(2 * season_length(frame.frequency), 4 * spec.horizon, 8)
-    if spec.protocol == "ett":
-        return min(wanted, splits.ETT_SPLIT.train_end // 2)
-    shortest = min(
-        splits.ratio_split(
-            len(s.values), spec.val_fraction, spec.test_fraction, horizon=spec.horizon
-        ).train_end
-        for s in frame.to_series()
-    )
-    return max(2, min(wanted, (shortest - spec.horizon) // 2))
-
-
-def _segment_length(lookback: int) -> int:
-    """The largest divisor of `lookback` up to 24 (SegRNN's day-long segments on hourly data)."""
-    return max(d for d in range(1, min(24, lookback) + 1) if lookback % d == 0)
-
-
-def build_config(spec: TrainSpec, frame: SeriesFrame, lookback: int) -> Any:
-    """The forecaster config: data-derived fields, spec fields, then `spec.model` overrides.
-
-    Raises:
-        ConfigError: an unknown [model] key or a bad value (named by models.config).
-    """
-    data: dict[str, Any] = {
-        "family": spec.family,
-        "lookback": lookback,
-        "max_horizon": spec.horizon,
-        "frequency": frame.frequency,
-        "target": frame.target,
-        "covariates": list(frame.covariates),
-        "device": spec.device,
-        "levels": list(spec.levels),
-    }
-    if spec.family == "esn":
-        data["washout"] = min(96, lookback)  # the ESN warms up over at most `lookback` steps
-    else:
-        data["segment_length"] = _segment_length(lookback)
-        if spec.epochs is not None:
-            data["epochs"] = spec.epochs
-    data.update(spec.model)
-    return models_io.config_from_dict(data)
-
-
-def _slice(s: SeriesData, lo: int, hi: int) -> SeriesData:
-    return SeriesData(
-        values=s.values[lo:hi],  # [T'] of [T]
-        timestamps=None if s.timestamps is None else s.timestamps[lo:hi],
-        covariates=None if s.covariates is None else s.covariates[lo:hi],  # [T', C]
-        series_id=s.series_id,
-    )
-
-
-def _context_start(train_end: int, lookback: int, series_id: str) -> int:
-    if train_end < lookback:
-        raise DataError(
-            f"series {series_id!r}: lookback={lookback} but only {train_end} training rows come "
-            f"before the first validation target. Fix: use --lookback <= {train_end}"
-        )
-    return train_end - lookback
-
-
-def _ett_series(frame: SeriesFrame, horizon: int) -> tuple[SeriesData, splits.Split, np.ndarray]:
-    """The z-scored ETT target (+ covariates) as one series, its split and test origins."""
-    problem = ett_problem(frame, horizon, mode="S", target=frame.target)
-    sp = problem.split
-    target = problem.values[:, problem.target_index].astype(np.float32)  # [N]
-    cov_idx = [problem.columns.index(c) for c in frame.covariates]
-    covs = problem.values[:, cov_idx].astype(np.float32) if cov_idx else None  # [N, C]
-    stamps = frame.table["timestamp"].to_numpy(dtype="datetime64[ns]")[: sp.end]  # [N]
-    return SeriesData(target, stamps, covs, frame.series_ids()[0]), sp, problem.origins
-
-
-def fit_series(
-    frame: SeriesFrame, spec: TrainSpec, lookback: int
-) -> tuple[list[SeriesData], list[SeriesData]]:
-    """Training series (rows [0, train_end)) and validation series (with look-back context).
-
-    Raises:
-        DataError: a series too short for the split or for `lookback`.
-    """
-    if spec.protocol == "ett":
-        whole, sp, _ = _ett_series(frame, spec.horizon)
-        start = _context_start(sp.train_end, lookback, whole.series_id)
-        return [_slice(whole, 0, sp.train_end)], [_slice(whole, start, sp.val_end)]
-    train, val = [], []
-    for s in frame.to_series():
-        sp = splits.ratio_split(
-            len(s.values), spec.val_fraction, spec.test_fraction, horizon=spec.horizon,
-            series_id=s.series_id,
-        )  # fmt: skip
-        train.append(_slice(s, 0, sp.train_end))
-        val.append(_slice(s, _context_start(sp.train_end, lookback, s.series_id), sp.val_end))
-    return train, val
-
-
-def windows(frame: SeriesFrame, spec: TrainSpec, lookback: int, part: str) -> Windows:
-    """Every validation or test window for a model with this `lookback` (same origins for all).
-
-    Raises:
-        DataError: when `lookback` reaches before the first row of some window.
-    """
-    if spec.protocol != "ett":
-        return backtest.frame_windows(
-            frame, spec.horizon, lookback, part=part,
-            val_fraction=spec.val_fraction, test_fraction=spec.test_fraction,
-        )  # fmt: skip
-    whole, sp, test_origins = _ett_series(frame, spec.horizon)
-    origins = test_origins if part == "test" else splits.val_origins(sp, spec.horizon)
-    hist, act = splits.window_stack(whole.values, origins, lookback, spec.horizon)  # [N, L], [N, H]
-    assert whole.timestamps is not None  # set by _ett_series
-    stamps, _ = splits.window_stack(whole.timestamps, origins, lookback, spec.horizon)  # [N, L]
-    covs = None
-    if whole.covariates is not None:
-        c, _ = splits.window_stack(whole.covariates, origins, lookback, spec.horizon)  # [N, C, L]
-        covs = c.transpose(0, 2, 1)  # [N, C, L] -> [N, L, C]
-    scale = seasonal_naive_scale(whole.values[: sp.train_end], season_length(frame.frequency))
-    return Windows(hist.astype(np.float64), act.astype(np.float64), scale, stamps, covs)
-
-
-def baselines(frame: SeriesFrame, spec: TrainSpec) -> dict[str, Any]:
-    """`backtest.run_baselines` on the same protocol, split and test origins as the model."""
-    if spec.protocol == "ett":
-        return backtest.run_baselines(
-            frame, spec.horizon, "ett", spec.levels, mode="S", dataset=spec.data_label
-        )
-    return backtest.run_baselines(
-        frame, spec.horizon, "ratio", spec.levels,
-        val_fraction=spec.val_fraction, test_fraction=spec.test_fraction,
-        dataset=spec.data_label,
-    )  # fmt: skip
-
-
-# --- evaluation ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Scores of one model on one window stack, with its predictions (for plots)."""
-
-    scores: Scores
-    mean: np.ndarray  # [N, H]
-    lower: dict[int, np.ndarray]  # level -> [N, H]
-    upper: dict[int, np.ndarray]  # level -> [N, H]
-
-
-def evaluate_model(model: Forecaster, stack: Windows, levels: tuple[int, ...]) -> Evaluation:
-    """Predict every window of `stack` and score it with the shared metrics."""
-    mean, lower, upper = backtest.predict_windows(model.predict, stack, levels)
-    scores = evaluate(stack.actual, mean, lower, upper, mase_scale=stack.mase_scale)
-    return Evaluation(scores, mean, lower, upper)
-
-
-def champion_scorer(frame: SeriesFrame, spec: TrainSpec, metric: str) -> Callable[[Path], float]:
-    """Scores a saved forecaster on this job's validation windows, built for its own look-back."""
-
-    def score(directory: Path) -> float:
-        model = models_io.load(directory, device="cpu")
-        stack = windows(frame, spec, model.meta.lookback, "val")
-        return evaluate_model(model, stack, spec.levels).scores.overall[metric]
-
-    return score
 
 
 # --- the job -------------------------------------------------------------------------------

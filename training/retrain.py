@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from models.base import EpochCallback
-from training import pipeline
+from training import pipeline, preparation
 from training.errors import TrackingError
 from training.experiment import TrainSpec
 from training.locks import model_lock
@@ -211,7 +211,7 @@ def retrain(
         version = replay_version(tracker, name)
         try:
             spec = load_spec(tracker, version)
-            frame = pipeline.load_frame(spec, resolve_database_url(database_url))
+            frame = preparation.load_frame(spec, resolve_database_url(database_url))
             logger.debug(
                 "retrain %s: replaying the spec of v%d (%s) on %d rows up to %s",
                 name, version.version, spec.family, frame.rows, frame.end.isoformat(),

@@ -10,7 +10,7 @@ import pytest
 from models.config import ESNConfig, RecurrentConfig
 from training.errors import ExperimentError
 from training.experiment import FAMILIES, TrainSpec
-from training.pipeline import build_config, default_lookback, fit_series, load_frame
+from training.preparation import build_config, default_lookback, fit_series, load_frame
 
 REPO = Path(__file__).resolve().parents[2]
 

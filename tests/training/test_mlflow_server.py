@@ -23,7 +23,8 @@ import pytest
 
 from training.compare import compare_table
 from training.experiment import TrainSpec
-from training.pipeline import load_frame, train
+from training.pipeline import train
+from training.preparation import load_frame
 from training.promotion import promote_by_hand
 from training.settings import TrainSettings
 from training.tracking import Tracker

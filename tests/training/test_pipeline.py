@@ -14,7 +14,8 @@ import pytest
 from models import io as models_io
 from models.base import EpochStats
 from training.experiment import TrainSpec
-from training.pipeline import champion_scorer, load_frame, train
+from training.pipeline import train
+from training.preparation import champion_scorer, load_frame
 from training.settings import TrainSettings
 from training.tracking import Tracker
 

@@ -22,7 +22,8 @@ from training import cli_retrain  # noqa: F401  (registers retrain, schedule)
 from training.cli_app import app
 from training.errors import TrackingError
 from training.experiment import TrainSpec
-from training.pipeline import load_frame, train
+from training.pipeline import train
+from training.preparation import load_frame
 from training.retrain import FAILED_RUN_NAME, RetrainResult, retrain
 from training.tracking import Tracker
 
