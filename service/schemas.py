@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
+import anyio.to_thread
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -201,6 +202,8 @@ class ReloadResponse(BaseModel):
 
 M = TypeVar("M", bound=BaseModel)
 
+INLINE_BODY_BYTES = 256 * 1024  # bodies up to this size are parsed on the event loop (~0.5 ms)
+
 
 async def read_json_body(request: Request, model: type[M]) -> M:
     """Parse and validate a request body in one pass with pydantic-core's JSON parser.
@@ -210,8 +213,13 @@ async def read_json_body(request: Request, model: type[M]) -> M:
     FastAPI's RequestValidationError (locations under "body"), so they get the same 422
     `{"detail", "field"}` answer as any other route.
     """
+    body = await request.body()
     try:
-        return model.model_validate_json(await request.body())
+        if len(body) <= INLINE_BODY_BYTES:
+            return model.model_validate_json(body)
+        # A big body (up to millions of points) would hold the event loop, and every other
+        # request of this worker, for the whole parse: parse it in a worker thread instead.
+        return await anyio.to_thread.run_sync(model.model_validate_json, body)
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None

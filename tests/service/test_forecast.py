@@ -3,11 +3,14 @@ batch = singles, pinned versions, model listing, readiness and metrics."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
 from fastapi.testclient import TestClient
 
+from service.routes.forecast import INLINE_POINTS
+from service.schemas import INLINE_BODY_BYTES
 from tests.service.conftest import HORIZON, HOURLY, LOOKBACK, READ, STOCK, Store
 
 
@@ -187,3 +190,30 @@ def test_concurrent_singles_equal_sequential_ones(client: TestClient, store: Sto
         np.testing.assert_allclose(
             one["intervals"]["95"]["lower"], other["intervals"]["95"]["lower"], rtol=1e-5, atol=1e-5
         )
+
+
+def test_long_histories_are_checked_off_the_event_loop_with_the_same_answers(
+    client: TestClient, store: Store
+) -> None:
+    # Above both inline limits: checked and parsed in worker threads.
+    h = store.hourly
+    n = 12_000
+    last = np.datetime64(h.timestamps[-1])
+    stamps = [str(last - np.timedelta64(n - 1 - i, "h")) for i in range(n)]  # [n]
+    values = [*([h.values[0]] * (n - len(h.values))), *h.values]  # same last `lookback` values
+    payload = {"timestamps": stamps, "values": values, "horizon": 3}
+    assert n > INLINE_POINTS and len(json.dumps(payload)) > INLINE_BODY_BYTES
+    url = f"/v1/models/{HOURLY}/forecast"
+    long = client.post(url, headers=READ, json=payload)
+    short = client.post(url, headers=READ, json=h.body(horizon=3))
+    assert long.status_code == 200, long.text
+    assert long.json() == short.json()
+    bad = client.post(
+        url,
+        headers={**READ, "Content-Type": "application/json"},
+        content=json.dumps(
+            {"timestamps": stamps, "values": [*values[:10], 12345.5, *values[11:]], "horizon": 3}
+        ).replace("12345.5", "NaN"),
+    )
+    assert bad.status_code == 422
+    assert bad.json()["field"] == "values[10]"
