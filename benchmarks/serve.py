@@ -1,8 +1,8 @@
 """Serving benchmark: our service vs `mlflow models serve` on the same registered model.
 
     python -m benchmarks.serve [--dataset load/etth1] [--family gru] [--horizon 24]
-        [--concurrency 1,8,32] [--requests 2000] [--batch-series 1000] [--batch-requests 10]
-        [--workers 2] [--store DIR] [--skip-mlflow]
+        [--concurrency 1,8,32] [--requests 2000] [--warmup 200] [--batch-series 1000]
+        [--batch-requests 10] [--workers 2] [--store DIR] [--skip-mlflow]
 
 1. Trains a champion on a bundled dataset with the real pipeline (model defaults, 1 epoch on
    the last 3,000 rows: speed, not accuracy, is measured) into a SQLite store (a temp dir, or
@@ -10,8 +10,9 @@
 2. Starts `forecast serve --workers N` (default 2, one per core here) on a free loopback port
    and waits for /v1/ready.
 3. Drives it with a bounded closed-loop load: for each concurrency c, c clients send
-   --requests single-series forecasts (H = --horizon) back to back; then --batch-requests
-   batches of --batch-series series, one at a time. Bodies are encoded once, up front.
+   --warmup untimed single-series forecasts (H = --horizon), then --requests timed ones, back
+   to back; then --batch-requests batches of --batch-series series, one at a time. Bodies are
+   encoded once, up front.
 4. Does the same against `mlflow models serve --env-manager local -w N` on the same model
    version (the same number of uvicorn workers) with the pyfunc's long input frame, and prints
    the ratios.
@@ -181,8 +182,14 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
             return status
 
 
-async def drive(url: str, body: bytes, concurrency: int, requests: int) -> dict[str, Any]:
-    """Closed loop: `concurrency` keep-alive connections share `requests` requests.
+async def drive(
+    url: str, body: bytes, concurrency: int, requests: int, warm_up: int = 0
+) -> dict[str, Any]:
+    """Closed loop: `concurrency` keep-alive connections share `requests` timed requests.
+
+    First, untimed, every connection sends one request and together they send `warm_up` more
+    at the same concurrency: connection set-up and each server process's first passes through
+    its code are not steady-state latency (both servers get the same warm-up).
 
     The client is a few lines of asyncio over raw HTTP/1.1 (pre-built request bytes), so the
     load generator costs far less CPU than the servers it measures on the same cores.
@@ -198,11 +205,16 @@ async def drive(url: str, body: bytes, concurrency: int, requests: int) -> dict[
     errors = 0
     remaining = requests
 
-    async def worker(warm_up: int) -> None:
-        nonlocal remaining, errors
+    warm_left = warm_up
+
+    async def worker() -> None:
+        nonlocal remaining, errors, warm_left
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            for _ in range(warm_up):
+            writer.write(request)  # untimed: one per connection, then the shared warm-up
+            await _read_response(reader)
+            while warm_left > 0:
+                warm_left -= 1
                 writer.write(request)
                 await _read_response(reader)
             ready.append(1)
@@ -220,9 +232,7 @@ async def drive(url: str, body: bytes, concurrency: int, requests: int) -> dict[
             writer.close()
 
     started, all_ready, ready = asyncio.Event(), asyncio.Event(), []
-    # One untimed request per connection first: connection set-up and each worker process's
-    # first forward pass are not steady-state latency (both servers get the same).
-    tasks = [asyncio.create_task(worker(1)) for _ in range(concurrency)]
+    tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
     await all_ready.wait()  # every connection open, warm-up requests answered
     start = time.perf_counter()
     started.set()
@@ -246,7 +256,7 @@ def run_cases(
     """Every single-series concurrency level, then the batch case; emits one line each."""
     results = {}
     for c in args.concurrency:
-        r = asyncio.run(drive(urls[0], single, c, args.requests))
+        r = asyncio.run(drive(urls[0], single, c, args.requests, args.warmup))
         results[("single", c)] = r
         _emit({"server": server, "case": f"single_h{args.horizon}", "concurrency": c, **r})
     r = asyncio.run(drive(urls[1], batch, 1, args.batch_requests))
@@ -263,6 +273,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--horizon", type=int, default=24)
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--requests", type=int, default=2000, help="per concurrency level")
+    parser.add_argument(
+        "--warmup", type=int, default=200, help="untimed requests before each single-series level"
+    )
     parser.add_argument("--batch-series", type=int, default=1000)
     parser.add_argument("--batch-requests", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2, help="server processes, both servers")
