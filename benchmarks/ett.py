@@ -25,7 +25,6 @@ with like. `train_windows_per_second` counts training passes only (no validation
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.table import Column, report
 from models import io
 from models.base import EpochStats, SeriesData
 from models.loop import resolve_device
@@ -66,6 +66,14 @@ ESN_DEFAULTS: dict[int, dict[str, Any]] = {
     336: {"lookback": 336, "washout": 96, "reservoir_size": 200},
     720: {"lookback": 336, "washout": 96, "reservoir_size": 100},
 }  # fmt: skip
+
+
+COLUMNS: list[Column] = [
+    ("family", "family", "6"), ("horizon", "H", ">4"), ("lookback", "L", ">4"),
+    ("mse", "mse", ">7.4f"), ("naive_mse", "naive", ">7.4f"), ("coverage_80", "cov80", ">6.3f"),
+    ("coverage_95", "cov95", ">6.3f"), ("train_seconds", "fit s", ">7.2f"),
+    ("predict_seconds", "pred s", ">7.2f"),
+]  # fmt: skip
 
 
 def defaults(family: str, horizon: int, arch: str = "tuned") -> dict[str, Any]:
@@ -252,19 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print one JSON line per (family, horizon)."""
     args = parse_args(argv)
     families = FAMILIES if args.family == "all" else (args.family,)
-    rows = []
-    for family in families:
-        for horizon in args.horizons:
-            row = run_one(family, horizon, args)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    if not args.json:
-        print(f"\n{'family':6} {'H':>4} {'L':>4} {'mse':>7} {'naive':>7} {'cov80':>6} "
-              f"{'cov95':>6} {'fit s':>7} {'pred s':>7}")  # fmt: skip
-        for r in rows:
-            print(f"{r['family']:6} {r['horizon']:>4} {r['lookback']:>4} {r['mse']:>7.4f} "
-                  f"{r['naive_mse']:>7.4f} {r['coverage_80']:>6.3f} {r['coverage_95']:>6.3f} "
-                  f"{r['train_seconds']:>7.2f} {r['predict_seconds']:>7.2f}")  # fmt: skip
+    results = (run_one(family, horizon, args) for family in families for horizon in args.horizons)
+    report(results, COLUMNS, args.json)
     return 0
 
 

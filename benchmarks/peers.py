@@ -59,7 +59,6 @@ wall time (on_train_start .. on_train_end) less its validation passes (`validati
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import sys
@@ -72,10 +71,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.table import Column, report
 from training.datasets import BUNDLED, data_dir
 from training.protocols import EttProblem, ett_problem
 
 LOOKBACK = 96
+COLUMNS: list[Column] = [
+    ("horizon", "H", ">4"), ("mse", "mse", ">7.4f"), ("mae", "mae", ">7.4f"),
+    ("naive_mse", "naive", ">7.4f"), ("steps", "steps", ">6"), ("train_seconds", "fit s", ">7.2f"),
+    ("train_windows_per_second", "win/s", ">8.1f"),
+]  # fmt: skip
 HIDDEN = 64
 LAYERS = 2
 BATCH = 32  # windows per optimizer step
@@ -258,18 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the peer benchmark; print one JSON line per horizon."""
     args = parse_args(argv)
     quiet()
-    rows = []
-    for horizon in args.horizons:
-        row = run_one(horizon, args)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    if not args.json:
-        print(f"\n{'H':>4} {'mse':>7} {'mae':>7} {'naive':>7} {'steps':>6} {'fit s':>7} "
-              f"{'win/s':>8}")  # fmt: skip
-        for r in rows:
-            print(f"{r['horizon']:>4} {r['mse']:>7.4f} {r['mae']:>7.4f} {r['naive_mse']:>7.4f} "
-                  f"{r['steps']:>6} {r['train_seconds']:>7.2f} "
-                  f"{r['train_windows_per_second']:>8.1f}")  # fmt: skip
+    report((run_one(horizon, args) for horizon in args.horizons), COLUMNS, args.json)
     return 0
 
 
