@@ -30,7 +30,7 @@ every time step (a 96-step window re-run from zero per origin costs ~60x the FLO
 on standardised, centred features (the bias comes from centring) solved from the normal
 equations with torch.linalg.solve in float64; `ridge` values are tried on the validation
 windows and the best is kept (each solve is a few milliseconds). Intervals are split-conformal
-(models.intervals) on the validation windows' residuals, scaled per window (`_interval_scale`).
+(models.intervals) on the validation windows' residuals, scaled per window.
 
 Prediction context. predict() warms the reservoir from zero over the last `washout` steps of
 each history row (so washout <= lookback and any history the contract accepts is enough). By
@@ -59,8 +59,6 @@ from models.errors import ConfigError, ForecastInputError
 from models.features import (
     calendar_features,
     calendar_width,
-    future_timestamps,
-    season_length,
 )
 from models.io import read_model_dir, write_model_dir
 from models.loop import resolve_device
@@ -72,7 +70,6 @@ from models.reservoir import (
     solve_ridge,
 )
 from models.rollout import roll_forward
-from models.scaling import interval_scale
 from models.versions import library_versions
 from models.windows import check_predict_inputs, check_series
 
@@ -311,13 +308,14 @@ class ESNForecaster(nn.Module):
                 val_design, val_design.features.float() @ self.readout_weight + self.readout_bias
             )  # [n, H]
             actual = self._denormalise(val_design, val_design.targets.float())
-            scale = self._interval_scale(val_design.history)  # [n, 1]
-            residuals = ((actual - mean).abs() / scale).cpu().numpy()  # [n, H]
+            conformal, scale_entry = intervals.calibrate_windows(
+                val_design.history, actual, mean, c.frequency, c.levels
+            )
         seconds = time.perf_counter() - started
         n_train = int(design.features.shape[0])
         self._meta = dataclasses.replace(
             self._meta,
-            conformal=intervals.calibrate(residuals, c.levels),
+            conformal=conformal,
             extra={
                 "train_windows": n_train,
                 "val_windows": int(val_design.features.shape[0]),
@@ -326,7 +324,7 @@ class ESNForecaster(nn.Module):
                 "val_mse": val_mse,
                 "device": str(self._device()),
                 "seed": c.seed,
-                "interval_scale": "seasonal",
+                **scale_entry,
             },
         )
         if callback is not None:
@@ -362,11 +360,6 @@ class ESNForecaster(nn.Module):
         if diffs:
             std = np.concatenate(diffs).std(axis=0)  # [1 + C]
             self.input_scale.copy_(torch.as_tensor(np.maximum(std, 1e-6), dtype=torch.float32))
-
-    def _interval_scale(self, window: Tensor) -> Tensor:
-        """The scale conformal residuals are measured in: [n, L] look-back -> [n, 1]."""
-        kind = self._meta.extra.get("interval_scale", "seasonal")
-        return interval_scale(window, kind, season_length(self.config.frequency))
 
     def _denormalise(self, design: _Design, y: Tensor) -> Tensor:
         """Normalised [n, H] -> data units."""
@@ -419,13 +412,11 @@ class ESNForecaster(nn.Module):
             mean, rolled = roll_forward(
                 step, hist, horizon, c.max_horizon, timestamps=stamps, frequency=c.frequency
             )
-            scale = self._interval_scale(torch.from_numpy(hist[:, -c.lookback :])).numpy()
-        mean = mean.astype(np.float32)
-        lower, upper = intervals.apply(mean, scale, self._meta.conformal, levels)
-        future = None
-        if stamps is not None:
-            future = future_timestamps(stamps[:, -1], c.frequency, horizon)  # [B, H]
-        return Forecast(mean=mean, lower=lower, upper=upper, timestamps=future, rolled=rolled)
+        # The ESN has always calibrated in the seasonal scale.
+        return intervals.forecast(
+            mean, hist, self._meta, levels, stamps=stamps, rolled=rolled,
+            unrecorded_scale="seasonal",
+        )  # fmt: skip
 
     def _forecast_block(
         self, hist: np.ndarray, stamps: np.ndarray | None, cov: np.ndarray | None, row: int

@@ -13,11 +13,18 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import torch
+from torch import Tensor
 
+from models.base import Forecast, ModelMeta
 from models.errors import ForecastInputError
+from models.features import future_timestamps, season_length
+from models.scaling import interval_scale
 
 # Levels always calibrated, so predict() can serve any level in between by interpolation.
 STANDARD_LEVELS = (50, 60, 70, 80, 90, 95, 98, 99)
+# The scale fit() calibrates in today, recorded in ModelMeta.extra["interval_scale"].
+CALIBRATION_SCALE = "seasonal"
 
 
 def check_levels(levels: Sequence[int]) -> tuple[int, ...]:
@@ -118,3 +125,53 @@ def apply(
         lower[level] = (mean - half).astype(mean.dtype)
         upper[level] = (mean + half).astype(mean.dtype)
     return lower, upper
+
+
+def calibrate_windows(
+    history: Tensor, actual: Tensor, mean: Tensor, frequency: str, levels: Sequence[int]
+) -> tuple[dict[int, tuple[float, ...]], dict[str, str]]:
+    """Calibrate on validation windows, in CALIBRATION_SCALE.
+
+    Args:
+        history: [N, L] look-back windows; actual, mean: [N, H] in data units.
+        frequency: the model's frequency (its season length sets the scale).
+        levels: as for `calibrate`.
+
+    Returns:
+        (conformal quantiles for ModelMeta.conformal, the ModelMeta.extra entry that records
+        the scale they are in).
+    """
+    scale = interval_scale(history, CALIBRATION_SCALE, season_length(frequency))  # [N, 1]
+    residuals = ((actual - mean).abs() / scale).cpu().numpy()  # [N, H]
+    return calibrate(residuals, levels), {"interval_scale": CALIBRATION_SCALE}
+
+
+def forecast(
+    mean: np.ndarray,
+    history: np.ndarray,
+    meta: ModelMeta,
+    levels: Sequence[int],
+    *,
+    stamps: np.ndarray | None,
+    rolled: bool,
+    unrecorded_scale: str,
+) -> Forecast:
+    """Wrap a point forecast with its intervals and future timestamps.
+
+    Args:
+        mean: [B, H] point forecasts; history: [B, T] the checked histories (T >= lookback).
+        meta: the model's metadata (lookback, frequency, conformal quantiles, recorded scale).
+        levels: interval levels to return.
+        stamps: [B, T] history timestamps, or None (then no future timestamps).
+        rolled: whether the horizon was rolled forward past max_horizon.
+        unrecorded_scale: the scale of a model saved before meta.extra recorded it.
+    """
+    kind = meta.extra.get("interval_scale", unrecorded_scale)
+    window = torch.from_numpy(np.ascontiguousarray(history[:, -meta.lookback :]))  # [B, L]
+    scale = interval_scale(window, kind, season_length(meta.frequency)).numpy()  # [B, 1]
+    mean = mean.astype(np.float32)
+    lower, upper = apply(mean, scale, meta.conformal, levels)
+    future = None
+    if stamps is not None:
+        future = future_timestamps(stamps[:, -1], meta.frequency, mean.shape[1])  # [B, H]
+    return Forecast(mean=mean, lower=lower, upper=upper, timestamps=future, rolled=rolled)

@@ -37,12 +37,11 @@ from models.features import (
     calendar_features,
     calendar_width,
     future_timestamps,
-    season_length,
 )
 from models.io import read_model_dir, write_model_dir
 from models.loop import LoopSettings, resolve_device, train_loop
 from models.rollout import roll_forward
-from models.scaling import denormalise, interval_scale, normalise
+from models.scaling import denormalise, normalise
 from models.versions import library_versions
 from models.windows import WindowSet, check_predict_inputs, stack_series_windows
 
@@ -70,7 +69,6 @@ class RecurrentForecaster(nn.Module):
         self.dirs = 2 if c.bidirectional else 1
         seg = c.segment_length
         self.out_segments = math.ceil(c.max_horizon / seg)
-        self._season = season_length(c.frequency)  # steps of the interval scale's change
         self._meta = ModelMeta(
             family=c.family,
             lookback=c.lookback,
@@ -315,11 +313,12 @@ class RecurrentForecaster(nn.Module):
         )
         with torch.inference_mode():
             mean = self._forecast(val_windows)  # [N, H]
-            scale = interval_scale(val_windows.history, "seasonal", self._season)  # [N, 1]
-            residuals = ((val_windows.future - mean).abs() / scale).cpu().numpy()  # [N, H]
+            conformal, scale_entry = intervals.calibrate_windows(
+                val_windows.history, val_windows.future, mean, c.frequency, c.levels
+            )
         self._meta = dataclasses.replace(
             self._meta,
-            conformal=intervals.calibrate(residuals, c.levels),
+            conformal=conformal,
             extra={
                 "train_windows": len(windows),
                 "val_windows": len(val_windows),
@@ -328,7 +327,7 @@ class RecurrentForecaster(nn.Module):
                 "best_val_loss": min(report.val_losses),
                 "device": report.device,
                 "seed": c.seed,
-                "interval_scale": "seasonal",
+                **scale_entry,
             },
         )
         return report
@@ -387,18 +386,13 @@ class RecurrentForecaster(nn.Module):
             mean, rolled = roll_forward(
                 step, hist, horizon, c.max_horizon, timestamps=stamps, frequency=c.frequency
             )
-            # Models saved before "interval_scale" was recorded were calibrated one-step.
-            kind = self._meta.extra.get("interval_scale", "one_step")
-            window = torch.from_numpy(hist[:, -c.lookback :])  # [B, L]
-            scale = interval_scale(window, kind, self._season).numpy()  # [B, 1]
         if was_training:
             self.train()
-        mean = mean.astype(np.float32)
-        lower, upper = intervals.apply(mean, scale, self._meta.conformal, levels)
-        future = None
-        if stamps is not None:
-            future = future_timestamps(stamps[:, -1], c.frequency, horizon)  # [B, H]
-        return Forecast(mean=mean, lower=lower, upper=upper, timestamps=future, rolled=rolled)
+        # Recurrent models saved before the scale was recorded were calibrated one-step.
+        return intervals.forecast(
+            mean, hist, self._meta, levels, stamps=stamps, rolled=rolled,
+            unrecorded_scale="one_step",
+        )  # fmt: skip
 
     def _predict_window(
         self,
