@@ -28,18 +28,16 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from benchmarks.table import Column, report
+from benchmarks.common import Column, add_data_arguments, check_data_arguments, report
 from models import io
 from models.base import EpochStats, SeriesData
 from models.loop import resolve_device
 from training.backtest import ett_windows, evaluate_forecaster
-from training.datasets import BUNDLED, data_dir
 from training.metrics import mae, mse
 from training.protocols import EttProblem, ett_problem
 
@@ -228,10 +226,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m benchmarks.ett", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--family", default="all", choices=(*FAMILIES, "all"))
-    parser.add_argument("--horizon", default="24,96", help="comma-separated, e.g. 24,96,720")
+    add_data_arguments(parser)
     parser.add_argument("--lookback", type=int, default=None, help="override the table's")
     parser.add_argument("--mode", default="S", choices=("S", "M"))
-    parser.add_argument("--data", default=None, help="an ETT-format CSV (default: ETTh1)")
     parser.add_argument("--epochs", type=int, default=None, help="recurrent families only")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument(
@@ -243,16 +240,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="JSON lines only (no table)")
     parser.add_argument("--speed", action="store_true", help="add the bare-loop comparison")
     args = parser.parse_args(argv)
-    try:
-        args.horizons = [int(h) for h in args.horizon.split(",") if h.strip()]
-    except ValueError:
-        parser.error(f"--horizon {args.horizon!r}: use comma-separated integers, e.g. 24,96")
-    if not args.horizons or min(args.horizons) < 1:
-        parser.error(f"--horizon {args.horizon!r}: every horizon must be >= 1")
-    if args.data is None:
-        args.data = str(data_dir() / BUNDLED["load/etth1"].path)
-    if not Path(args.data).is_file():
-        parser.error(f"--data {args.data!r} does not exist; pass the path of an ETT CSV")
+    check_data_arguments(parser, args)
     return args
 
 

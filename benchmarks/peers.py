@@ -71,8 +71,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.table import Column, report
-from training.datasets import BUNDLED, data_dir
+from benchmarks.common import Column, add_data_arguments, check_data_arguments, report
 from training.protocols import EttProblem, ett_problem
 
 LOOKBACK = 96
@@ -238,24 +237,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.peers", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--horizon", default="24,96", help="comma-separated, e.g. 24,96")
+    add_data_arguments(parser)
     parser.add_argument("--max-epochs", type=int, default=10, help="budget in epochs of windows")
     parser.add_argument("--scaler", default="robust", choices=SCALERS, help="per-window scaler")
     parser.add_argument("--loss", default="mse", choices=("mse", "mae"))
     parser.add_argument("--seed", type=int, default=1, help="NeuralForecast's random_seed")
-    parser.add_argument("--data", default=None, help="an ETT-format CSV (default: ETTh1)")
     parser.add_argument("--json", action="store_true", help="JSON lines only (no table)")
     args = parser.parse_args(argv)
-    try:
-        args.horizons = [int(h) for h in args.horizon.split(",") if h.strip()]
-    except ValueError:
-        parser.error(f"--horizon {args.horizon!r}: use comma-separated integers, e.g. 24,96")
-    if not args.horizons or min(args.horizons) < 1:
-        parser.error(f"--horizon {args.horizon!r}: every horizon must be >= 1")
+    check_data_arguments(parser, args)
     if args.max_epochs < 1:
         parser.error(f"--max-epochs {args.max_epochs}: must be >= 1")
-    if args.data is None:
-        args.data = str(data_dir() / BUNDLED["load/etth1"].path)
     return args
 
 

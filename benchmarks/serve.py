@@ -267,7 +267,9 @@ def run_cases(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.serve", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--dataset", default="load/etth1")
     parser.add_argument("--family", default="gru")
     parser.add_argument("--horizon", type=int, default=24)
@@ -282,7 +284,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store", type=Path, default=None)
     parser.add_argument("--skip-mlflow", action="store_true")
     args = parser.parse_args(argv)
-    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    try:
+        args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    except ValueError:
+        parser.error(
+            f"--concurrency {args.concurrency!r}: use comma-separated integers, e.g. 1,8,32"
+        )
+    for flag, value, least in (
+        ("--concurrency", min(args.concurrency, default=0), 1),
+        ("--requests", args.requests, 1),
+        ("--warmup", args.warmup, 0),
+        ("--batch-series", args.batch_series, 1),
+        ("--batch-requests", args.batch_requests, 1),
+        ("--workers", args.workers, 1),
+    ):
+        if value < least:
+            parser.error(f"{flag} {value}: must be >= {least}")
 
     root = args.store or Path(tempfile.mkdtemp(prefix="bench-serve-"))
     root.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""benchmarks.table.report: JSON lines as results arrive, then an aligned table."""
+"""benchmarks.common: the report (JSON lines as results arrive, then an aligned table) and the
+shared --horizon and --data arguments."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 import pytest
 
-from benchmarks.table import report
+from benchmarks.common import report
 
 COLUMNS = [("family", "family", "6"), ("horizon", "H", ">4"), ("mse", "mse", ">7.4f")]
 ROWS = [
@@ -42,3 +43,29 @@ def test_the_table_follows_the_json_lines_aligned_to_the_headers(
         "gru      24  0.0260",
         "esn     720  0.0780",
     ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--horizon", "24,x"], "--horizon '24,x': use comma-separated integers, e.g. 24,96"),
+        (["--horizon", "0"], "--horizon '0': every horizon must be >= 1"),
+        (["--data", "/nope.csv"], "--data '/nope.csv' does not exist; pass the path of an ETT CSV"),
+    ],
+)
+def test_bad_benchmark_arguments_exit_2_naming_the_flag(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks.ett import parse_args
+
+    with pytest.raises(SystemExit) as exc:
+        parse_args(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_benchmark_arguments_default_to_etth1() -> None:
+    from benchmarks.ett import parse_args
+
+    args = parse_args(["--horizon", "24, 96"])
+    assert args.horizons == [24, 96] and args.data.endswith("ETTh1.csv")
