@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 demo: $(STAMP)
-	FORECAST_ENV=development $(BIN)/python -m training.demo
+	FORECAST_ENV=development $(BIN)/python -m training.cli.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from training.datasets import BUNDLED, data_dir
+from training.data.catalogue import BUNDLED, data_dir
 
 Column = tuple[str, str, str]  # (row key, header, format spec such as ">7.4f")
 

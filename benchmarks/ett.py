@@ -4,7 +4,8 @@
         [--mode S|M] [--data CSV] [--epochs N] [--device auto|cpu|cuda] [--arch tuned|peer]
         [--json] [--speed]
 
-Protocol (training/protocols.py): rows [0, 8640) train, [8640, 11520) validation, a forecast
+Protocol (training/evaluation/protocols.py): rows [0, 8640) train, [8640, 11520) validation,
+a forecast
 from every test row 11520 .. 14400 - H; every column z-scored with the training rows' mean and
 population std; MSE/MAE on that scale. Mode "S" forecasts OT alone; mode "M" forecasts all 7
 columns channel-independently (one global model over 7 series, each (window, channel) a row).
@@ -37,9 +38,9 @@ from benchmarks.common import Column, add_data_arguments, check_data_arguments, 
 from models import io
 from models.base import EpochStats, SeriesData
 from models.loop import resolve_device
-from training.backtest import ett_windows, evaluate_forecaster
-from training.metrics import mae, mse
-from training.protocols import EttProblem, ett_problem
+from training.evaluation.backtest import ett_windows, evaluate_forecaster
+from training.evaluation.metrics import mae, mse
+from training.evaluation.protocols import EttProblem, ett_problem
 
 FAMILIES = ("lstm", "gru", "rnn", "esn")
 HORIZONS = (24, 48, 96, 168, 192, 336, 720)

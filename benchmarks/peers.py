@@ -11,10 +11,11 @@ The peer library lives in its own virtualenv, never the project's (its pins woul
     /tmp/peers-venv/bin/pip install -c /tmp/peers-constraints.txt neuralforecast
 
 (Set up with neuralforecast 3.3.0, pytorch-lightning 2.6.6, torch 2.13.0+cpu, pandas 3.1.1.)
-From that venv, run from the repository root with PYTHONPATH=., `training.protocols` imports
+From that venv, run from the repository root with PYTHONPATH=.,
+`training.evaluation.protocols` imports
 (it needs only numpy/pandas), so the data, z-scoring and test windows are ours.
 
-Protocol (training/protocols.py, as benchmarks/ett.py --mode S): ETTh1 OT, rows [0, 8640)
+Protocol (training/evaluation/protocols.py, as benchmarks/ett.py --mode S): ETTh1 OT, rows [0, 8640)
 train, [8640, 11520) validation, a forecast from every test row 11520 .. 14400 - H
 (2880 - H + 1 windows), z-scored with the training rows' mean and population std; MSE/MAE on
 that scale over every test window, and the naive (repeat the last value) MSE on the same ones.
@@ -72,7 +73,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import Column, add_data_arguments, check_data_arguments, report
-from training.protocols import EttProblem, ett_problem
+from training.evaluation.protocols import EttProblem, ett_problem
 
 LOOKBACK = 96
 COLUMNS: list[Column] = [

@@ -65,8 +65,8 @@ def ensure_champion(uri: str, dataset: str, family: str, horizon: int) -> tuple[
     """(registered name, champion version), training one when the store has none."""
     from mlflow import MlflowClient
 
-    from training.experiment import TrainSpec
-    from training.pipeline import train
+    from training.jobs.experiment import TrainSpec
+    from training.jobs.pipeline import train
 
     name = f"bench-{dataset.replace('/', '-')}-{family}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -119,7 +119,7 @@ def running(command: list[str], env: dict[str, str], ready_url: str, log: Path) 
 
 def windows(dataset: str, lookback: int, count: int) -> tuple[np.ndarray, np.ndarray]:
     """`count` histories of `lookback` points (stamps [N, L] as text, values [N, L])."""
-    from training.datasets import load_dataset
+    from training.data.catalogue import load_dataset
 
     table = load_dataset(dataset).table
     stamps = np.datetime_as_string(table["timestamp"].to_numpy().astype("datetime64[s]"))

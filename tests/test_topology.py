@@ -346,7 +346,7 @@ class ForecastLoop:
 
 def write_seed_csv(path: Path) -> tuple[list[datetime], list[float]]:
     """The newest SEED_ROWS hours of ETTh1's target as a CSV (date, OT); returns them."""
-    from training.datasets import load_dataset
+    from training.data.catalogue import load_dataset
 
     table = load_dataset("load/etth1").table.iloc[-SEED_ROWS:]
     stamps = [ts.to_pydatetime() for ts in table["timestamp"]]

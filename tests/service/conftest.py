@@ -64,7 +64,7 @@ class Store:
 
 
 def _history(dataset: str, rows: int) -> History:
-    from training.datasets import load_dataset
+    from training.data.catalogue import load_dataset
 
     table = load_dataset(dataset).table.tail(rows)
     stamps = np.datetime_as_string(table["timestamp"].to_numpy().astype("datetime64[s]"))
@@ -74,8 +74,8 @@ def _history(dataset: str, rows: int) -> History:
 @pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     """Train the two tiny models once and register them (alias champion) in a SQLite store."""
-    from training.experiment import TrainSpec
-    from training.pipeline import train
+    from training.jobs.experiment import TrainSpec
+    from training.jobs.pipeline import train
 
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root}/mlflow.db"

@@ -110,8 +110,8 @@ def test_models_default_to_every_registered_champion(
 
 
 def test_serve_command_is_registered_and_guards_keyless_binds() -> None:
-    from training import cli_serve
-    from training.cli_app import app
+    from training.cli import app
+    from training.cli import serve as cli_serve
 
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0
@@ -123,7 +123,7 @@ def test_serve_command_is_registered_and_guards_keyless_binds() -> None:
 
 
 def test_logs_are_json_lines() -> None:
-    from training.cli_serve import JsonFormatter
+    from training.cli.serve import JsonFormatter
 
     record = logging.LogRecord("service", logging.INFO, "x.py", 1, "serving %s", ("v2",), None)
     line = json.loads(JsonFormatter().format(record))

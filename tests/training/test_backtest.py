@@ -10,19 +10,19 @@ import pandas as pd
 import pytest
 
 from models.base import Forecast
-from training import splits
-from training.backtest import (
+from training.data.catalogue import load_dataset
+from training.data.frame import SeriesFrame
+from training.errors import DataError, ExperimentError
+from training.evaluation import splits
+from training.evaluation.backtest import (
     Windows,
     ett_windows,
     evaluate_forecaster,
     frame_windows,
     run_baselines,
 )
-from training.baselines import naive
-from training.datasets import load_dataset
-from training.errors import DataError, ExperimentError
-from training.frame import SeriesFrame
-from training.protocols import ett_problem
+from training.evaluation.baselines import naive
+from training.evaluation.protocols import ett_problem
 
 
 def _panel(lengths: Sequence[int], freq: str = "h", seed: int = 0) -> SeriesFrame:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from models.errors import ForecastInputError
-from training.baselines import (
+from training.errors import DataError
+from training.evaluation.baselines import (
     LocalLevelKalman,
     fit_local_level_panel,
     local_level_loglik,
@@ -14,7 +15,6 @@ from training.baselines import (
     residual_quantiles,
     seasonal_naive,
 )
-from training.errors import DataError
 
 
 def _local_level(seed: int, n: int, s_eps: float, s_eta: float, batch: int = 1) -> np.ndarray:

@@ -7,7 +7,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from training.cli import app
-from training.datasets import data_dir
+from training.data.catalogue import data_dir
 
 runner = CliRunner()
 

@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
-import training.cli  # registers every command, as the console script does
-import training.cli_store  # noqa: F401  (registers load-series)
 from tests.training.test_store import store_url_fixture  # noqa: F401
-from training.cli_app import app
+from training.cli import app
 from training.store import SeriesStore
 
 runner = CliRunner()

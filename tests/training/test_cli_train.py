@@ -14,8 +14,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-import training.cli_train  # noqa: F401  (registers train, compare, promote)
-from training.cli_app import app
+from training.cli import app
 
 from .test_tracking import fresh_store
 
@@ -231,7 +230,7 @@ def _forecast_cli() -> list[str]:
     script = REPO / ".venv" / "bin" / "forecast"
     if script.exists():
         return [str(script)]
-    code = "import training.cli_train; from training.cli import main; main()"
+    code = "from training.cli import main; main()"
     return [sys.executable, "-c", code]
 
 
@@ -264,7 +263,7 @@ def test_user_csv_end_to_end_in_a_subprocess(
 
 
 def test_train_from_the_series_store(runner: CliRunner, uri: str, tmp_path: Path) -> None:
-    from training.datasets import load_dataset
+    from training.data.catalogue import load_dataset
     from training.store import SeriesStore
 
     url = f"sqlite:///{tmp_path}/series.db"

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training import datasets
-from training.datasets import BUNDLED, SALES_WEEK0, data_dir, load_dataset
+from training.data import catalogue as datasets
+from training.data.catalogue import BUNDLED, SALES_WEEK0, data_dir, load_dataset
 from training.errors import DataError
 
 NAMES = [
@@ -87,7 +87,7 @@ def test_pjm_markers_are_read_as_nan_and_target_is_clean() -> None:
 
 def test_bike_fills_165_hours_by_interpolation(caplog: pytest.LogCaptureFixture) -> None:
     datasets._load_cached.cache_clear()  # the policy is logged when the file is parsed
-    with caplog.at_level(logging.INFO, logger="training.sources.bundled"):
+    with caplog.at_level(logging.INFO, logger="training.data.sources.bundled"):
         frame = load_dataset("demand/bike-hourly", covariates=["temp", "workingday"])
     (note,) = frame.notes
     assert note.startswith(

@@ -9,8 +9,8 @@ import pytest
 
 from models.config import ESNConfig, RecurrentConfig
 from training.errors import ExperimentError
-from training.experiment import FAMILIES, TrainSpec
-from training.preparation import build_config, default_lookback, fit_series, load_frame
+from training.jobs.experiment import FAMILIES, TrainSpec
+from training.jobs.preparation import build_config, default_lookback, fit_series, load_frame
 
 REPO = Path(__file__).resolve().parents[2]
 

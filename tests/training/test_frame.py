@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from training.data.frame import SeriesFrame, canonical_frequency, grid, infer_frequency
 from training.errors import DataError
-from training.frame import SeriesFrame, canonical_frequency, grid, infer_frequency
 
 
 def _table(ids: list[str], starts: list[str], n: int, freq: str = "h") -> pd.DataFrame:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from training.errors import TrackingError
-from training.locks import LockTimeoutError, is_postgres, lock_file, lock_key, model_lock
+from training.retraining.locks import LockTimeoutError, is_postgres, lock_file, lock_key, model_lock
 
 POSTGRES_ENV = "FORECAST_TEST_POSTGRES_URL"
 HOLD = 0.4  # seconds each holder keeps the lock
@@ -25,7 +25,7 @@ HOLD = 0.4  # seconds each holder keeps the lock
 CHILD = """
 import sys, time
 from pathlib import Path
-from training.locks import model_lock
+from training.retraining.locks import model_lock
 lock_dir, out, url = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] or None
 with model_lock("shared-model", url, lock_dir=lock_dir):
     enter = time.time()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training import metrics
 from training.errors import DataError
+from training.evaluation import metrics
 
 A = np.array([[1.0, 2.0, 4.0], [2.0, 0.0, -2.0]])  # [N=2, H=3]
 P = np.array([[2.0, 2.0, 2.0], [2.0, 1.0, -1.0]])

@@ -21,13 +21,13 @@ import mlflow
 import numpy as np
 import pytest
 
-from training.compare import compare_table
-from training.experiment import TrainSpec
-from training.pipeline import train
-from training.preparation import load_frame
-from training.promotion import promote_by_hand
+from training.jobs.experiment import TrainSpec
+from training.jobs.pipeline import train
+from training.jobs.preparation import load_frame
+from training.registry.compare import compare_table
+from training.registry.gate import promote_by_hand
+from training.registry.tracking import Tracker
 from training.settings import TrainSettings
-from training.tracking import Tracker
 
 from .test_tracking import fresh_store
 

@@ -13,11 +13,11 @@ import pytest
 
 from models import io as models_io
 from models.base import EpochStats
-from training.experiment import TrainSpec
-from training.pipeline import train
-from training.preparation import champion_scorer, load_frame
+from training.jobs.experiment import TrainSpec
+from training.jobs.pipeline import train
+from training.jobs.preparation import champion_scorer, load_frame
+from training.registry.tracking import Tracker
 from training.settings import TrainSettings
-from training.tracking import Tracker
 
 from .test_tracking import fresh_store
 

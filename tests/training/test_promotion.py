@@ -13,10 +13,10 @@ from models import io as models_io
 from models.base import SeriesData
 from models.config import ESNConfig
 from training.errors import DataError, ExperimentError, TrackingError
-from training.promotion import ChampionScorer, decide, promote_by_hand, run_gate
+from training.evaluation.splits import window_stack
+from training.registry.gate import ChampionScorer, decide, promote_by_hand, run_gate
+from training.registry.tracking import Tracker, model_signature
 from training.settings import TrainSettings
-from training.splits import window_stack
-from training.tracking import Tracker, model_signature
 
 from .test_tracking import fresh_store
 

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.datasets import BUNDLED, data_dir, load_dataset
+from training.data.catalogue import BUNDLED, data_dir, load_dataset
 from training.errors import DataError, ExperimentError
-from training.protocols import ett_problem
+from training.evaluation.protocols import ett_problem
 
 ETT_CSV = data_dir() / "load" / "ETTh1.csv"
 

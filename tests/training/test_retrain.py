@@ -18,14 +18,13 @@ import pytest
 from typer.testing import CliRunner
 
 from models.base import EpochStats
-from training import cli_retrain  # noqa: F401  (registers retrain, schedule)
-from training.cli_app import app
+from training.cli import app
 from training.errors import TrackingError
-from training.experiment import TrainSpec
-from training.pipeline import train
-from training.preparation import load_frame
-from training.retrain import FAILED_RUN_NAME, RetrainResult, retrain
-from training.tracking import Tracker
+from training.jobs.experiment import TrainSpec
+from training.jobs.pipeline import train
+from training.jobs.preparation import load_frame
+from training.registry.tracking import Tracker
+from training.retraining.retrain import FAILED_RUN_NAME, RetrainResult, retrain
 
 pytestmark = pytest.mark.slow  # real training (tiny ESNs), about 30 s of CPU in all
 runner = CliRunner()
@@ -126,7 +125,7 @@ def test_failed_cycle_leaves_the_champion_and_is_recorded(
         raise RuntimeError(f"simulated crash after epoch {stats.epoch}")
 
     with (
-        caplog.at_level(logging.ERROR, logger="training.retrain"),
+        caplog.at_level(logging.ERROR, logger="training.retraining.retrain"),
         pytest.raises(RuntimeError, match="simulated crash after epoch"),
     ):
         retrain(NAME, tracking_uri=uri, callback=crash, lock_dir=tmp_path)

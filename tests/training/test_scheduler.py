@@ -19,15 +19,14 @@ import pytest
 from typer.testing import CliRunner
 
 from models.base import EpochStats
-from training import cli_retrain  # noqa: F401  (registers retrain, schedule)
-from training.cli_app import app
+from training.cli import app
 from training.errors import ExperimentError
-from training.experiment import TrainSpec
-from training.pipeline import train
-from training.retrain import retrain
-from training.schedule import Job, load_schedule
-from training.scheduler import Scheduler
-from training.tracking import Tracker
+from training.jobs.experiment import TrainSpec
+from training.jobs.pipeline import train
+from training.registry.tracking import Tracker
+from training.retraining.retrain import retrain
+from training.retraining.schedule import Job, load_schedule
+from training.retraining.scheduler import Scheduler
 
 runner = CliRunner()
 NAME = f"sched-etth1-{uuid.uuid4().hex[:8]}"

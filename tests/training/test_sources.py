@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from training.data.sources.files import load_file
 from training.errors import DataError
-from training.sources.files import load_file
 
 WriteCsv = Callable[[str, str], Path]
 

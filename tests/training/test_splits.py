@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training import splits
 from training.errors import DataError, ExperimentError
-from training.splits import ETT_SPLIT, Split, ratio_split, window_stack
+from training.evaluation import splits
+from training.evaluation.splits import ETT_SPLIT, Split, ratio_split, window_stack
 
 
 def test_ett_split_boundaries_are_the_standard_ones() -> None:

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from tests.training.test_store import hours, store_fixture, store_url_fixture  # noqa: F401
-from training.backtest import run_baselines
-from training.datasets import load_dataset
+from training.data.catalogue import load_dataset
+from training.data.sources.store import load_store, parse_series_ids
 from training.errors import DataError
-from training.sources.store import load_store, parse_series_ids
+from training.evaluation.backtest import run_baselines
 from training.store import SeriesNotFoundError, SeriesStore
 
 

@@ -15,9 +15,9 @@ from models import io as models_io
 from models.base import Forecaster, SeriesData
 from models.config import RecurrentConfig
 from training.errors import TrackingError
-from training.pyfunc_model import forecast_frame
+from training.registry.pyfunc_model import forecast_frame
+from training.registry.tracking import Tracker, check_reachable, model_signature
 from training.settings import TrainSettings, local_artifact_root, resolve_tracking_uri
-from training.tracking import Tracker, check_reachable, model_signature
 
 LOOKBACK, HORIZON = 24, 6
 

@@ -1,6 +1,7 @@
 """Named locks on the store's database, for jobs that must not overlap.
 
-One implementation serves the whole project: `training.locks.model_lock` (a PostgreSQL advisory
+One implementation serves the whole project: `training.retraining.locks.model_lock` (a
+PostgreSQL advisory
 lock, so it holds across hosts; otherwise an OS file lock, released by the kernel if the holder
 dies). This module only picks the lock folder for a SQLite store (`<database>.locks/` beside the
 file) and words a timeout as a store error.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from training import locks
+from training.retraining import locks
 from training.store.schema import StoreError
 from training.store.validation import check_series_id
 

@@ -17,8 +17,10 @@ import numpy as np
 
 from models.base import Forecast
 from models.features import season_length
-from training import splits
-from training.baselines import (
+from training.data.frame import SeriesFrame
+from training.errors import DataError, ExperimentError
+from training.evaluation import splits
+from training.evaluation.baselines import (
     KalmanFit,
     LocalLevelKalman,
     error_lags,
@@ -28,11 +30,9 @@ from training.baselines import (
     seasonal_naive,
     symmetric_forecast,
 )
-from training.errors import DataError, ExperimentError
-from training.frame import SeriesFrame
-from training.metrics import Scores, evaluate, seasonal_naive_scale
-from training.protocols import EttProblem, ett_problem
-from training.splits import window_stack
+from training.evaluation.metrics import Scores, evaluate, seasonal_naive_scale
+from training.evaluation.protocols import EttProblem, ett_problem
+from training.evaluation.splits import window_stack
 
 __all__ = [
     "BASELINE_LOOKBACK",

@@ -1,7 +1,7 @@
-"""The typer application every `forecast` sub-command registers on, and its error policy.
+"""What every `forecast` command shares: the rich consoles and the user-error policy.
 
-Command modules (`cli_data`, `cli_train`, ...) import `app` from here and decorate their
-functions; `training.cli` imports them all and is the console-script entry point.
+A command module imports its helpers from here; the typer app itself is assembled in
+`training.cli` (the package's `__init__`), which names every command explicitly.
 """
 
 from __future__ import annotations
@@ -17,13 +17,6 @@ from rich.console import Console
 
 from training.errors import USER_ERRORS
 
-app = typer.Typer(
-    name="forecast",
-    help="Train, compare and serve recurrent forecasters (LSTM, GRU, RNN, ESN).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
 # Piped output (CI logs, `| less`) gets a wide fixed width instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)

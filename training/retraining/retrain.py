@@ -1,6 +1,7 @@
 """`retrain(name)`: replay a registered model's training spec on fresh data and gate the result.
 
-One cycle, under the model's lock (`training.locks.model_lock`, so two cycles of one model run
+One cycle, under the model's lock (`training.retraining.locks.model_lock`, so two cycles of
+one model run
 one after the other, across processes and, on PostgreSQL, across hosts):
 
 1. find the registered model's champion (the latest version when there is none) and download
@@ -30,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from models.base import EpochCallback
-from training import pipeline, preparation
 from training.errors import TrackingError
-from training.experiment import TrainSpec
-from training.locks import model_lock
-from training.promotion import CHAMPION
-from training.tracking import Tracker, VersionInfo
+from training.jobs import pipeline, preparation
+from training.jobs.experiment import TrainSpec
+from training.registry.gate import CHAMPION
+from training.registry.tracking import Tracker, VersionInfo
+from training.retraining.locks import model_lock
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ def retrain(
         callback: per-epoch hook passed to the pipeline (e.g. a progress bar); an exception
             it raises fails the cycle.
         lock_timeout: seconds to wait for a running cycle of the same model; None: no limit.
-        lock_dir: folder of file locks (non-PostgreSQL); None: see `training.locks`.
+        lock_dir: folder of file locks (non-PostgreSQL); None: see `training.retraining.locks`.
 
     Returns:
         The decision, both scores and the data span.

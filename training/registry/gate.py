@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from training.errors import USER_ERRORS, ExperimentError
-from training.tracking import Tracker
+from training.registry.tracking import Tracker
 
 logger = logging.getLogger(__name__)
 

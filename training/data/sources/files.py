@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from training.errors import DataError
-from training.frame import SeriesFrame, canonical_frequency, grid, infer_frequency
+from training.data.frame import SeriesFrame, canonical_frequency, grid, infer_frequency
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """`forecast retrain NAME` and `forecast schedule`.
 
-`retrain` runs one cycle now (`training.retrain.retrain`) and prints the decision, or with
+`retrain` runs one cycle now (`training.retraining.retrain.retrain`) and prints the decision,
+or with
 `--json` exactly one JSON object. `schedule` serves the cron jobs of a schedule file until
 SIGTERM/SIGINT, logging one line per cycle to stderr; `--once` runs the jobs that are due and
 exits (for cron or a Kubernetes CronJob).
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from training.cli_app import app, console, json_stdout, user_errors
+from training.cli.console import console, json_stdout, user_errors
 
 TrackingUri = Annotated[
     str | None,
@@ -47,7 +48,6 @@ def _setup_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-@app.command("retrain")
 @user_errors
 def retrain_command(
     name: Annotated[str, typer.Argument(help="Registered model, e.g. load-etth1.")],
@@ -64,7 +64,7 @@ def retrain_command(
     ] = None,
 ) -> None:
     """Retrain a registered model on fresh data; promote the challenger if it beats the champion."""
-    from training.retrain import retrain
+    from training.retraining.retrain import retrain
 
     with json_stdout(as_json):
         result = retrain(
@@ -94,7 +94,6 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else f"{float(value):.6g}"
 
 
-@app.command("schedule")
 @user_errors
 def schedule_command(
     config: Annotated[
@@ -110,8 +109,8 @@ def schedule_command(
     ] = False,
 ) -> None:
     """Retrain registered models on their cron schedules (state kept in the database)."""
-    from training.schedule import load_schedule
-    from training.scheduler import Scheduler, job_table
+    from training.retraining.schedule import load_schedule
+    from training.retraining.scheduler import Scheduler, job_table
 
     _setup_logging()
     jobs = load_schedule(config)

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 
 from training.errors import DataError
-from training.frame import SeriesFrame, grid
+from training.data.frame import SeriesFrame, grid
 
 if TYPE_CHECKING:
-    from training.datasets import DatasetSpec
+    from training.data.catalogue import DatasetSpec
 
 logger = logging.getLogger(__name__)
 

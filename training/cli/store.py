@@ -9,16 +9,15 @@ import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from training.cli_app import app, console, err_console, user_errors
+from training.cli.console import console, err_console, user_errors
+from training.data.frame import SeriesFrame
 from training.errors import DataError, ExperimentError
-from training.frame import SeriesFrame
 from training.store import SeriesStore, UpsertResult
 
 DEFAULT_CHUNK = 5_000
 """Observations per upsert (one transaction each); capped by the store's batch limit."""
 
 
-@app.command("load-series")
 @user_errors
 def load_series_command(
     dataset_or_file: Annotated[
@@ -89,7 +88,7 @@ def _read_source(
     freq: str | None,
 ) -> SeriesFrame:
     """A bundled dataset by name, else a file read with the column flags."""
-    from training.datasets import BUNDLED, load_dataset, load_file
+    from training.data.catalogue import BUNDLED, load_dataset, load_file
 
     file_flags = {
         "--time-col": time_col,

@@ -1,4 +1,4 @@
-"""From a TrainSpec to what `training.pipeline.train` fits and scores.
+"""From a TrainSpec to what `training.jobs.pipeline.train` fits and scores.
 
 The data (a bundled dataset, a user file or the series store, trimmed to `last_rows`), the
 default look-back and the family's config, the fit series (training rows, and validation rows
@@ -19,14 +19,14 @@ import numpy as np
 from models import io as models_io
 from models.base import Forecaster, SeriesData
 from models.features import season_length
-from training import backtest, splits
-from training.backtest import Windows
-from training.datasets import load_dataset, load_file
+from training.data.catalogue import load_dataset, load_file
+from training.data.frame import SeriesFrame
 from training.errors import DataError
-from training.experiment import TrainSpec
-from training.frame import SeriesFrame
-from training.metrics import Scores, evaluate, seasonal_naive_scale
-from training.protocols import ett_problem
+from training.evaluation import backtest, splits
+from training.evaluation.backtest import Windows
+from training.evaluation.metrics import Scores, evaluate, seasonal_naive_scale
+from training.evaluation.protocols import ett_problem
+from training.jobs.experiment import TrainSpec
 
 BASELINES = ("naive", "seasonal_naive", "kalman")
 
@@ -45,7 +45,7 @@ def load_frame(spec: TrainSpec, database_url: str | None = None) -> SeriesFrame:
         DataError: unknown dataset or series, missing file or column, irregular data.
     """
     if spec.series:
-        from training.sources.store import load_store
+        from training.data.sources.store import load_store
         from training.store import SeriesStore
 
         store = SeriesStore(database_url) if database_url else SeriesStore.from_env()

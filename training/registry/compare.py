@@ -15,11 +15,11 @@ from typing import Any
 
 from rich.table import Table
 
-from training import plots
 from training.errors import ExperimentError, TrackingError
-from training.promotion import CHALLENGER, CHAMPION
+from training.evaluation import plots
+from training.registry.gate import CHALLENGER, CHAMPION
+from training.registry.tracking import Tracker
 from training.settings import TrainSettings
-from training.tracking import Tracker
 
 RANK_METRICS = ("test_mae", "test_mse", "test_rmse", "test_smape", "test_mase", "val_mae")
 _KEY_PARAMS = ("lookback", "hidden_size", "num_layers", "reservoir_size", "epochs", "decoder")

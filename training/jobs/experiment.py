@@ -16,7 +16,7 @@ replay it on fresh data. Experiment file layout (every key optional unless marke
     target_col = "Close"           # file only (required with `file`)
     id_col = "store"               # file only
     freq = "B"                     # file only; inferred when absent
-    fill = "interpolate"           # file only: the NaN / gap policy of training.datasets
+    fill = "interpolate"           # file only: the NaN / gap policy of training.data.catalogue
     covariates = ["HUFL"]          # past covariate columns
     last_rows = 3000               # keep only the newest rows of each series
 

@@ -7,7 +7,7 @@ ready-made forecast request per model and starts the service on 127.0.0.1.
 
 A second `make demo` reuses the trained models (pass `--retrain` to train again).
 
-    python -m training.demo [--epochs 3] [--port 8000] [--retrain] [--no-serve]
+    python -m training.cli.demo [--epochs 3] [--port 8000] [--retrain] [--no-serve]
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import os
 import sys
 from pathlib import Path
 
-from training.cli_app import console
+from training.cli.console import console
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO / ".demo"
 MODELS = ("load-etth1", "stock-aapl", "demand-bike-hourly")
 FAMILIES = ("lstm", "gru", "esn")
@@ -33,8 +33,8 @@ def tracking_uri() -> str:
 
 def train_all(uri: str, epochs: int, retrain: bool) -> None:
     """Train every (model, family) pair, unless the model already has a champion."""
-    from training.cli_train import train_command
-    from training.tracking import Tracker
+    from training.cli.train import train_command
+    from training.registry.tracking import Tracker
 
     tracker = Tracker(uri)
     for name in MODELS:
@@ -49,7 +49,7 @@ def train_all(uri: str, epochs: int, retrain: bool) -> None:
 
 def show_leaderboards(uri: str) -> None:
     """One leaderboard per model, read back from MLflow."""
-    from training.cli_train import compare_command
+    from training.cli.train import compare_command
 
     for name in MODELS:
         compare_command(name=name, tracking_uri=uri)
@@ -57,9 +57,9 @@ def show_leaderboards(uri: str) -> None:
 
 def write_requests(uri: str) -> dict[str, Path]:
     """A forecast request per model built from the newest real data, for the printed curl."""
-    from training.datasets import load_dataset
-    from training.experiment import TrainSpec
-    from training.tracking import Tracker
+    from training.data.catalogue import load_dataset
+    from training.jobs.experiment import TrainSpec
+    from training.registry.tracking import Tracker
 
     tracker = Tracker(uri)
     paths: dict[str, Path] = {}
@@ -88,7 +88,7 @@ def write_requests(uri: str) -> dict[str, Path]:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the demo (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m training.cli.demo", description=__doc__)
     parser.add_argument("--epochs", type=int, default=3, help="epochs per recurrent model")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--retrain", action="store_true", help="train even if trained before")
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
             soft_wrap=True,
         )
     sys.stdout.flush()
-    from training.cli_serve import serve
+    from training.cli.serve import serve
 
     serve(host="127.0.0.1", port=args.port, workers=1, log_level="info", access_log=True)
 

@@ -7,9 +7,10 @@
     cron = "0 3 * * *"           # minute hour day-of-month month day-of-week (0 or 7 = Sunday)
     timezone = "UTC"             # optional; the file may also set a top-level default
 
-(parsed by `training.schedule`) and runs a retraining cycle (`training.retrain.retrain`) for
+(parsed by `training.retraining.schedule`) and runs a retraining cycle
+(`training.retraining.retrain.retrain`) for
 each when it falls due. APScheduler's `CronTrigger` only computes fire times; the job state lives
-in our own tables in the database of the series store (`training.scheduler_tables`, never
+in our own tables in the database of the series store (`training.retraining.tables`, never
 pickled), so a restarted scheduler keeps its jobs and their last runs.
 
 Policies:
@@ -43,9 +44,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from training.errors import ExperimentError
-from training.retrain import RetrainResult, resolve_database_url, retrain
-from training.schedule import Job
-from training.scheduler_tables import migrate, scheduler_jobs, scheduler_runs
+from training.retraining.retrain import RetrainResult, resolve_database_url, retrain
+from training.retraining.schedule import Job
+from training.retraining.tables import migrate, scheduler_jobs, scheduler_runs
 
 logger = logging.getLogger(__name__)
 MISSED_CAP = 10_000
@@ -56,7 +57,7 @@ MISSED_CAP = 10_000
 
 
 class RunCycle(Protocol):
-    """What the scheduler calls for a due job (`training.retrain.retrain` by default)."""
+    """What the scheduler calls for a due job (`training.retraining.retrain.retrain` by default)."""
 
     def __call__(
         self, name: str, *, tracking_uri: str | None, database_url: str | None

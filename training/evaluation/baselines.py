@@ -24,7 +24,7 @@ from scipy import optimize, signal
 from models.base import Forecast
 from models.errors import ForecastInputError
 from training.errors import DataError
-from training.metrics import interval_quantiles
+from training.evaluation.metrics import interval_quantiles
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _STD_NORMAL = NormalDist()

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from training.cli_app import app, fail, user_errors
+from training.cli.console import fail, user_errors
 
 APP_FACTORY = "service.main:create_app"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -67,7 +67,6 @@ def check_bind(host: str, environ: dict[str, str]) -> None:
         )
 
 
-@app.command("serve")
 @user_errors
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.errors import DataError
-from training.frame import SeriesFrame
-from training.sources import bundled
-from training.sources.files import load_file
+from training.data.frame import SeriesFrame
+from training.data.sources import bundled
+from training.data.sources.files import load_file
 
 __all__ = ["BUNDLED", "DatasetSpec", "data_dir", "load_dataset", "load_file"]
 
@@ -163,7 +163,7 @@ def data_dir() -> Path:
     override = os.environ.get("FORECAST_DATA_DIR")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[1] / "data"
+    return Path(__file__).resolve().parents[2] / "data"
 
 
 def load_dataset(name: str, *, covariates: Sequence[str] | None = None) -> SeriesFrame:

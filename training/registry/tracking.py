@@ -4,7 +4,7 @@ Everything else in training/ goes through `Tracker` (a connection to one trackin
 `RunLog` (the active run), so the MLflow API surface we depend on is in one file. Layout:
 
 - one experiment per registered model name (e.g. "load-etth1"); one run per training job;
-- the model is a pyfunc logged from code (`training/pyfunc_model.py`) whose artifact
+- the model is a pyfunc logged from code (`training/registry/pyfunc_model.py`) whose artifact
   "forecaster" is the saved forecaster directory; the `models` package travels as its code;
 - registered model versions carry tags (family, val_score, gate_decision, ...) and the aliases
   "champion" / "challenger".
@@ -42,7 +42,7 @@ from training.settings import TrainSettings, local_artifact_root, resolve_tracki
 logger = logging.getLogger(__name__)
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
-MODELS_PACKAGE = Path(__file__).resolve().parent.parent / "models"
+MODELS_PACKAGE = Path(__file__).resolve().parents[2] / "models"
 MODEL_NAME_IN_RUN = "model"
 FORECASTER_ARTIFACT = "forecaster"
 _BATCH = 1000  # MLflow accepts at most 1000 metrics per log_batch call

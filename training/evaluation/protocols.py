@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training import splits
+from training.data.frame import SeriesFrame
 from training.errors import DataError, ExperimentError
-from training.frame import SeriesFrame
-from training.splits import ETT_SPLIT, Split
+from training.evaluation import splits
+from training.evaluation.splits import ETT_SPLIT, Split
 
 MODES = ("S", "M")
 

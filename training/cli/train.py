@@ -19,9 +19,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from models.base import EpochCallback, EpochStats
-from training.cli_app import app, console, json_stdout, user_errors
+from training.cli.console import console, json_stdout, user_errors
 from training.errors import ExperimentError
-from training.experiment import TrainSpec
+from training.jobs.experiment import TrainSpec
 from training.settings import TrainSettings
 
 TrackingUri = Annotated[
@@ -121,7 +121,6 @@ def _check_source(source: str | None, spec: TrainSpec) -> None:
         )
 
 
-@app.command("train")
 @user_errors
 def train_command(
     config: Annotated[
@@ -174,9 +173,9 @@ def train_command(
     as_json: AsJson = False,
 ) -> None:
     """Train a forecaster, log it to MLflow, register a version and run the champion gate."""
-    from training.pipeline import train
-    from training.preparation import load_frame
-    from training.sources.store import parse_series_ids
+    from training.data.sources.store import parse_series_ids
+    from training.jobs.pipeline import train
+    from training.jobs.preparation import load_frame
 
     flags: dict[str, Any] = {
         "series": None if series is None else parse_series_ids(series),
@@ -223,7 +222,6 @@ def train_command(
     )
 
 
-@app.command("compare")
 @user_errors
 def compare_command(
     name: Annotated[str, typer.Argument(help="Registered model name, e.g. load-etth1.")],
@@ -237,8 +235,8 @@ def compare_command(
     as_json: AsJson = False,
 ) -> None:
     """Leaderboard of every version of a registered model (read from MLflow)."""
-    from training.compare import compare_plot, leaderboard, render
-    from training.tracking import Tracker
+    from training.registry.compare import compare_plot, leaderboard, render
+    from training.registry.tracking import Tracker
 
     tracker = Tracker(tracking_uri, TrainSettings())
     rows = leaderboard(tracker, name, metric)
@@ -260,7 +258,6 @@ def compare_command(
         console.print(f"plot written to {written}", highlight=False)
 
 
-@app.command("promote")
 @user_errors
 def promote_command(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
@@ -270,8 +267,8 @@ def promote_command(
     as_json: AsJson = False,
 ) -> None:
     """Set the champion by hand, bypassing the gate; records who and why."""
-    from training.promotion import promote_by_hand
-    from training.tracking import Tracker
+    from training.registry.gate import promote_by_hand
+    from training.registry.tracking import Tracker
 
     tracker = Tracker(tracking_uri, TrainSettings())
     done = promote_by_hand(tracker, name, version, reason=reason, user=getpass.getuser())

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from training.cli_app import app, console, user_errors
-from training.datasets import BUNDLED
+from training.cli.console import console, user_errors
+from training.data.catalogue import BUNDLED
 from training.errors import ExperimentError
 
 PROTOCOLS = ("ratio", "ett")
@@ -17,7 +17,7 @@ PROTOCOLS = ("ratio", "ett")
 
 def dataset_summary(name: str) -> dict[str, Any]:
     """One bundled dataset as the JSON row `forecast datasets --json` prints."""
-    from training.datasets import load_dataset
+    from training.data.catalogue import load_dataset
 
     spec = BUNDLED[name]
     frame = load_dataset(name)
@@ -33,7 +33,6 @@ def dataset_summary(name: str) -> dict[str, Any]:
     }
 
 
-@app.command("datasets")
 @user_errors
 def datasets_command(
     as_json: Annotated[
@@ -76,7 +75,6 @@ def _check_baseline_args(dataset: str, horizon: int, protocol: str) -> None:
         )
 
 
-@app.command("baseline")
 @user_errors
 def baseline_command(
     dataset: Annotated[str, typer.Argument(help="Bundled dataset name, e.g. load/etth1.")],
@@ -87,8 +85,8 @@ def baseline_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Evaluate the naive, seasonal-naive and Kalman baselines on every test window."""
-    from training.backtest import run_baselines
-    from training.datasets import load_dataset
+    from training.data.catalogue import load_dataset
+    from training.evaluation.backtest import run_baselines
 
     _check_baseline_args(dataset, horizon, protocol)
     frame = load_dataset(dataset)

@@ -29,11 +29,11 @@ import pandas as pd
 
 from models import io as models_io
 from models.base import EpochCallback, EpochStats, FitReport, SeriesData
-from training import plots
-from training.experiment import TrainSpec
-from training.frame import SeriesFrame
-from training.metrics import Scores
-from training.preparation import (
+from training.data.frame import SeriesFrame
+from training.evaluation.metrics import Scores
+from training.evaluation import plots
+from training.jobs.experiment import TrainSpec
+from training.jobs.preparation import (
     BASELINES,
     baselines,
     build_config,
@@ -44,13 +44,13 @@ from training.preparation import (
     load_frame,
     windows,
 )
-from training.promotion import GateDecision, run_gate
+from training.registry.gate import GateDecision, run_gate
+from training.registry.tracking import Tracker, model_signature
 from training.settings import TrainSettings
-from training.tracking import Tracker, model_signature
 
 logger = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PLOT_WINDOWS = 3
 
 

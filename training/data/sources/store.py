@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from training.errors import DataError
-from training.frame import SeriesFrame, grid
-from training.sources.files import DEFAULT_MAX_GAP, FILL_POLICIES
+from training.data.frame import SeriesFrame, grid
+from training.data.sources.files import DEFAULT_MAX_GAP, FILL_POLICIES
 from training.store import SeriesInfo, SeriesStore, check_series_id
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,5 @@
+"""`python -m training.cli ...` runs the `forecast` CLI."""
+
+from training.cli import main
+
+main()
