@@ -89,7 +89,7 @@ class ModelMeta:
     """Metadata saved next to the weights (meta.json) and shown by the service.
 
     Attributes:
-        family: "lstm" | "gru" | "rnn" | "esn".
+        family: a registered family (models.registry.FAMILIES).
         lookback: history steps the model reads.
         max_horizon: steps the model emits per forward pass; longer horizons roll.
         frequency: "h", "D", "B", "W" or "<n>min"/"<n>h" (see models.features).
@@ -114,7 +114,19 @@ class ModelMeta:
 
 
 class Forecaster(Protocol):
-    """What every family implements. Families inherit at most nn.Module."""
+    """What every family implements. Families inherit at most nn.Module.
+
+    Capability flags (class attributes): `reads_covariates` / `reads_calendar` say whether
+    the forecast depends on past covariates / calendar features. A family that does not read
+    them (the baselines) still checks the ones its config declares, so every family of one
+    config takes the same inputs.
+    """
+
+    @property
+    def reads_covariates(self) -> bool: ...
+
+    @property
+    def reads_calendar(self) -> bool: ...
 
     @property
     def meta(self) -> ModelMeta: ...

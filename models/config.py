@@ -1,4 +1,5 @@
-"""Frozen, validated configs: the only constructor argument of each family (recurrent, ESN).
+"""Frozen, validated configs: the only constructor argument of each family (recurrent, ESN,
+baselines).
 
 `to_dict` / `from_dict` round-trip through JSON (config.json); unknown keys and wrong types are
 refused with a message naming the key. `dict_to_kwargs` is shared with the ESN config.
@@ -13,13 +14,15 @@ from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
 from models.errors import ConfigError
-from models.features import parse_frequency
+from models.features import parse_frequency, season_length
 from models.scaling import NORM_MODES
 
 RECURRENT_FAMILIES = ("lstm", "gru", "rnn")
+BASELINE_FAMILIES = ("naive", "seasonal_naive", "kalman")
 DECODERS = ("direct", "segments", "seq2seq")
 DEVICES = ("auto", "cpu", "cuda")
 LOSSES = ("mse", "mae", "huber")
+LR_SCHEDULES = ("constant", "plateau")  # models.loop.SCHEDULES
 
 C = TypeVar("C")
 
@@ -155,6 +158,10 @@ class RecurrentConfig(FamilyConfig):
     same loss), AdamW (`lr`, `weight_decay`), `batch_size`, up to `epochs` with early stopping
     after `patience` epochs without validation improvement, gradient-norm clipping at
     `grad_clip` (0 = off), truncated BPTT every `tbptt` recurrent steps (0 = off).
+    `lr_schedule` "plateau" halves the rate after each epoch without improvement; `max_epochs`
+    > `epochs` lets the budget grow while the last epoch is still the best, and `time_budget`
+    (seconds, 0 = none) ends training after the epoch that spends it (models.loop; the
+    defaults keep a constant rate, a fixed budget and no time limit).
 
     The defaults are a SegRNN-style GRU tuned on ETTh1 (hourly, z-scored OT, test MSE 0.026 /
     0.053 / 0.068 at H = 24 / 96 / 192 against naive 0.034 / 0.069 / 0.092). Longer horizons
@@ -179,6 +186,9 @@ class RecurrentConfig(FamilyConfig):
     lr: float = 1e-3
     weight_decay: float = 1e-4
     patience: int = 3
+    lr_schedule: str = "constant"
+    max_epochs: int = 0
+    time_budget: float = 0.0
     grad_clip: float = 1.0
     tbptt: int = 0
     seed: int = 0
@@ -225,6 +235,16 @@ class RecurrentConfig(FamilyConfig):
         require(self.lr > 0, f"lr {self.lr} must be > 0")
         require(self.weight_decay >= 0, f"weight_decay {self.weight_decay} must be >= 0")
         require(self.patience >= 1, f"patience {self.patience} must be >= 1")
+        require(
+            self.lr_schedule in LR_SCHEDULES,
+            f"lr_schedule {self.lr_schedule!r} is not supported; use one of {LR_SCHEDULES}",
+        )
+        require(self.time_budget >= 0, f"time_budget {self.time_budget} must be >= 0 (0 = none)")
+        require(
+            self.max_epochs == 0 or self.max_epochs >= self.epochs,
+            f"max_epochs {self.max_epochs} is below epochs {self.epochs}; use 0 (no extension) "
+            f"or a value >= {self.epochs}",
+        )
         require(self.grad_clip >= 0, f"grad_clip {self.grad_clip} must be >= 0 (0 = off)")
         require(self.tbptt >= 0, f"tbptt {self.tbptt} must be >= 0 (0 = off)")
         require(
@@ -287,3 +307,44 @@ class ESNConfig(FamilyConfig):
         )
         require(self.norm in ESN_NORMS, f"norm {self.norm!r} is not supported; use {ESN_NORMS}")
         check_device_and_levels(self.device, self.levels)
+
+
+@dataclass(frozen=True)
+class BaselineConfig(FamilyConfig):
+    """A baseline family: "naive" (random walk), "seasonal_naive" or "kalman" (local level).
+
+    Baselines read only the target; declared `covariates` and `calendar` are still required
+    at predict time, so a baseline accepts exactly the inputs of the families it stands in
+    for. `lookback` is what the Kalman filter runs over and what the interval scale is measured
+    on. `season` (seasonal_naive only): steps per season, 0 = the frequency's season length.
+    `device` holds the (few) buffers; the arithmetic is NumPy on the CPU.
+    """
+
+    family: str = "naive"
+    season: int = 0
+    device: str = "auto"
+    levels: tuple[int, ...] = (80, 95)
+
+    def __post_init__(self) -> None:
+        require(
+            self.family in BASELINE_FAMILIES,
+            f"family {self.family!r} is not a baseline; use one of {BASELINE_FAMILIES}",
+        )
+        self.check_shared()
+        require(self.season >= 0, f"season {self.season} must be >= 0 (0 = from frequency)")
+        require(
+            self.season == 0 or self.family == "seasonal_naive",
+            f"season {self.season} applies only to family 'seasonal_naive' (got "
+            f"{self.family!r}); leave it 0",
+        )
+        require(
+            self.family != "seasonal_naive" or self.lookback >= self.season_steps,
+            f"lookback {self.lookback} is shorter than the season {self.season_steps}; "
+            f"seasonal_naive repeats the last season, so set lookback >= {self.season_steps}",
+        )
+        check_device_and_levels(self.device, self.levels)
+
+    @property
+    def season_steps(self) -> int:
+        """m: `season`, or the frequency's season length when `season` is 0."""
+        return self.season or season_length(self.frequency)

@@ -20,24 +20,31 @@ look-back lags relative to the last value and emits all `max_horizon` steps at o
 (subtract-last normalisation, so the lag part alone is NLinear; calendar(t) fixes the calendar
 of every future step linearly, since sin/cos of t + h are rotations of those of t). s is one
 number fitted on the training series (the pooled std of their differences, `norm="last"`), each
-series' own std of differences over the history it comes with (`norm="revin"`, for panels whose
-series differ in size: forecasts then scale with the series), or 1 with raw values in place of
-differences and no shift (`norm="none"`, for data already on a unit scale).
+series' own std of differences over its history (`norm="revin"`, for panels whose series differ
+in size: forecasts then scale with the series), or 1 with raw values in place of differences
+and no shift (`norm="none"`, for data already on a unit scale). "History" never includes a
+value being forecast: predict() takes the std over the history it is given, a validation
+series over its first `lookback` values (the context before its first target: what predict()
+would be given for that origin), and a training series over all of it (the fit scores nothing
+on training windows).
 
 Speed. Training runs the reservoir ONCE over each whole training series and reads the state at
-every time step (a 96-step window re-run from zero per origin costs ~60x the FLOPs); the first
-`washout` states, still marked by the zero start, are dropped. The readout is ridge regression
-on standardised, centred features (the bias comes from centring) solved from the normal
-equations with torch.linalg.solve in float64; `ridge` values are tried on the validation
-windows and the best is kept (each solve is a few milliseconds). Intervals are split-conformal
-(models.intervals) on the validation windows' residuals, scaled per window.
+every time step (a 96-step window re-run from zero per origin costs ~60x the FLOPs); the
+states before the `washout`-th input, still marked by the zero start, are dropped, so the
+first state read has seen `washout` inputs, as many as predict()'s warm-up. The readout is
+ridge regression on standardised, centred features (the bias comes from centring) solved from
+the normal equations with torch.linalg.solve in float64; `ridge` values are tried on the
+validation windows and the best is kept (each solve is a few milliseconds). Intervals are
+split-conformal (models.intervals) on the validation windows' residuals, scaled per window.
 
-Prediction context. predict() warms the reservoir from zero over the last `washout` steps of
-each history row (so washout <= lookback and any history the contract accepts is enough). By
-the echo-state property the state forgets its start: with contraction about 1 - a(1 - rho)
-per step, washout = 96 leaves ~1e-3 of the start at the defaults, so these states match the
-whole-series states the readout was trained on (tested). A reservoir with a longer memory
-(leak near 0, radius near 1) needs a longer washout.
+Prediction context. predict() warms the reservoir from zero over the last `washout` inputs of
+each history row (so washout <= lookback and any history the contract accepts is enough; with
+a history of exactly `washout` values the first input is a zero difference). By the echo-state
+property the state forgets its start: the linearised bound contracts by 1 - a(1 - rho) per
+step, 0.97 at the defaults, so 96 steps leave at most ~5% of the start (tanh saturation
+contracts faster in practice). The test pins how closely warmed states match the whole-series
+states the readout was trained on at small sizes; a reservoir with a longer memory (leak near
+0, radius near 1) needs a longer washout.
 """
 
 from __future__ import annotations
@@ -52,26 +59,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from models import intervals
+from models import intervals, rollout
 from models.base import EpochCallback, EpochStats, FitReport, Forecast, ModelMeta, SeriesData
 from models.config import ESNConfig
-from models.errors import ConfigError, ForecastInputError
-from models.features import (
-    calendar_features,
-    calendar_width,
-)
-from models.io import read_model_dir, write_model_dir
+from models.errors import ForecastInputError
+from models.features import calendar_features, calendar_width
 from models.loop import resolve_device
-from models.reservoir import (
-    normal_equations,
-    reservoir_weights,
-    run_reservoir,
-    single_thread,
-    solve_ridge,
-)
-from models.rollout import roll_forward
+from models.persist import load_module, save_module
+from models.reservoir import normal_equations, reservoir_weights, run_reservoir, solve_ridge
 from models.versions import library_versions
-from models.windows import check_predict_inputs, check_series
+from models.windows import check_series
 
 _PREDICT_BATCH = 1024  # history rows per reservoir pass at inference (bounds memory)
 
@@ -90,6 +87,9 @@ class _Design:
 
 class ESNForecaster(nn.Module):
     """An echo state network forecaster built from an ESNConfig (all weights are buffers)."""
+
+    reads_covariates = True
+    reads_calendar = True
 
     def __init__(self, config: ESNConfig) -> None:
         super().__init__()
@@ -181,7 +181,9 @@ class ESNForecaster(nn.Module):
         """
         c = self.config
         values, cov, cal, lengths = self._stack([*train, *val], self._device())  # [B, T], ...
-        s = self._series_scale_padded(values, lengths)  # [B, 1]
+        # revin: a training series' s over all of it, a validation series' over its context only
+        history = [*lengths[: len(train)], *[c.lookback] * len(val)]
+        s = self._series_scale_padded(values, history)  # [B, 1]
         u = self._inputs(values, cov, cal, s)  # [B, T, D]
         states = run_reservoir(u, self.w_in, self.w, self.bias, c.leak_rate, keep_all=True)
         run = (values, cal, s, states, lengths)  # states [B, T, N]
@@ -235,7 +237,7 @@ class ESNForecaster(nn.Module):
         )
 
     def _series_scale_padded(self, values: Tensor, lengths: list[int]) -> Tensor:
-        """Per-series s over each series' own (unpadded) length: [B, T] -> [B, 1]."""
+        """Per-series s over each series' first `lengths[i]` values: [B, T] -> [B, 1]."""
         if self.config.norm != "revin":
             return self._series_scale(values)
         return torch.cat([self._series_scale(values[i : i + 1, :n]) for i, n in enumerate(lengths)])
@@ -289,7 +291,7 @@ class ESNForecaster(nn.Module):
         c = self.config
         started = time.perf_counter()
         self.to(resolve_device(c.device))
-        with torch.inference_mode(), single_thread(self._device()):
+        with torch.inference_mode():
             self._fit_input_scale(train)
             design, val_design = self._designs(train, val)
             gram, cross, mean_z, mean_y, std_z = normal_equations(design.features, design.targets)
@@ -390,47 +392,36 @@ class ESNForecaster(nn.Module):
         Raises:
             ForecastInputError: naming the argument, the value and the fix.
         """
-        c = self.config
-        hist, stamps, cov = check_predict_inputs(
-            history, horizon, levels, timestamps, covariates,
-            lookback=c.lookback, calendar=c.calendar, covariate_names=c.covariates,
-            calibrated=bool(self.meta.conformal),
-        )  # fmt: skip
 
-        def step(h: np.ndarray, st: np.ndarray | None) -> np.ndarray:
-            extra = h.shape[1] - hist.shape[1]  # steps already forecast by earlier blocks
-            cv = cov
-            if cv is not None and extra:
-                cv = np.concatenate([cv, np.repeat(cv[:, -1:], extra, axis=1)], axis=1)
+        def step(h: np.ndarray, st: np.ndarray | None, cv: np.ndarray | None) -> np.ndarray:
             rows = [
-                self._forecast_block(h[i : i + _PREDICT_BATCH], st, cv, i)
+                self._forecast_block(
+                    h[i : i + _PREDICT_BATCH],
+                    None if st is None else st[i : i + _PREDICT_BATCH],
+                    None if cv is None else cv[i : i + _PREDICT_BATCH],
+                )
                 for i in range(0, h.shape[0], _PREDICT_BATCH)
             ]
             return np.concatenate(rows)  # [B, max_horizon]
 
-        with torch.inference_mode(), single_thread(self._device()):
-            mean, rolled = roll_forward(
-                step, hist, horizon, c.max_horizon, timestamps=stamps, frequency=c.frequency
-            )
-        # The ESN has always calibrated in the seasonal scale.
-        return intervals.forecast(
-            mean, hist, self._meta, levels, stamps=stamps, rolled=rolled,
-            unrecorded_scale="seasonal",
-        )  # fmt: skip
+        with torch.inference_mode():
+            return rollout.forecast(
+                step, self._meta, history, horizon, levels,
+                timestamps=timestamps, covariates=covariates,
+            )  # fmt: skip
 
     def _forecast_block(
-        self, hist: np.ndarray, stamps: np.ndarray | None, cov: np.ndarray | None, row: int
+        self, hist: np.ndarray, stamps: np.ndarray | None, cov: np.ndarray | None
     ) -> np.ndarray:
-        """One readout pass for history rows [b, T'] (rows `row` .. of the full batch)."""
+        """One readout pass: history [b, T'], stamps [b, T'], covariates [b, T', C] -> [b, H]."""
         c, device = self.config, self._device()
-        b = hist.shape[0]
         ctx = min(c.washout + 1, hist.shape[1])  # +1: the first difference needs a value before
         values = torch.from_numpy(np.ascontiguousarray(hist[:, -ctx:])).to(device)  # [b, ctx]
         cov_t = cal_t = None
         if cov is not None:
-            cov_t = torch.from_numpy(np.ascontiguousarray(cov[row : row + b, -ctx:])).to(device)
+            cov_t = torch.from_numpy(np.ascontiguousarray(cov[:, -ctx:])).to(device)
         if c.calendar and stamps is not None:
-            feats = calendar_features(stamps[row : row + b, -ctx:], c.frequency)  # [b, ctx, K]
+            feats = calendar_features(stamps[:, -ctx:], c.frequency)  # [b, ctx, K]
             cal_t = torch.from_numpy(feats).to(device)
         s = self._series_scale(torch.from_numpy(hist).to(device))  # [b, 1] over all of T'
         u = self._inputs(values, cov_t, cal_t, s)[:, ctx - c.washout :]  # [b, washout, D]
@@ -445,19 +436,13 @@ class ESNForecaster(nn.Module):
 
     def save(self, directory: Path) -> None:
         """Write config.json, meta.json and weights.safetensors (reservoir matrices included)."""
-        write_model_dir(Path(directory), self.config.to_dict(), self._meta, self.state_dict())
+        save_module(Path(directory), self.config, self._meta, self)
 
     @classmethod
     def load(cls, directory: Path, device: str = "cpu") -> ESNForecaster:
         """Rebuild from a saved directory: from_dict -> constructor -> strict state dict."""
-        config_dict, meta, tensors = read_model_dir(Path(directory))
-        config = ESNConfig.from_dict(config_dict)
-        if meta.family != "esn":
-            raise ConfigError(f"{directory}: meta.json family {meta.family!r} is not 'esn'")
-        model = cls(config)
-        model.load_state_dict(tensors, strict=True)
+        model, meta = load_module(Path(directory), ESNConfig, cls, device)
         model._meta = meta
-        model.to(resolve_device(device))
         return model
 
 

@@ -95,14 +95,6 @@ def season_length(freq: str) -> int:
     return max(int(per_day), 1)
 
 
-def to_pandas_freq(freq: str) -> str:
-    """The pandas offset alias for one of our frequencies ("W" is a plain 7-day step)."""
-    f = parse_frequency(freq)
-    if f.unit == "W":
-        return "7D"
-    return f.text
-
-
 def _as_seconds(timestamps: np.ndarray) -> np.ndarray:
     return np.asarray(timestamps).astype("datetime64[s]")
 

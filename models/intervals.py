@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from models.base import Forecast, ModelMeta
-from models.errors import ForecastInputError
+from models.errors import ForecastInputError, ModelFileError
 from models.features import future_timestamps, season_length
 from models.scaling import interval_scale
 
@@ -154,7 +154,6 @@ def forecast(
     *,
     stamps: np.ndarray | None,
     rolled: bool,
-    unrecorded_scale: str,
 ) -> Forecast:
     """Wrap a point forecast with its intervals and future timestamps.
 
@@ -164,13 +163,24 @@ def forecast(
         levels: interval levels to return.
         stamps: [B, T] history timestamps, or None (then no future timestamps).
         rolled: whether the horizon was rolled forward past max_horizon.
-        unrecorded_scale: the scale of a model saved before meta.extra recorded it.
+
+    Raises:
+        ModelFileError: levels are asked for but meta.extra does not name the scale the
+            quantiles were calibrated in (fit() always records it).
     """
-    kind = meta.extra.get("interval_scale", unrecorded_scale)
-    window = torch.from_numpy(np.ascontiguousarray(history[:, -meta.lookback :]))  # [B, L]
-    scale = interval_scale(window, kind, season_length(meta.frequency)).numpy()  # [B, 1]
     mean = mean.astype(np.float32)
-    lower, upper = apply(mean, scale, meta.conformal, levels)
+    lower: dict[int, np.ndarray] = {}
+    upper: dict[int, np.ndarray] = {}
+    if levels:
+        kind = meta.extra.get("interval_scale")
+        if kind is None:
+            raise ModelFileError(
+                "meta.extra has no 'interval_scale' next to the conformal quantiles; "
+                "fit the model again (fit() records the scale it calibrated in)"
+            )
+        window = torch.from_numpy(np.ascontiguousarray(history[:, -meta.lookback :]))  # [B, L]
+        scale = interval_scale(window, str(kind), season_length(meta.frequency)).numpy()  # [B, 1]
+        lower, upper = apply(mean, scale, meta.conformal, levels)
     future = None
     if stamps is not None:
         future = future_timestamps(stamps[:, -1], meta.frequency, mean.shape[1])  # [B, H]

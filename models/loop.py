@@ -5,6 +5,15 @@ indices cut into batches. AdamW, gradient-norm clipping, bf16 autocast on CUDA o
 stopping on validation loss that restores the best weights. With a `checkpoint_dir`, the best
 weights, the last weights and the optimizer state are written after every epoch (safetensors +
 JSON), and a later call with the same config fingerprint resumes where it stopped.
+
+Convergence. A fixed learning rate and a fixed epoch count either stop a run that is still
+improving or waste epochs at a step size too large to settle. Two settings adapt instead:
+`schedule="plateau"` halves the learning rate after every epoch whose validation loss does not
+improve (so the next epochs take smaller steps before early stopping gives up), and
+`max_epochs > epochs` extends the budget by half of `epochs` whenever the last epoch of the
+budget was the best one, up to `max_epochs`. `time_budget` (seconds, 0 = none) stops after the
+epoch that exhausts it. The defaults (constant rate, no extension, no time limit) are the plain
+loop the tuned benchmark configs were measured with.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from models.base import EpochCallback, EpochStats, FitReport
+from models.config import LR_SCHEDULES
 from models.errors import ConfigError
 from models.windows import WindowSet
 
@@ -43,6 +53,19 @@ class LoopSettings:
     grad_clip: float
     seed: int
     fingerprint: str = ""
+    schedule: str = "constant"
+    max_epochs: int = 0
+    time_budget: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(
+                f"lr_schedule {self.schedule!r} is not supported; use one of {SCHEDULES}"
+            )
+
+
+SCHEDULES = LR_SCHEDULES
+PLATEAU_FACTOR = 0.5  # learning-rate multiplier after an epoch without improvement
 
 
 def resolve_device(name: str) -> torch.device:
@@ -138,6 +161,18 @@ def _train_epoch(
     return float(total) / len(windows)
 
 
+def _extend_budget(progress: dict[str, Any], settings: LoopSettings) -> None:
+    """Raise the epoch budget by half of `epochs` when its last epoch was the best one."""
+    epoch, budget = progress["epoch"], progress["budget"]
+    if epoch < budget or progress["best_epoch"] != epoch or budget >= settings.max_epochs:
+        return
+    progress["budget"] = min(settings.max_epochs, budget + max(1, settings.epochs // 2))
+    log.info(
+        "epoch %d of %d was the best so far: budget raised to %d", epoch, budget,
+        progress["budget"],
+    )  # fmt: skip
+
+
 def train_loop(
     module: nn.Module,
     windows: WindowSet,
@@ -172,6 +207,7 @@ def train_loop(
         "train": [],
         "val": [],
         "done": False,
+        "budget": settings.epochs,
     }
     best = _state(module)
     if checkpoint_dir is not None:
@@ -182,7 +218,9 @@ def train_loop(
             if best_path.exists():
                 best = load_file(str(best_path), device=str(device))
     seconds, seen, pass_seconds = 0.0, 0, 0.0
-    while not progress["done"] and progress["epoch"] < settings.epochs:
+    # a resumed run keeps a budget it had already raised, and takes a larger `epochs` asked now
+    progress["budget"] = max(int(progress.get("budget", 0)), settings.epochs)
+    while not progress["done"] and progress["epoch"] < progress["budget"]:
         epoch = progress["epoch"] + 1
         start = time.perf_counter()
         torch.manual_seed(settings.seed + epoch)  # dropout masks: same epoch, same masks
@@ -202,6 +240,13 @@ def train_loop(
         progress["val"].append(val_loss)
         progress["epoch"] = epoch
         progress["done"] = epoch - progress["best_epoch"] >= settings.patience
+        if not improved and settings.schedule == "plateau":
+            for group in opt.param_groups:
+                group["lr"] *= PLATEAU_FACTOR
+        _extend_budget(progress, settings)
+        if settings.time_budget > 0 and seconds >= settings.time_budget and not progress["done"]:
+            log.info("time budget of %.0f s spent after epoch %d; stopping", seconds, epoch)
+            progress["done"] = True
         if checkpoint_dir is not None:
             checkpoint_dir.mkdir(parents=True, exist_ok=True)
             if improved:

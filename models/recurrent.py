@@ -29,21 +29,19 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from models import intervals
+from models import intervals, rollout
 from models.base import EpochCallback, FitReport, Forecast, ModelMeta, SeriesData
 from models.config import RecurrentConfig
-from models.errors import ModelFileError
 from models.features import (
     calendar_features,
     calendar_width,
     future_timestamps,
 )
-from models.io import read_model_dir, write_model_dir
 from models.loop import LoopSettings, resolve_device, train_loop
-from models.rollout import roll_forward
+from models.persist import load_module, save_module
 from models.scaling import denormalise, normalise
 from models.versions import library_versions
-from models.windows import WindowSet, check_predict_inputs, stack_series_windows
+from models.windows import WindowSet, stack_series_windows
 
 _CELLS: dict[str, Any] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 _PREDICT_BATCH = 2048  # windows per forward pass at inference (bounds memory)
@@ -59,6 +57,9 @@ def _detach(state: State) -> State:
 
 class RecurrentForecaster(nn.Module):
     """A recurrent forecaster (`family` "lstm", "gru" or "rnn") built from a RecurrentConfig."""
+
+    reads_covariates = True
+    reads_calendar = True
 
     def __init__(self, config: RecurrentConfig) -> None:
         super().__init__()
@@ -301,6 +302,9 @@ class RecurrentForecaster(nn.Module):
             grad_clip=c.grad_clip,
             seed=c.seed,
             fingerprint=hashlib.sha256(fingerprint.encode()).hexdigest(),
+            schedule=c.lr_schedule,
+            max_epochs=c.max_epochs,
+            time_budget=c.time_budget,
         )
         report = train_loop(
             self,
@@ -361,55 +365,41 @@ class RecurrentForecaster(nn.Module):
             ForecastInputError: naming the argument, the value and the fix.
         """
         c = self.config
-        hist, stamps, cov = check_predict_inputs(
-            history,
-            horizon,
-            levels,
-            timestamps,
-            covariates,
-            lookback=c.lookback,
-            calendar=c.calendar,
-            covariate_names=c.covariates,
-            calibrated=bool(self._meta.conformal),
-        )
         device = self._device()
 
-        def step(h: np.ndarray, s: np.ndarray | None) -> np.ndarray:
-            extra = h.shape[1] - hist.shape[1]  # steps already forecast by earlier blocks
-            batch = self._predict_window(h[:, -c.lookback :], s, cov, extra, device)
+        def step(h: np.ndarray, st: np.ndarray | None, cv: np.ndarray | None) -> np.ndarray:
+            batch = self._predict_window(h[:, -c.lookback :], st, cv, device)
             return self._forecast(batch).cpu().numpy()  # [B, max_horizon]
 
         was_training = self.training
         if was_training:  # eval()/train() walk every submodule: only when needed (serving)
             self.eval()
-        with torch.inference_mode():
-            mean, rolled = roll_forward(
-                step, hist, horizon, c.max_horizon, timestamps=stamps, frequency=c.frequency
-            )
-        if was_training:
-            self.train()
-        # Recurrent models saved before the scale was recorded were calibrated one-step.
-        return intervals.forecast(
-            mean, hist, self._meta, levels, stamps=stamps, rolled=rolled,
-            unrecorded_scale="one_step",
-        )  # fmt: skip
+        try:
+            with torch.inference_mode():
+                return rollout.forecast(
+                    step, self._meta, history, horizon, levels,
+                    timestamps=timestamps, covariates=covariates,
+                )  # fmt: skip
+        finally:
+            if was_training:
+                self.train()
 
     def _predict_window(
         self,
         hist: np.ndarray,
         stamps: np.ndarray | None,
         cov: np.ndarray | None,
-        extra: int,
         device: torch.device,
     ) -> WindowSet:
-        """One look-back per row as a WindowSet with an empty-valued horizon."""
+        """One look-back per row as a WindowSet with an empty-valued horizon.
+
+        hist [B, L]; stamps [B, T'] and cov [B, T', C] end where hist ends.
+        """
         c = self.config
         b = hist.shape[0]
         target = np.concatenate([hist, np.zeros((b, c.max_horizon), np.float32)], axis=1)
         cov_t = None
         if cov is not None:
-            if extra:  # rolled blocks: past covariates are unknown ahead, hold the last row
-                cov = np.concatenate([cov, np.repeat(cov[:, -1:], extra, axis=1)], axis=1)
             cov_t = torch.from_numpy(np.ascontiguousarray(cov[:, -c.lookback :])).to(device)
         cal_t = None
         if stamps is not None and c.calendar:
@@ -426,26 +416,11 @@ class RecurrentForecaster(nn.Module):
 
     def save(self, directory: Path) -> None:
         """Write config.json, meta.json and weights.safetensors to `directory`."""
-        write_model_dir(Path(directory), self.config.to_dict(), self._meta, self.state_dict())
+        save_module(Path(directory), self.config, self._meta, self)
 
     @classmethod
     def load(cls, directory: Path, device: str = "cpu") -> RecurrentForecaster:
         """Rebuild from a saved directory: from_dict -> constructor -> strict state dict."""
-        config_dict, meta, tensors = read_model_dir(Path(directory))
-        config = RecurrentConfig.from_dict(config_dict)
-        if meta.family != config.family:
-            raise ModelFileError(
-                f"{directory}: meta.json family {meta.family!r} != config.json {config.family!r}"
-            )
-        model = cls(config)
-        try:
-            model.load_state_dict(tensors, strict=True)
-        except RuntimeError as exc:
-            raise ModelFileError(
-                f"{directory}: weights.safetensors does not fit config.json ({exc}); "
-                "save the model again"
-            ) from exc
+        model, meta = load_module(Path(directory), RecurrentConfig, cls, device)
         model._meta = meta
-        model.to(resolve_device(device))
-        model.eval()
         return model

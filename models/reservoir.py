@@ -1,11 +1,13 @@
 """Echo-state reservoir primitives: fixed random weights, the leaky tanh recurrence, and the
 closed-form ridge readout (models.esn builds the forecaster on them).
+
+Nothing here changes torch's thread count: it is process-wide, so changing it per call races
+when requests run in a thread pool. The ESN's work is a chain of small matmuls (latency-bound),
+so on a shared CPU one intra-op thread is fastest; set it once where the process starts (the
+service does, from its settings: `torch.set_num_threads`).
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -49,28 +51,7 @@ def run_reservoir(
     Returns:
         [B, T, N] states when keep_all, else [B, N] the state after the last input.
     """
-    with single_thread(inputs.device):
-        return _run(inputs, w_in, w, bias, leak, keep_all)
-
-
-@contextmanager
-def single_thread(device: torch.device) -> Iterator[None]:
-    """Run CPU work on one intra-op thread, restoring the setting afterwards.
-
-    The ESN's work is a chain of small matmuls and solves (hundreds of columns): latency-bound,
-    so one thread is as fast as two, and on a shared, oversubscribed CPU up to 20x faster (no
-    spin-waiting for a descheduled sibling thread). The setting is process-wide; it is held
-    only for the duration of one fit or predict call.
-    """
-    if device.type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    return _run(inputs, w_in, w, bias, leak, keep_all)
 
 
 def _run(
@@ -94,27 +75,20 @@ def _run(
     return state if out is None else out.transpose(0, 1)  # [B, N] or [B, T, N] (a view)
 
 
-def ridge_readout(features: Tensor, targets: Tensor, ridge: float) -> tuple[Tensor, Tensor]:
-    """Closed-form ridge regression with the intercept from centring.
+def normal_equations(features: Tensor, targets: Tensor) -> tuple[Tensor, ...]:
+    """The normal equations of ridge regression with the intercept from centring.
 
-    Minimises mean_i ||y_i - z_i W - c||^2 + ridge * ||D W||^2 where D holds the feature stds
-    (ridge on standardised features), by solving the normal equations
-    (Zs^T Zs / n + ridge I) V = Zs^T Yc / n with torch.linalg.solve (never an inverse).
+    Minimising mean_i ||y_i - z_i W - c||^2 + ridge * ||D W||^2 (D the feature stds: ridge on
+    standardised features) means solving (Zs^T Zs / n + ridge I) V = Zs^T Yc / n; `solve_ridge`
+    does that for one penalty (torch.linalg.solve, never an inverse).
 
     Args:
         features: [n, F] float64 design rows z_i.
         targets: [n, H] float64 targets y_i.
-        ridge: penalty > 0.
 
     Returns:
-        (weight [F, H], bias [H]) float64 such that prediction = features @ weight + bias.
+        (Zs^T Zs / n [F, F], Zs^T Yc / n [F, H], mean_z [F], mean_y [H], std_z [F]).
     """
-    gram, cross, mean_z, mean_y, std_z = normal_equations(features, targets)
-    return solve_ridge(gram, cross, mean_z, mean_y, std_z, ridge)
-
-
-def normal_equations(features: Tensor, targets: Tensor) -> tuple[Tensor, ...]:
-    """(Zs^T Zs / n [F, F], Zs^T Yc / n [F, H], mean_z [F], mean_y [H], std_z [F])."""
     n = features.shape[0]
     mean_z, mean_y = features.mean(0), targets.mean(0)  # [F], [H]
     centred = features - mean_z  # [n, F]

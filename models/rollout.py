@@ -1,20 +1,47 @@
-"""Forecasting past a model's `max_horizon` by rolling forward block by block.
+"""The predict path every family shares: check inputs, roll forward past `max_horizon`, intervals.
 
-Each block's forecast is appended to the history (and its timestamps to the stamps) and the
-model is run again on the newest look-back, until the requested horizon is covered. Errors
-compound across blocks, so a `Forecast` made this way says `rolled=True`.
+A family supplies one forward pass (`StepFn`: the newest history in, `max_horizon` steps out);
+`forecast` validates the arguments with the one wording every family uses, calls the step
+block by block until the horizon is covered, and wraps the mean with conformal intervals.
+
+Rolling: each block's forecast is appended to the history (its timestamps to the stamps, and
+past covariates held at their last row, since they are unknown ahead) and the step runs again.
+Errors compound across blocks, so a `Forecast` made this way says `rolled=True`, and a horizon
+beyond `max_roll` times `max_horizon` (default `MAX_ROLL` = 4) is refused rather than guessed:
+its intervals would extend calibrated quantiles far past the steps they were measured on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from models import intervals
+from models.base import Forecast, ModelMeta
+from models.errors import ForecastInputError
 from models.features import future_timestamps
+from models.windows import check_predict_inputs
 
-# step(history [B, T'], timestamps [B, T'] | None) -> [B, max_horizon]
-StepFn = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
+# step(history [B, T'], timestamps [B, T'] | None, covariates [B, T', C] | None)
+#   -> [B, max_horizon]; T' grows by max_horizon per block, the step reads what it needs.
+StepFn = Callable[[np.ndarray, np.ndarray | None, np.ndarray | None], np.ndarray]
+MAX_ROLL = 4  # the longest rolled forecast, in multiples of max_horizon
+
+
+def check_roll(horizon: int, max_horizon: int, max_roll: int = MAX_ROLL) -> None:
+    """Refuse a horizon longer than `max_roll` x `max_horizon`.
+
+    Raises:
+        ForecastInputError: naming `horizon`, the cap and the fix.
+    """
+    cap = max_roll * max_horizon
+    if horizon > cap:
+        raise ForecastInputError(
+            f"horizon {horizon} is beyond what this model forecasts: it emits max_horizon="
+            f"{max_horizon} steps per pass and rolls forward at most {max_roll} passes "
+            f"({cap} steps); ask for horizon <= {cap}, or train a model with a longer horizon"
+        )
 
 
 def roll_forward(
@@ -24,17 +51,18 @@ def roll_forward(
     max_horizon: int,
     *,
     timestamps: np.ndarray | None = None,
+    covariates: np.ndarray | None = None,
     frequency: str | None = None,
 ) -> tuple[np.ndarray, bool]:
     """Forecast `horizon` steps with a model that emits `max_horizon` per call.
 
     Args:
-        step: one forward pass: (history [B, T'], timestamps [B, T'] or None) -> [B, max_horizon].
-            T' grows by max_horizon each block; the step reads what it needs from the end.
+        step: one forward pass (see `StepFn`).
         history: [B, T] observed values.
         horizon: H >= 1 steps wanted.
         max_horizon: steps the model emits per call.
         timestamps: [B, T] datetime64 stamps of `history`, extended block by block when given.
+        covariates: [B, T, C] past covariates, held at their last row block by block.
         frequency: the series frequency; required with `timestamps`.
 
     Returns:
@@ -42,10 +70,9 @@ def roll_forward(
     """
     blocks: list[np.ndarray] = []
     done = 0
-    hist = history
-    stamps = timestamps
+    hist, stamps, cov = history, timestamps, covariates
     while done < horizon:
-        block = step(hist, stamps)  # [B, max_horizon]
+        block = step(hist, stamps, cov)  # [B, max_horizon]
         blocks.append(block)
         done += max_horizon
         if done < horizon:
@@ -53,5 +80,43 @@ def roll_forward(
             if stamps is not None and frequency is not None:
                 nxt = future_timestamps(stamps[:, -1], frequency, max_horizon)  # [B, max_h]
                 stamps = np.concatenate([stamps.astype(nxt.dtype), nxt], axis=1)
+            if cov is not None:
+                held = np.repeat(cov[:, -1:], max_horizon, axis=1)  # [B, max_h, C]
+                cov = np.concatenate([cov, held], axis=1)  # [B, T' + max_h, C]
     mean = np.concatenate(blocks, axis=1)[:, :horizon]  # [B, H]
     return mean, len(blocks) > 1
+
+
+def forecast(
+    step: StepFn,
+    meta: ModelMeta,
+    history: np.ndarray,
+    horizon: int,
+    levels: Sequence[int],
+    *,
+    timestamps: np.ndarray | None,
+    covariates: np.ndarray | None,
+    max_roll: int = MAX_ROLL,
+) -> Forecast:
+    """A family's `predict`: validate, roll forward, add intervals and future timestamps.
+
+    Args:
+        step: the family's forward pass (see `StepFn`).
+        meta: the family's metadata (lookback, max_horizon, inputs, conformal quantiles).
+        history, horizon, levels, timestamps, covariates: as in `Forecaster.predict`.
+        max_roll: the longest horizon accepted, in multiples of `meta.max_horizon`.
+
+    Raises:
+        ForecastInputError: naming the argument, the value and the fix.
+    """
+    hist, stamps, cov = check_predict_inputs(
+        history, horizon, levels, timestamps, covariates,
+        lookback=meta.lookback, calendar=meta.calendar, covariate_names=meta.covariates,
+        calibrated=bool(meta.conformal),
+    )  # fmt: skip
+    check_roll(horizon, meta.max_horizon, max_roll)
+    mean, rolled = roll_forward(
+        step, hist, horizon, meta.max_horizon,
+        timestamps=stamps, covariates=cov, frequency=meta.frequency,
+    )  # fmt: skip
+    return intervals.forecast(mean, hist, meta, levels, stamps=stamps, rolled=rolled)

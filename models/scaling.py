@@ -98,7 +98,7 @@ def seasonal_scale(x: Tensor, season: int) -> Tensor:
 
 
 # ModelMeta.extra["interval_scale"] names the scale a model's conformal quantiles were
-# calibrated in; models saved before the key existed used the one-step `window_scale`.
+# calibrated in (models.intervals.CALIBRATION_SCALE today).
 INTERVAL_SCALES = ("one_step", "seasonal")
 
 

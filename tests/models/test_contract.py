@@ -1,4 +1,4 @@
-"""The one contract every forecaster family passes: lstm, gru, rnn and esn.
+"""The one contract every registered family passes: lstm, gru, rnn, esn and the baselines.
 
 Configs are built through models.io from a shared dict plus a small per-family dict, so the
 test treats every family the same way. Data: three hourly series at very different levels
@@ -12,10 +12,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
 from models import io
 from models.base import Forecast, Forecaster, SeriesData
-from models.errors import ForecastInputError
+from models.errors import ForecastInputError, ModelFileError
 
 LOOKBACK, MAX_H, T = 24, 6, 240
 LEVELS = (10.0, 100.0, -5.0)
@@ -27,16 +29,22 @@ SHARED: dict[str, Any] = {
     "target": "load",
     "covariates": ["temp", "price"],
     "calendar": True,
-    "seed": 3,
     "device": "cpu",
 }
 TINY: dict[str, dict[str, Any]] = {
-    "lstm": {"hidden_size": 8, "epochs": 2, "segment_length": 4, "batch_size": 32},
-    "gru": {"hidden_size": 8, "epochs": 2, "segment_length": 4, "batch_size": 32},
-    "rnn": {"hidden_size": 8, "epochs": 2, "segment_length": 1, "decoder": "direct"},
-    "esn": {"reservoir_size": 16, "washout": 12},
+    "lstm": {"hidden_size": 8, "epochs": 2, "segment_length": 4, "batch_size": 32, "seed": 3},
+    "gru": {"hidden_size": 8, "epochs": 2, "segment_length": 4, "batch_size": 32, "seed": 3},
+    "rnn": {"hidden_size": 8, "epochs": 2, "segment_length": 1, "decoder": "direct", "seed": 3},
+    "esn": {"reservoir_size": 16, "washout": 12, "seed": 3},
+    "naive": {},
+    "seasonal_naive": {},
+    "kalman": {},
 }
 FAMILIES = list(io.FAMILIES)
+
+
+def test_every_registered_family_is_in_the_contract() -> None:
+    assert set(TINY) == set(FAMILIES)
 
 
 def _panel() -> list[SeriesData]:
@@ -147,13 +155,28 @@ def test_save_load_gives_identical_forecasts(model: Forecaster, tmp_path: Path) 
     assert loaded.meta == model.meta
 
 
-def test_covariates_and_calendar_are_read(model: Forecaster) -> None:
+def test_covariates_and_calendar_are_read_as_the_flags_say(model: Forecaster) -> None:
     base = _predict(model, MAX_H).mean
     cov = _inputs(_panel())["covariates"]
     swapped = _predict(model, MAX_H, covariates=np.ascontiguousarray(cov[..., ::-1])).mean
     stamps = _inputs(_panel())["timestamps"] + np.timedelta64(7, "h")
     shifted = _predict(model, MAX_H, timestamps=stamps).mean
-    assert not np.allclose(base, swapped) and not np.allclose(base, shifted)
+    assert np.allclose(base, swapped) != model.reads_covariates
+    assert np.allclose(base, shifted) != model.reads_calendar
+
+
+def test_weights_that_do_not_fit_the_config_are_refused(model: Forecaster, tmp_path: Path) -> None:
+    io.save(model, tmp_path / "m")
+    weights = tmp_path / "m" / "weights.safetensors"
+    tensors = load_file(str(weights))
+    save_file({**tensors, "stray": torch.zeros(2)}, str(weights))
+    with pytest.raises(ModelFileError, match=r"weights.safetensors does not fit config.json"):
+        io.load(tmp_path / "m")
+    if tensors:  # a tensor of the wrong shape is refused too
+        name = sorted(tensors)[0]
+        save_file({**tensors, name: torch.zeros(1, dtype=tensors[name].dtype)}, str(weights))
+        with pytest.raises(ModelFileError, match=r"weights.safetensors does not fit config.json"):
+            io.load(tmp_path / "m")
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ from models.base import SeriesData
 from models.config import ESNConfig
 from models.errors import ConfigError, ForecastInputError
 from models.esn import ESNForecaster
-from models.reservoir import reservoir_weights, ridge_readout, run_reservoir
+from models.reservoir import normal_equations, reservoir_weights, run_reservoir, solve_ridge
 
 TINY = {
     "lookback": 24,
@@ -67,7 +69,7 @@ def test_ridge_readout_recovers_a_linear_map_and_its_intercept() -> None:
     z = torch.from_numpy(rng.normal(size=(500, 5)) * [1, 10, 0.1, 3, 1] + 7)  # [n, F]
     true_w = torch.from_numpy(rng.normal(size=(5, 2)))
     y = z @ true_w + torch.tensor([1.5, -2.0], dtype=torch.float64)  # [n, 2]
-    weight, bias = ridge_readout(z, y, 1e-10)
+    weight, bias = solve_ridge(*normal_equations(z, y), 1e-10)
     torch.testing.assert_close(weight, true_w, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(z @ weight + bias, y)
 
@@ -127,6 +129,53 @@ def test_forecasts_move_with_the_level_and_revin_with_the_scale() -> None:
     revin = _fit(values, norm="revin")
     base = revin.predict(history, 6).mean
     np.testing.assert_allclose(revin.predict(3 * history - 2, 6).mean, 3 * base - 2, atol=1e-3)
+
+
+def test_revin_validation_scale_reads_the_history_only() -> None:
+    # A validation series of exactly one window: its context (first `lookback` values) then
+    # targets far more volatile than the context. The fit must score that window as predict()
+    # would from the context alone, so the reported val_mse is predict()'s squared error.
+    values = _series()
+    rng = np.random.default_rng(7)
+    context = values[300 - 24 : 300]  # [L]
+    targets = values[300:306] + rng.normal(0, 5.0, 6).astype(np.float32)  # [H] volatile
+    model = ESNForecaster(ESNConfig.from_dict({**TINY, "norm": "revin"}))
+    model.fit([SeriesData(values[:300])], [SeriesData(np.concatenate([context, targets]))])
+    mean = model.predict(context[None, :], 6, levels=()).mean[0]  # [H]
+    expected = float(np.mean((mean.astype(np.float64) - targets) ** 2))
+    assert model.meta.extra["val_mse"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_concurrent_predictions_leave_the_thread_count_alone() -> None:
+    # The service runs predictions in a thread pool; torch's thread count is process-wide,
+    # so a model must neither change it nor depend on another call's setting.
+    model = _fit()
+    values = _series()
+    histories = [np.stack([values[i : i + 48], values[i + 5 : i + 53]]) for i in range(0, 96, 4)]
+    expected = [model.predict(h, 10).mean for h in histories]
+    before = torch.get_num_threads()
+    seen: list[int] = []
+
+    def run(h: np.ndarray) -> np.ndarray:
+        seen.append(torch.get_num_threads())  # a fresh pool thread reads the process setting
+        out = model.predict(h, 10).mean
+        seen.append(torch.get_num_threads())
+        return out
+
+    torch.set_num_threads(2)
+    try:
+        for _ in range(3):
+            with ThreadPoolExecutor(max_workers=6) as pool:
+                got = list(pool.map(run, histories))
+            for a, b in zip(got, expected, strict=True):
+                np.testing.assert_array_equal(a, b)
+        fresh: list[int] = []
+        thread = threading.Thread(target=lambda: fresh.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        assert set(seen) == {2} and fresh == [2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_fit_beats_repeating_the_last_value_with_ordered_intervals() -> None:

@@ -9,7 +9,6 @@ from models.features import (
     is_on_frequency,
     parse_frequency,
     season_length,
-    to_pandas_freq,
 )
 
 
@@ -22,7 +21,6 @@ def test_season_length(freq: str, season: int) -> None:
 
 def test_parse_normalises_sixty_minutes() -> None:
     assert parse_frequency("60min").text == "h"
-    assert to_pandas_freq("W") == "7D"
 
 
 @pytest.mark.parametrize("bad", ["hourly", "2D", "0h", "", "M"])

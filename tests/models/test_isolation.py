@@ -20,15 +20,17 @@ SCRIPT = textwrap.dedent(
     import numpy as np
     from models import io
     from models.base import SeriesData
-    import models.recurrent, models.esn  # every family imports
+    import models.recurrent, models.esn, models.baselines  # every family imports
 
     y = np.sin(np.arange(100) / 3).astype(np.float32)
-    for family in ("gru", "esn"):
-        extra = {"hidden_size": 4, "epochs": 1} if family == "gru" else {"reservoir_size": 8}
+    extra = {
+        "gru": {"hidden_size": 4, "epochs": 1, "segment_length": 4},
+        "esn": {"reservoir_size": 8, "washout": 12},
+        "kalman": {},
+    }
+    for family in ("gru", "esn", "kalman"):
         config = io.config_from_dict(
-            {"family": family, "lookback": 12, "max_horizon": 3, "washout": 12, **extra}
-            if family == "esn" else
-            {"family": family, "lookback": 12, "max_horizon": 3, "segment_length": 4, **extra}
+            {"family": family, "lookback": 12, "max_horizon": 3, **extra[family]}
         )
         model = io.create(config)
         model.fit([SeriesData(y[:70])], [SeriesData(y[58:])])

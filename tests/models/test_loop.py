@@ -143,21 +143,28 @@ def test_levels_outside_0_100_are_refused(bad: int) -> None:
 # ---- roll-forward -----------------------------------------------------------------------------
 
 
-def test_roll_forward_feeds_each_block_back_and_extends_timestamps() -> None:
-    seen: list[tuple[int, np.datetime64]] = []
+def test_roll_forward_feeds_each_block_back_extends_timestamps_and_holds_covariates() -> None:
+    seen: list[tuple[int, np.datetime64, list[float]]] = []
 
-    def step(history: np.ndarray, stamps: np.ndarray | None) -> np.ndarray:
-        assert stamps is not None
-        seen.append((history.shape[1], stamps[0, -1]))
+    def step(history: np.ndarray, stamps: np.ndarray | None, cov: np.ndarray | None) -> np.ndarray:
+        assert stamps is not None and cov is not None
+        assert cov.shape[1] == history.shape[1] == stamps.shape[1]
+        seen.append((history.shape[1], stamps[0, -1], cov[0, -4:, 0].tolist()))
         return history[:, -1:] + np.arange(1, 4)[None, :]  # ramp on from the last value
 
     start = np.datetime64("2024-01-01T00", "s")
     stamps = (start + np.arange(5) * np.timedelta64(1, "h"))[None, :]
-    mean, rolled = roll_forward(step, np.zeros((1, 5)), 7, 3, timestamps=stamps, frequency="h")
+    cov = np.arange(5.0)[None, :, None]  # [1, 5, 1]
+    mean, rolled = roll_forward(
+        step, np.zeros((1, 5)), 7, 3, timestamps=stamps, covariates=cov, frequency="h"
+    )
     assert rolled and mean.tolist() == [[1, 2, 3, 4, 5, 6, 7]]
-    assert [n for n, _ in seen] == [5, 8, 11]
+    assert [n for n, _, _ in seen] == [5, 8, 11]
     assert seen[-1][1] == start + np.timedelta64(10, "h")
-    _, rolled = roll_forward(step, np.zeros((1, 5)), 3, 3, timestamps=stamps, frequency="h")
+    assert seen[1][2] == [4.0, 4.0, 4.0, 4.0]  # past covariates held at their last row
+    _, rolled = roll_forward(
+        step, np.zeros((1, 5)), 3, 3, timestamps=stamps, covariates=cov, frequency="h"
+    )
     assert not rolled
 
 
@@ -240,3 +247,75 @@ def test_resolve_device() -> None:
         assert resolve_device("auto") == torch.device("cpu")
         with pytest.raises(ConfigError, match=r"device 'cuda' asked for but CUDA is not available"):
             resolve_device("cuda")
+
+
+def _lrs(schedule: str, directory: Path) -> tuple[list[float], object]:
+    """The learning rate each epoch trained with, read from the checkpoint after each epoch."""
+    import json
+
+    seen: list[float] = [0.5]
+
+    def read_rate(stats: EpochStats) -> None:
+        progress = json.loads((directory / "progress.json").read_text())
+        seen.append(progress["param_groups"][0]["lr"])  # the rate the next epoch uses
+
+    train, val = _data()
+    settings = LoopSettings(12, 16, 0.5, 0.0, 12, 1.0, seed=1, schedule=schedule)
+    report = train_loop(
+        _Linear(8, 2), train, val, _loss, settings, callback=read_rate, checkpoint_dir=directory
+    )
+    return seen[:-1], report
+
+
+def test_plateau_schedule_halves_the_rate_after_each_epoch_without_improvement(
+    tmp_path: Path,
+) -> None:
+    lrs, report = _lrs("plateau", tmp_path / "plateau")
+    val = report.val_losses  # type: ignore[attr-defined]
+    best = [v < min(val[:i], default=float("inf")) for i, v in enumerate(val)]
+    for i in range(1, len(lrs)):
+        assert lrs[i] == pytest.approx(lrs[i - 1] * (1.0 if best[i - 1] else 0.5))
+    assert min(lrs) < 0.5  # the rate did adapt at least once
+    constant, _ = _lrs("constant", tmp_path / "constant")
+    assert set(constant) == {0.5}
+
+
+def test_budget_grows_while_the_last_epoch_is_the_best() -> None:
+    train, val = _data()
+    fixed = train_loop(
+        _Linear(8, 2), train, val, _loss, LoopSettings(2, 16, 0.01, 0.0, 3, 1.0, seed=1)
+    )
+    assert fixed.epochs == 2 and fixed.best_epoch == 2  # still improving at a small rate
+    grown = train_loop(
+        _Linear(8, 2), train, val, _loss,
+        LoopSettings(2, 16, 0.01, 0.0, 3, 1.0, seed=1, max_epochs=7),
+    )  # fmt: skip
+    assert grown.epochs > 2 and grown.epochs <= 7
+    assert grown.val_losses[:2] == fixed.val_losses
+
+
+def test_time_budget_stops_after_the_epoch_that_spends_it() -> None:
+    train, val = _data()
+    report = train_loop(
+        _Linear(8, 2), train, val, _loss,
+        LoopSettings(50, 16, 0.01, 0.0, 50, 1.0, seed=1, time_budget=1e-6),
+    )  # fmt: skip
+    assert report.epochs == 1
+
+
+def test_loop_settings_refuse_an_unknown_schedule() -> None:
+    with pytest.raises(ConfigError, match=r"lr_schedule 'cosine' is not supported"):
+        LoopSettings(2, 16, 0.01, 0.0, 3, 1.0, seed=1, schedule="cosine")
+
+
+def test_check_roll_caps_rolled_horizons_at_a_multiple_of_max_horizon() -> None:
+    from models.rollout import MAX_ROLL, check_roll
+
+    check_roll(MAX_ROLL * 24, 24)
+    with pytest.raises(
+        ForecastInputError,
+        match=r"horizon 97 is beyond what this model forecasts: it emits max_horizon=24 steps "
+        r"per pass and rolls forward at most 4 passes \(96 steps\); ask for horizon <= 96",
+    ):
+        check_roll(97, 24)
+    check_roll(97, 24, max_roll=5)

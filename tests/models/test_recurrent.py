@@ -13,9 +13,9 @@ from torch import Tensor, nn
 
 from models.base import EpochStats, SeriesData
 from models.config import RecurrentConfig
-from models.errors import ConfigError, ForecastInputError
+from models.errors import ConfigError, ForecastInputError, ModelFileError
 from models.recurrent import RecurrentForecaster
-from models.scaling import seasonal_scale, window_scale
+from models.scaling import seasonal_scale
 
 
 def _net(**kw: Any) -> RecurrentForecaster:
@@ -117,7 +117,7 @@ def test_fit_reports_windows_epochs_and_calibrates() -> None:
     assert not net.training  # fit leaves the model in eval mode
 
 
-def test_intervals_scale_with_the_seasonal_change_and_old_models_keep_one_step() -> None:
+def test_intervals_scale_with_the_seasonal_change() -> None:
     net = _net(lookback=48, segment_length=8, epochs=1)
     net.fit([_series(300)], [_series(150)])
     assert net.meta.extra["interval_scale"] == "seasonal"
@@ -128,11 +128,12 @@ def test_intervals_scale_with_the_seasonal_change_and_old_models_keep_one_step()
     np.testing.assert_allclose(
         half, q * seasonal_scale(torch.from_numpy(hist), 24).item(), rtol=1e-5
     )
-    # A model saved before the key existed was calibrated in the one-step scale: keep it.
+    # quantiles without the scale they were calibrated in are refused, not guessed
     extra = {k: v for k, v in net.meta.extra.items() if k != "interval_scale"}
     net._meta = dataclasses.replace(net.meta, extra=extra)
-    half = (net.predict(hist, 10, levels=(80,)).upper[80] - out.mean)[0]
-    np.testing.assert_allclose(half, q * window_scale(torch.from_numpy(hist)).item(), rtol=1e-5)
+    with pytest.raises(ModelFileError, match=r"meta.extra has no 'interval_scale'"):
+        net.predict(hist, 10, levels=(80,))
+    assert net.predict(hist, 10, levels=()).lower == {}
 
 
 def test_fit_refuses_series_shorter_than_a_window() -> None:

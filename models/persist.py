@@ -1,0 +1,178 @@
+"""Safe persistence every family shares: config.json + meta.json + weights.safetensors.
+
+Loading never unpickles: the config is JSON, rebuilt through the family config's `from_dict`;
+the weights are safetensors loaded into a freshly constructed module with `strict=True`, and a
+mismatch (a missing, extra or misshapen tensor) is a ModelFileError naming the directory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, Self, TypeVar
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from models.base import ModelMeta
+from models.errors import ModelFileError
+from models.loop import resolve_device
+
+FILES = ("config.json", "meta.json", "weights.safetensors")
+
+
+class FamilyConfigLike(Protocol):
+    """What persistence needs of a family's config: its family name and JSON round trip."""
+
+    @property
+    def family(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self: ...
+
+
+C = TypeVar("C", bound=FamilyConfigLike)
+M = TypeVar("M", bound=nn.Module)
+
+
+def meta_to_dict(meta: ModelMeta) -> dict[str, Any]:
+    """JSON-safe dict of `meta` (conformal keys become strings)."""
+    return {
+        "family": meta.family,
+        "lookback": meta.lookback,
+        "max_horizon": meta.max_horizon,
+        "frequency": meta.frequency,
+        "target": meta.target,
+        "covariates": list(meta.covariates),
+        "calendar": meta.calendar,
+        "conformal": {str(k): list(v) for k, v in meta.conformal.items()},
+        "versions": dict(meta.versions),
+        "extra": dict(meta.extra),
+    }
+
+
+def meta_from_dict(data: dict[str, Any], where: str = "meta.json") -> ModelMeta:
+    """Inverse of `meta_to_dict`.
+
+    Raises:
+        ModelFileError: naming `where` and the missing or malformed field.
+    """
+    try:
+        return ModelMeta(
+            family=str(data["family"]),
+            lookback=int(data["lookback"]),
+            max_horizon=int(data["max_horizon"]),
+            frequency=str(data["frequency"]),
+            target=str(data["target"]),
+            covariates=tuple(str(c) for c in data.get("covariates", ())),
+            calendar=bool(data.get("calendar", False)),
+            conformal={
+                int(k): tuple(float(x) for x in v) for k, v in data.get("conformal", {}).items()
+            },
+            versions={str(k): str(v) for k, v in data.get("versions", {}).items()},
+            extra=dict(data.get("extra", {})),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{where}: malformed metadata ({exc!r}); re-save the model") from exc
+
+
+def write_model_dir(
+    directory: Path, config: dict[str, Any], meta: ModelMeta, tensors: dict[str, Tensor]
+) -> None:
+    """Write the three files of a saved model; tensors are made contiguous and moved to CPU."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+    (directory / "meta.json").write_text(json.dumps(meta_to_dict(meta), indent=2, sort_keys=True))
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    save_file(cpu, str(directory / "weights.safetensors"))
+
+
+def read_json(directory: Path, name: str) -> dict[str, Any]:
+    """The JSON object in `directory / name`.
+
+    Raises:
+        ModelFileError: the file is missing, not JSON, or not a JSON object.
+    """
+    path = Path(directory) / name
+    if not path.is_file():
+        raise ModelFileError(f"{path} is missing; a saved model directory holds {', '.join(FILES)}")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path} is not valid JSON ({exc}); re-save the model") from exc
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_model_dir(directory: Path) -> tuple[dict[str, Any], ModelMeta, dict[str, Tensor]]:
+    """(config dict, meta, CPU tensors) of a saved model directory.
+
+    Raises:
+        ModelFileError: a file is missing or unreadable.
+    """
+    directory = Path(directory)
+    config = read_json(directory, "config.json")
+    meta = meta_from_dict(read_json(directory, "meta.json"), str(directory / "meta.json"))
+    weights = directory / "weights.safetensors"
+    if not weights.is_file():
+        raise ModelFileError(
+            f"{weights} is missing; a saved model directory holds {', '.join(FILES)}"
+        )
+    try:
+        tensors = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise ModelFileError(f"{weights} is not a valid safetensors file ({exc})") from exc
+    return config, meta, tensors
+
+
+def save_module(
+    directory: Path, config: FamilyConfigLike, meta: ModelMeta, module: nn.Module
+) -> None:
+    """Save a family: its config, its metadata and every buffer and parameter of `module`."""
+    write_model_dir(Path(directory), config.to_dict(), meta, module.state_dict())
+
+
+def load_module(
+    directory: Path, config_cls: type[C], build: Callable[[C], M], device: str = "cpu"
+) -> tuple[M, ModelMeta]:
+    """Rebuild a family from a saved directory: from_dict -> `build` -> strict state dict.
+
+    Args:
+        directory: a directory written by `save_module`.
+        config_cls: the family's config class (its `from_dict` validates config.json).
+        build: the family's constructor (config -> module).
+        device: where the loaded module lives ("cpu", "cuda", "auto", ...).
+
+    Returns:
+        (module in eval mode on `device`, the saved metadata), for the family to attach.
+
+    Raises:
+        ModelFileError: a missing or malformed file, meta.json and config.json naming
+            different families, or weights that do not fit the config.
+        ConfigError: config.json holds an unknown key or a bad value.
+    """
+    directory = Path(directory)
+    config_dict, meta, tensors = read_model_dir(directory)
+    config = config_cls.from_dict(config_dict)
+    if meta.family != config.family:
+        raise ModelFileError(
+            f"{directory}: meta.json family {meta.family!r} != config.json {config.family!r}; "
+            "save the model again"
+        )
+    module = build(config)
+    try:
+        module.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise ModelFileError(
+            f"{directory}: weights.safetensors does not fit config.json ({exc}); "
+            "save the model again"
+        ) from exc
+    module.to(resolve_device(device))
+    module.eval()
+    return module, meta
