@@ -13,6 +13,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.schemas import _Levels
+from training.store.schema import FREQUENCY_LENGTH
+from training.store.timestamps import range_text
+from training.store.validation import MAX_STEP
 
 _HOURS: list[Any] = [f"2024-03-01T{h:02d}:00:00" for h in range(4)]
 
@@ -68,7 +71,10 @@ class SeriesUpsert(_Request):
 
     model_config = ConfigDict(json_schema_extra={"examples": [_SERIES_EXAMPLE]})
 
-    frequency: str = Field(description='"h", "<n>h", "<n>min", "D", "B" (business days) or "W"')
+    frequency: str = Field(
+        description='"h", "<n>h", "<n>min", "D", "B" (business days) or "W"; at most '
+        f"{FREQUENCY_LENGTH} characters, and a step of at most {MAX_STEP.astype(int)} days"
+    )
     target: str = Field(description="what the values measure, e.g. load_mw")
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="free-form JSON object (at most 64 KiB); replaced"
@@ -97,7 +103,9 @@ class ObservationBatch(_Request):
 
     model_config = ConfigDict(json_schema_extra={"examples": [_INGEST_EXAMPLE]})
 
-    timestamps: list[datetime] = Field(description="ISO-8601, strictly increasing")
+    timestamps: list[datetime] = Field(
+        description=f"ISO-8601, strictly increasing, within {range_text()}"
+    )
     values: list[float] = Field(description="one finite number per timestamp")
     covariates: dict[str, list[float]] | None = Field(
         default=None, description="optional covariates by name, one value per timestamp"

@@ -17,7 +17,6 @@ Variables (prefix FORECAST_), with their defaults:
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -36,7 +35,6 @@ from training.store import (
     DATABASE_URL_ENV,
     DEFAULT_DATABASE_URL,
     DEFAULT_MAX_BATCH,
-    LockTimeoutError,
     SeriesNotFoundError,
     SeriesStore,
     StoreError,
@@ -86,12 +84,6 @@ class SeriesNotFound(ServiceError):
     """The series id is not in the store (404)."""
 
     status_code = 404
-
-
-class SeriesBusyError(ServiceError):
-    """A named lock on the series store is held by another job (409)."""
-
-    status_code = 409
 
 
 class StoreHandle:
@@ -190,51 +182,30 @@ async def get_store_settings(request: Request) -> StoreSettings:
 StoreDep = Annotated[SeriesStore, Depends(get_store)]
 StoreSettingsDep = Annotated[StoreSettings, Depends(get_store_settings)]
 
-_FIELD = re.compile(
-    r"^(?P<name>timestamps|values|covariates|frequency|target|metadata|start|end|limit)"
-    r"(?P<index>(\[[^\]]*\])*)"
-)
-
-
-def store_field(message: str) -> str | None:
-    """The request field a store error message starts with, in the service's spelling.
-
-    "values[3] is nan; ..." -> "values[3]"; "covariates['temp'][2] ..." -> "covariates.temp[2]";
-    "series id 'a b' is not valid ..." -> "series_id"; a message naming no field -> None.
-    """
-    if message.startswith("series id "):
-        return "series_id"
-    if message.startswith("covariate name "):
-        return "covariates"
-    if message.startswith("series ") and "frequency cannot change" in message:
-        return "frequency"
-    found = _FIELD.match(message)
-    if found is None:
-        return None
-    name, index = found["name"], found["index"]
-    if name == "covariates" and index.startswith("['"):
-        key, _, rest = index[2:].partition("']")
-        return f"covariates.{key}{rest}"
-    return name + index
-
 
 @contextmanager
 def store_errors() -> Iterator[None]:
     """Translate what the store raises into the service's errors, in one place.
 
-    SeriesNotFoundError -> 404, LockTimeoutError -> 409, any other StoreError (a payload the
-    store refused; nothing was written) -> 422 naming the field, an unreachable or locked
-    database (OperationalError) -> 503.
+    SeriesNotFoundError -> 404; any other StoreError (a payload the store refused; nothing was
+    written) -> 422 naming its field; a value the database itself refuses (too long, out of
+    range, a constraint: DataError, IntegrityError) -> 422, never a 500; an unreachable or
+    locked database (OperationalError) -> 503.
     """
     try:
         yield
     except SeriesNotFoundError as exc:
-        raise SeriesNotFound(str(exc), "series_id") from None
-    except LockTimeoutError as exc:
-        raise SeriesBusyError(str(exc), None) from None
+        raise SeriesNotFound(str(exc), exc.field or "series_id") from None
     except StoreError as exc:
-        message = str(exc)
-        raise InvalidInputError(message, store_field(message)) from None
+        raise InvalidInputError(str(exc), exc.field) from None
+    except (sa.exc.DataError, sa.exc.IntegrityError) as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        logger.info("series store refused a payload: %s", reason)
+        raise InvalidInputError(
+            f"the database refused the payload ({reason}); nothing was written. Fix: check "
+            "the lengths and ranges of the values sent against the request schema at /docs",
+            None,
+        ) from None
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
         logger.warning("series store database error: %s", str(exc).splitlines()[0])
         raise NotReadyError(

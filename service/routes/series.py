@@ -46,7 +46,6 @@ _READ_ERRORS = {
 }
 _WRITE_ERRORS = {
     **_READ_ERRORS,
-    409: {"description": "the series is locked by a running job"},
     413: {"description": "more observations than FORECAST_INGEST_MAX_BATCH"},
     422: {"description": "invalid payload, nothing written: {detail, field}"},
 }

@@ -5,12 +5,10 @@ Each PostgreSQL test gets its own schema (search_path set through the URL), drop
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 import os
 import re
 import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from multiprocessing.pool import Pool
@@ -23,11 +21,11 @@ import sqlalchemy as sa
 from training.errors import DataError
 from training.store import (
     SCHEMA_VERSION,
-    LockTimeoutError,
     SeriesNotFoundError,
     SeriesStore,
     StoreError,
     UpsertResult,
+    migrations,
 )
 from training.store import schema as store_schema
 
@@ -86,7 +84,7 @@ def test_migration_creates_the_current_schema_and_a_second_run_is_a_no_op(
         assert [c["name"] for c in inspector.get_columns(table.name)] == list(table.c.keys())
     with store.engine.connect() as conn:
         versions = conn.execute(sa.select(store_schema.schema_version.c.version)).scalars()
-        assert list(versions) == [m.version for m in store_schema.MIGRATIONS]
+        assert list(versions) == [m.version for m in migrations.STORE.steps]
 
 
 def _open_store(url: str) -> int:
@@ -102,7 +100,7 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(
         rows = conn.execute(
             sa.select(sa.func.count()).select_from(store_schema.schema_version)
         ).scalar_one()
-    assert rows == len(store_schema.MIGRATIONS)
+    assert rows == len(migrations.STORE.steps)
 
 
 def test_a_database_newer_than_the_code_is_refused(store: SeriesStore, store_url: str) -> None:
@@ -115,7 +113,7 @@ def test_a_database_newer_than_the_code_is_refused(store: SeriesStore, store_url
     with pytest.raises(
         StoreError,
         match=re.escape(
-            f"the series store database is at schema version {SCHEMA_VERSION + 1}, newer than "
+            f"the series store tables are at schema version {SCHEMA_VERSION + 1}, newer than "
             f"this code's {SCHEMA_VERSION}. Fix: upgrade rnn-forecast"
         ),
     ):
@@ -176,38 +174,59 @@ def test_series_are_created_updated_and_listed(store: SeriesStore) -> None:
     assert updated.created_at == created.created_at
     assert updated.updated_at >= created.updated_at
     assert (updated.target, updated.metadata) == ("kwh", {"x": [1]})
-    listed = store.list_series()
+    listed = [store.get_series(sid) for sid in ("a-1", "b-1")]
     assert [(s.id, s.frequency, s.count) for s in listed] == [("a-1", "h", 0), ("b-1", "15min", 0)]
     assert store.get_series("a-1").to_dict()["first_timestamp"] is None
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "field", "message"),
     [
         (
             {"series_id": "a/b"},
+            "series_id",
             "series id 'a/b' is not valid: use 1-128 letters, digits, '.', "
             "'_', ':' or '-', starting with a letter or digit",
         ),
-        ({"series_id": ""}, "series id '' is not valid"),
+        ({"series_id": ""}, "series_id", "series id '' is not valid"),
         (
             {"frequency": "2D"},
+            "frequency",
             "frequency: frequency '2D': multiples are allowed only for min and h",
         ),
-        ({"frequency": "hourly"}, "frequency: frequency 'hourly' is not supported; use"),
-        ({"target": " "}, "target must be a non-empty name of at most 200 characters, got ' '"),
+        ({"frequency": "hourly"}, "frequency", "frequency: frequency 'hourly' is not supported"),
+        (
+            {"frequency": "999999999999999999999h"},
+            "frequency",
+            "frequency '999999999999999999999h' has 22 characters; the limit is 16. Fix: use "
+            'one of "h", "<n>h", "<n>min", "D", "B" or "W"',
+        ),
+        (
+            {"frequency": "999999999999999h"},
+            "frequency",
+            "frequency '999999999999999h' steps more than 8784h (366 days), the longest "
+            "supported step. Fix: use a step of at most 8784h",
+        ),
+        (
+            {"target": " "},
+            "target",
+            "target must be a non-empty name of at most 200 printable characters, got ' '",
+        ),
+        ({"target": "a\x00b"}, "target", "printable characters, got 'a\\x00b'"),
         (
             {"metadata": {"bad": float("nan")}},
+            "metadata",
             "metadata cannot be stored as JSON (Out of range float values are not JSON compliant",
         ),
         (
             {"metadata": {"blob": "x" * 70_000}},
+            "metadata",
             "metadata is 70012 bytes as JSON; the limit is 65536",
         ),
     ],
 )
 def test_bad_series_definitions_are_rejected(
-    store: SeriesStore, kwargs: dict[str, object], message: str
+    store: SeriesStore, kwargs: dict[str, object], field: str, message: str
 ) -> None:
     args: dict[str, object] = {
         "series_id": "s",
@@ -216,9 +235,11 @@ def test_bad_series_definitions_are_rejected(
         "metadata": None,
         **kwargs,
     }
-    with pytest.raises(StoreError, match=re.escape(message)):
+    with pytest.raises(StoreError, match=re.escape(message)) as caught:
         store.upsert_series(args.pop("series_id"), **args)  # type: ignore[arg-type]
-    assert store.list_series() == []
+    assert caught.value.field == field
+    with pytest.raises(SeriesNotFoundError):  # nothing was stored
+        store.get_series("s")
 
 
 def test_frequency_is_fixed_once_a_series_has_observations(hourly: SeriesStore) -> None:
@@ -308,80 +329,122 @@ def test_a_batch_without_covariates_keeps_the_stored_ones(hourly: SeriesStore) -
     np.testing.assert_array_equal(covs["temp"], [5, 6, 7, 8, np.nan])
 
 
-BAD_BATCHES = [
+BAD_BATCHES = [  # (change to a good batch, StoreError.field, message)
     (
         {"values": [1.0, 2.0, 3.0, float("nan"), 5.0]},
+        "values[3]",
         "values[3] is nan; every value must be a finite number. Fix: leave that observation "
         "out or send a number",
     ),
-    ({"values": [1.0, 2.0, float("inf"), 4.0, 5.0]}, "values[2] is inf; every value must be"),
+    ({"values": [1.0, 2.0, float("inf"), 4.0, 5.0]}, "values[2]", "values[2] is inf; every"),
     (
         {"values": [1.0, 2.0, 3.0, None, 5.0]},
+        "values[3]",
         "values[3] is None, not a number. Fix: send numbers (a missing observation is left "
         "out, not sent as null)",
     ),
     (
         {"values": [1.0, 2.0, 3.0, 4.0]},
+        "timestamps",
         "timestamps has 5 entries but values has 4. Fix: send exactly one value per timestamp",
     ),
     (
         {"covariates": {"temp": [1.0, 2.0]}},
-        "covariates['temp'] has 2 entries but values has 5. Fix: send one covariate value per "
+        "covariates.temp",
+        "covariates.temp has 2 entries but values has 5. Fix: send one covariate value per "
         "timestamp",
     ),
     (
         {"covariates": {"temp": [1.0, 2.0, 3.0, 4.0, float("nan")]}},
-        "covariates['temp'][4] is nan; every value must be a finite number",
+        "covariates.temp[4]",
+        "covariates.temp[4] is nan; every value must be a finite number",
     ),
-    ({"covariates": {"value": [1.0] * 5}}, "covariate name 'value' is not valid"),
+    ({"covariates": {"value": [1.0] * 5}}, "covariates", "covariate name 'value' is not valid"),
     (
         {"timestamps": [*hours(100, 3), hours(101, 1)[0], hours(104, 1)[0]]},
+        "timestamps[3]",
         "timestamps[3] (2024-01-05T05:00:00) is not after timestamps[2] (2024-01-05T06:00:00); "
         "a batch must be strictly increasing. Fix: sort the batch and drop duplicate timestamps",
     ),
     (
         {"timestamps": [*hours(100, 3), hours(102, 1)[0], hours(104, 1)[0]]},
+        "timestamps[3]",
         "timestamps[3] (2024-01-05T06:00:00) is not after timestamps[2]",
     ),
     (
         {"timestamps": [*hours(100, 3), *hours(104, 2)]},
+        "timestamps[3]",
         "timestamps[3] (2024-01-05T08:00:00) is not one step of 'h' after timestamps[2] "
         "(2024-01-05T06:00:00), the frequency of series 'load-a'. Fix: send consecutive "
         "observations at that frequency (one batch per unbroken run)",
     ),
     (
         {"timestamps": hours(100, 5) + np.timedelta64(30, "m")},
+        "timestamps[0]",
         "timestamps[0] (2024-01-05T04:30:00) is not on the 'h' grid of series 'load-a', which "
         "is anchored at its first observation 2024-01-01T00:00:00. Fix: align the timestamps "
         "to that grid",
     ),
     (
         {"timestamps": ["2024-01-05T04:00", "2024-01-05T05:00", "yesterday", "x", "y"]},
-        "timestamps[2] is 'yesterday', which cannot be parsed as a timestamp. Fix: write "
-        "timestamps as ISO 8601, e.g. 2024-01-31T13:00:00Z (naive = UTC)",
+        "timestamps[2]",
+        "timestamps[2] is 'yesterday', which cannot be parsed as a timestamp. Fix: send "
+        "ISO-8601 timestamps such as 2024-01-31T13:00:00 (naive = UTC; an offset such as Z or "
+        "+02:00 is converted to UTC)",
+    ),
+    (
+        {"timestamps": ["2024-01-05T04:00", "now", "a", "b", "c"]},
+        "timestamps[1]",
+        "timestamps[1] is 'now', which cannot be parsed as a timestamp",
     ),
     (
         {"timestamps": ["2024-01-05T04:00", 1704427200, "a", "b", "c"]},
-        "timestamps[1] is 1704427200, not a timestamp. Fix: write timestamps as ISO 8601",
+        "timestamps[1]",
+        "timestamps[1] is 1704427200, not a timestamp. Fix: send ISO-8601 timestamps",
+    ),
+    (
+        {"timestamps": ["1600-01-01T00:00", "1600-01-01T01:00"], "values": [1.0, 2.0]},
+        "timestamps[0]",
+        "timestamps[0] (1600-01-01T00:00:00) is outside the supported range "
+        "1900-01-01T00:00:00 .. 2200-01-01T00:00:00 UTC. Fix: send timestamps within that range",
+    ),
+    (
+        {
+            "timestamps": ["2199-12-31T23:00", "2200-01-01T00:00Z", "2200-01-01T02:00+01:00"],
+            "values": [1.0, 2.0, 3.0],
+        },
+        "timestamps[2]",
+        "timestamps[2] (2200-01-01T01:00:00) is outside the supported range",
+    ),
+    (
+        {"timestamps": np.array(["2024-01-05T04", "NaT"], "datetime64[us]"), "values": [1.0, 2.0]},
+        "timestamps[1]",
+        "timestamps[1] is empty (NaT), not a timestamp",
     ),
     (
         {"values": "1,2,3,4,5"},
+        "values",
         "values must be a flat list, got str. Fix: send a JSON array with one entry per "
         "observation",
     ),
-    ({"timestamps": [], "values": []}, "values is empty: a batch needs at least one observation"),
-    ({"series_id": "other"}, "series 'other' does not exist. Fix: create it first"),
+    (
+        {"timestamps": [], "values": []},
+        "values",
+        "values is empty: a batch needs at least one observation",
+    ),
+    ({"series_id": "other"}, "series_id", "series 'other' does not exist. Fix: create it first"),
     (
         {"timestamps": hours(100, 11), "values": np.ones(11)},
+        "values",
         "values has 11 observations; the limit per request is 10. Fix: split the batch into "
         "parts of at most 10",
     ),
 ]
 
 
-@pytest.mark.parametrize(("change", "message"), BAD_BATCHES)
+@pytest.mark.parametrize(("change", "field", "message"), BAD_BATCHES)
 def test_bad_batches_are_rejected_with_nothing_written(
-    store_url: str, change: dict[str, object], message: str
+    store_url: str, change: dict[str, object], field: str, message: str
 ) -> None:
     with SeriesStore(store_url, max_batch=10) as small:
         small.upsert_series("load-a", frequency="h", target="y")
@@ -394,8 +457,9 @@ def test_bad_batches_are_rejected_with_nothing_written(
             "covariates": None,
             **change,
         }
-        with pytest.raises(StoreError, match=re.escape(message)):
+        with pytest.raises(StoreError, match=re.escape(message)) as caught:
             small.upsert_observations(**args)  # type: ignore[arg-type]
+        assert caught.value.field == field
         after = small.observations("load-a")
     np.testing.assert_array_equal(before[0], after[0])
     np.testing.assert_array_equal(before[1], after[1])
@@ -508,6 +572,22 @@ def test_concurrent_writer_processes_lose_nothing(
     _check_nothing_lost(hourly, results)
 
 
+def test_the_ends_of_the_supported_range_are_stored_and_read_back(store: SeriesStore) -> None:
+    store.upsert_series("long", frequency="D", target="y")
+    early = np.array(["1900-01-01", "1900-01-02"], dtype="datetime64[D]")
+    late = np.array(["2199-12-31", "2200-01-01"], dtype="datetime64[D]")
+    assert store.upsert_observations("long", late, [3.0, 4.0]).inserted == 2
+    assert store.upsert_observations("long", early, [1.0, 2.0]).inserted == 2
+    stamps, values, _ = store.observations("long")
+    np.testing.assert_array_equal(stamps, np.concatenate([early, late]).astype("datetime64[ns]"))
+    np.testing.assert_array_equal(values, [1.0, 2.0, 3.0, 4.0])
+    info = store.get_series("long")
+    assert (info.first_timestamp, info.last_timestamp) == (
+        datetime(1900, 1, 1),
+        datetime(2200, 1, 1),
+    )
+
+
 # -- observations: reads --------------------------------------------------------------
 
 
@@ -539,53 +619,3 @@ def test_ranges_limits_and_latest(hourly: SeriesStore) -> None:
         hourly.observations("load-a", limit=-1)
     with pytest.raises(StoreError, match=re.escape("end is 'soon', which cannot be parsed")):
         hourly.observations("load-a", end="soon")
-
-
-# -- named locks ----------------------------------------------------------------------
-
-
-def _try_lock(url: str, name: str, timeout: float) -> str:
-    with SeriesStore(url) as opened:
-        try:
-            with opened.lock(name, timeout=timeout):
-                return "acquired"
-        except LockTimeoutError as exc:
-            return str(exc)
-
-
-def _hold_lock(url: str, seconds: float) -> tuple[float, float]:
-    with SeriesStore(url) as opened, opened.lock("retrain:m1"):
-        start = time.monotonic()
-        time.sleep(seconds)
-        return start, time.monotonic()
-
-
-def test_a_held_lock_keeps_other_threads_and_processes_out(
-    store: SeriesStore, store_url: str, process_pool: Pool
-) -> None:
-    timed_out = (
-        "lock 'retrain:m1' is held by another process (waited 0.2 s). Fix: wait for the "
-        "running job to finish, or retry later"
-    )
-    with store.lock("retrain:m1"):
-        with (
-            pytest.raises(LockTimeoutError, match=re.escape(timed_out)),
-            store.lock("retrain:m1", timeout=0.2),
-        ):
-            pass  # pragma: no cover
-        assert process_pool.apply(_try_lock, (store_url, "retrain:m1", 0.2)) == timed_out
-        assert process_pool.apply(_try_lock, (store_url, "retrain:m2", 0)) == "acquired"
-    assert process_pool.apply(_try_lock, (store_url, "retrain:m1", 0)) == "acquired"
-    with (
-        pytest.raises(StoreError, match=re.escape("lock name 'a b' is not valid")),
-        store.lock("a b"),
-    ):
-        pass  # pragma: no cover
-
-
-def test_locked_sections_in_several_processes_run_one_after_another(
-    store_url: str, process_pool: Pool
-) -> None:
-    spans = sorted(process_pool.starmap(_hold_lock, [(store_url, 0.2)] * 3))
-    for (_, end), (start, _) in itertools.pairwise(spans):
-        assert end <= start

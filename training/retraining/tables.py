@@ -3,24 +3,18 @@
 - `scheduler_jobs`: name, cron, timezone, next_run_at, last_run_at, last_status;
 - `scheduler_runs`: one row per cycle (scheduled_for, missed, started_at, finished_at, status,
   promoted, versions JSON, error);
-- `scheduler_schema_version`: the versioned create-if-missing DDL applied so far.
+- `scheduler_schema_version`: the migration steps applied so far.
 
-Times are naive UTC, like the series store's.
+They are migrated by the project's one runner (`training.store.migrations`), with their own
+version table and lock. Times are naive UTC, like the series store's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from training.errors import ExperimentError
-
-MIGRATION_LOCK_KEY = 0x5C_4ED0_0001
-"""PostgreSQL advisory lock key held while creating the scheduler tables."""
-
+from training.store.migrations import Component, Migration
 
 metadata = sa.MetaData()
 
@@ -61,7 +55,7 @@ scheduler_schema_version = sa.Table(
 
 
 def _v1_create_tables(conn: Connection) -> None:
-    """Version 1: scheduler_jobs and scheduler_runs as first shipped (frozen; never edit)."""
+    """Version 1: scheduler_jobs and scheduler_runs, as first shipped (frozen; never edit)."""
     frozen = sa.MetaData()
     sa.Table(
         "scheduler_jobs",
@@ -92,34 +86,10 @@ def _v1_create_tables(conn: Connection) -> None:
     frozen.create_all(conn, checkfirst=False)
 
 
-MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
-    (1, "create scheduler_jobs and scheduler_runs", _v1_create_tables),
+SCHEDULER = Component(
+    name="scheduler",
+    version_table=scheduler_schema_version,
+    lock_key=0x5C_4ED0_0001,
+    steps=(Migration(1, "create scheduler_jobs and scheduler_runs", _v1_create_tables),),
 )
-SCHEMA_VERSION = MIGRATIONS[-1][0]
-
-
-def migrate(conn: Connection) -> list[int]:
-    """Apply the missing scheduler DDL steps inside the caller's (locked) transaction."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK_KEY)))
-    scheduler_schema_version.create(conn, checkfirst=True)
-    current = conn.execute(sa.select(sa.func.max(scheduler_schema_version.c.version))).scalar()
-    current = int(current or 0)
-    if current > SCHEMA_VERSION:
-        raise ExperimentError(
-            f"the scheduler tables are at schema version {current}, newer than this code's "
-            f"{SCHEMA_VERSION}. Fix: upgrade rnn-forecast"
-        )
-    applied = []
-    for version, description, apply in MIGRATIONS:
-        if version > current:
-            apply(conn)
-            conn.execute(
-                scheduler_schema_version.insert().values(
-                    version=version,
-                    description=description,
-                    applied_at=datetime.now(UTC).replace(tzinfo=None),
-                )
-            )
-            applied.append(version)
-    return applied
+"""The scheduler's tables; `SCHEDULER.version` is the version this code expects."""

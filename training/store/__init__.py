@@ -1,10 +1,11 @@
-"""The series store: series and observations in SQLite or PostgreSQL, with versioned schema.
+"""The series store: series and observations in SQLite or PostgreSQL, with versioned schema
+(`migrations` also migrates the scheduler's tables).
 
 The service's ingestion routes, the `forecast load-series` command, the store-backed data
 source and the retrainer all use `SeriesStore`; nothing else touches these tables.
 """
 
-from training.store.locks import LockTimeoutError
+from training.store.migrations import SCHEMA_VERSION
 from training.store.repository import (
     DATABASE_URL_ENV,
     DEFAULT_DATABASE_URL,
@@ -15,7 +16,7 @@ from training.store.repository import (
     SeriesStore,
     UpsertResult,
 )
-from training.store.schema import SCHEMA_VERSION, StoreError
+from training.store.schema import StoreError
 from training.store.validation import check_series_id
 
 __all__ = [
@@ -23,7 +24,6 @@ __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_MAX_BATCH",
     "SCHEMA_VERSION",
-    "LockTimeoutError",
     "Observations",
     "SeriesInfo",
     "SeriesNotFoundError",

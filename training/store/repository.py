@@ -24,8 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,10 +34,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from training.store import schema, validation
+from training.store import migrations, schema, validation
 from training.store.engine import create_engine, transaction
-from training.store.locks import named_lock
 from training.store.schema import StoreError, observations, series
+from training.store.timestamps import parse_timestamp, parse_timestamps
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +144,9 @@ class SeriesStore:
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     ) -> None:
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-            raise StoreError(f"max_batch must be a positive integer, got {max_batch!r}")
+            raise StoreError(
+                f"max_batch must be a positive integer, got {max_batch!r}", "max_batch"
+            )
         self.max_batch = max_batch
         self._engine = create_engine(url, busy_timeout)
         self.url = self._engine.url.render_as_string(hide_password=True)
@@ -187,23 +188,6 @@ class SeriesStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def lock(self, name: str, *, timeout: float | None = None) -> Iterator[None]:
-        """Hold a named lock shared by every process using this database (see `locks`).
-
-        PostgreSQL: an advisory lock, so it holds across hosts; SQLite: a file lock beside
-        the database. Either is released if the holder dies.
-
-        Args:
-            name: e.g. "retrain:load-etth1" (letters, digits, ".", "_", ":", "-").
-            timeout: seconds to wait; None waits forever, 0 tries once.
-
-        Raises:
-            LockTimeoutError: when another holder kept it for the whole timeout.
-        """
-        with named_lock(self._engine, name, timeout=timeout):
-            yield
-
     def migrate(self) -> list[int]:
         """Bring the schema to the current version (idempotent; already run on open).
 
@@ -211,13 +195,13 @@ class SeriesStore:
             The versions applied by this call ([] when the schema was current).
         """
         with transaction(self._engine, write=True) as conn:
-            applied = schema.migrate(conn)
+            applied = migrations.migrate(conn, migrations.STORE)
         return applied
 
     def schema_version(self) -> int:
         """The schema version the database is at."""
         with transaction(self._engine, write=False) as conn:
-            return schema.current_version(conn)
+            return migrations.current_version(conn, migrations.STORE)
 
     # -- series -----------------------------------------------------------------------
 
@@ -259,7 +243,8 @@ class SeriesStore:
                 if count:
                     raise StoreError(
                         f"series {series_id!r} has {count} observations at frequency {old!r}; "
-                        f"frequency cannot change to {freq!r}. Fix: create a new series id"
+                        f"frequency cannot change to {freq!r}. Fix: create a new series id",
+                        "frequency",
                     )
             insert = _dialect_insert(conn).values(
                 id=series_id,
@@ -289,28 +274,6 @@ class SeriesStore:
         """
         with transaction(self._engine, write=False) as conn:
             return self._info(conn, series_id)
-
-    def list_series(self) -> list[SeriesInfo]:
-        """Every series, sorted by id, each with its observation summary."""
-        o = observations.c
-        stats = (
-            sa.select(
-                o.series_id,
-                sa.func.count().label("n"),
-                sa.func.min(o.ts).label("first"),
-                sa.func.max(o.ts).label("last"),
-            )
-            .group_by(o.series_id)
-            .subquery()
-        )
-        query = (
-            sa.select(series, stats.c.n, stats.c.first, stats.c.last)
-            .outerjoin(stats, stats.c.series_id == series.c.id)
-            .order_by(series.c.id)
-        )
-        with transaction(self._engine, write=False) as conn:
-            rows = conn.execute(query).all()
-        return [_row_info(row, int(row.n or 0), row.first, row.last) for row in rows]
 
     # -- observations ---------------------------------------------------------------
 
@@ -347,10 +310,10 @@ class SeriesStore:
         """
         validation.check_series_id(series_id)
         n = validation.batch_length(timestamps, values, covariates, self.max_batch)
-        stamps = validation.parse_timestamps(timestamps, "timestamps")  # [T] datetime64[us]
+        stamps = parse_timestamps(timestamps, "timestamps")  # [T] datetime64[us], in range
         vals = validation.finite_numbers(values, "values")  # [T]
         covs = {
-            name: validation.finite_numbers(seq, f"covariates[{name!r}]")
+            name: validation.finite_numbers(seq, f"covariates.{name}")
             for name, seq in (covariates or {}).items()
         }  # name -> [T]
         validation.check_increasing(stamps)
@@ -407,11 +370,12 @@ class SeriesStore:
             SeriesNotFoundError: unknown series.
             StoreError: unparseable start/end, start after end, or a bad limit.
         """
-        lo = None if start is None else validation.parse_timestamp(start, "start")
-        hi = None if end is None else validation.parse_timestamp(end, "end")
+        lo = None if start is None else parse_timestamp(start, "start")
+        hi = None if end is None else parse_timestamp(end, "end")
         if lo is not None and hi is not None and lo > hi:
             raise StoreError(
-                f"start {lo.isoformat()} is after end {hi.isoformat()}. Fix: pass start <= end"
+                f"start {lo.isoformat()} is after end {hi.isoformat()}. Fix: pass start <= end",
+                "start",
             )
         if limit is not None:
             limit = validation.check_positive(limit, "limit")
@@ -548,7 +512,8 @@ def _arrays(rows: Sequence[Any]) -> Observations:
 def _not_found(series_id: str) -> SeriesNotFoundError:
     return SeriesNotFoundError(
         f"series {series_id!r} does not exist. Fix: create it first "
-        "(SeriesStore.upsert_series, PUT /v1/series/{id}, or forecast load-series)"
+        "(SeriesStore.upsert_series, PUT /v1/series/{id}, or forecast load-series)",
+        "series_id",
     )
 
 

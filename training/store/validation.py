@@ -1,7 +1,8 @@
 """Validation of everything a caller hands the series store, before anything is written.
 
 Every check raises `StoreError` (a `DataError`) whose message names the field, with its index
-for batch entries (e.g. "values[3]"), the bad value, and the fix.
+for batch entries (e.g. "values[3]"), the bad value, and the fix; its `field` attribute holds
+that name, spelled as a request names it ("covariates.temp[2]").
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from models.errors import ConfigError
 from models.features import is_on_frequency, parse_frequency
-from training.store.schema import ID_LENGTH, StoreError
+from training.store.schema import FREQUENCY_LENGTH, ID_LENGTH, TARGET_LENGTH, StoreError
+from training.store.timestamps import iso
+
+MAX_STEP = np.timedelta64(366, "D")
+"""The longest step a series' frequency may have (8784h; a longer one is not a time series
+this service forecasts, and its stamps would overflow datetime arithmetic)."""
 
 MAX_METADATA_BYTES = 65_536
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
@@ -33,27 +38,52 @@ def check_series_id(series_id: object) -> str:
     ):
         raise StoreError(
             f"series id {series_id!r} is not valid: use 1-{ID_LENGTH} letters, digits, "
-            "'.', '_', ':' or '-', starting with a letter or digit (no slashes or spaces)"
+            "'.', '_', ':' or '-', starting with a letter or digit (no slashes or spaces)",
+            "series_id",
         )
     return series_id
 
 
 def check_target(target: object) -> str:
     """Return `target` when it is a usable name, else raise StoreError."""
-    if not isinstance(target, str) or not target.strip() or len(target) > 200:
+    if (
+        not isinstance(target, str)
+        or not target.strip()
+        or len(target) > TARGET_LENGTH
+        or not target.isprintable()
+    ):
         raise StoreError(
-            f"target must be a non-empty name of at most 200 characters, got {target!r}. "
-            "Fix: name what the values measure, e.g. 'load_mw'"
+            f"target must be a non-empty name of at most {TARGET_LENGTH} printable "
+            f"characters, got {target!r}. Fix: name what the values measure, e.g. 'load_mw'",
+            "target",
         )
     return target
 
 
 def check_frequency(frequency: object) -> str:
-    """The canonical spelling of `frequency`, else StoreError listing the accepted forms."""
+    """The canonical spelling of `frequency`, else StoreError listing the accepted forms.
+
+    At most FREQUENCY_LENGTH characters, and a step of at most MAX_STEP.
+    """
+    if isinstance(frequency, str) and len(frequency) > FREQUENCY_LENGTH:
+        raise StoreError(
+            f"frequency {frequency[:40]!r}{'...' if len(frequency) > 40 else ''} has "
+            f"{len(frequency)} characters; the limit is {FREQUENCY_LENGTH}. Fix: use one of "
+            '"h", "<n>h", "<n>min", "D", "B" or "W"',
+            "frequency",
+        )
     try:
-        return parse_frequency(frequency).text  # type: ignore[arg-type]
+        parsed = parse_frequency(frequency)  # type: ignore[arg-type]
     except ConfigError as exc:
-        raise StoreError(f"frequency: {exc}") from None
+        raise StoreError(f"frequency: {exc}", "frequency") from None
+    longest = MAX_STEP.astype("timedelta64[h]").astype(int)
+    if not parsed.business and parsed.step > MAX_STEP:
+        raise StoreError(
+            f"frequency {parsed.text!r} steps more than {longest}h ({MAX_STEP.astype(int)} "
+            f"days), the longest supported step. Fix: use a step of at most {longest}h",
+            "frequency",
+        )
+    return parsed.text
 
 
 def metadata_json(metadata: Mapping[str, Any] | None) -> str:
@@ -63,19 +93,22 @@ def metadata_json(metadata: Mapping[str, Any] | None) -> str:
     if not isinstance(metadata, Mapping) or not all(isinstance(k, str) for k in metadata):
         raise StoreError(
             f"metadata must be a JSON object with string keys, got "
-            f"{type(metadata).__name__}. Fix: pass a dict such as {{'unit': 'MW'}}"
+            f"{type(metadata).__name__}. Fix: pass a dict such as {{'unit': 'MW'}}",
+            "metadata",
         )
     try:
         text = json.dumps(dict(metadata), allow_nan=False, sort_keys=True)
     except (TypeError, ValueError) as exc:
         raise StoreError(
             f"metadata cannot be stored as JSON ({exc}). Fix: use strings, "
-            "finite numbers, booleans, null, lists and objects only"
+            "finite numbers, booleans, null, lists and objects only",
+            "metadata",
         ) from None
     if len(text.encode()) > MAX_METADATA_BYTES:
         raise StoreError(
             f"metadata is {len(text.encode())} bytes as JSON; the limit is "
-            f"{MAX_METADATA_BYTES}. Fix: keep large documents elsewhere"
+            f"{MAX_METADATA_BYTES}. Fix: keep large documents elsewhere",
+            "metadata",
         )
     return text
 
@@ -83,7 +116,7 @@ def metadata_json(metadata: Mapping[str, Any] | None) -> str:
 def check_positive(value: object, field: str) -> int:
     """`value` as an int when it is an integer >= 1 (bools are not), else StoreError."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise StoreError(f"{field} must be a positive integer, got {value!r}")
+        raise StoreError(f"{field} must be a positive integer, got {value!r}", field)
     return int(value)
 
 
@@ -95,32 +128,38 @@ def batch_length(
     if n == 0:
         raise StoreError(
             "values is empty: a batch needs at least one observation. "
-            "Fix: send timestamps and values of equal, non-zero length"
+            "Fix: send timestamps and values of equal, non-zero length",
+            "values",
         )
     if n > max_batch:
         raise StoreError(
             f"values has {n} observations; the limit per request is {max_batch}. "
-            f"Fix: split the batch into parts of at most {max_batch}"
+            f"Fix: split the batch into parts of at most {max_batch}",
+            "values",
         )
     if _length(timestamps, "timestamps") != n:
         raise StoreError(
             f"timestamps has {len(timestamps)} entries but values has {n}. "
-            "Fix: send exactly one value per timestamp"
+            "Fix: send exactly one value per timestamp",
+            "timestamps",
         )
     if covariates is not None and not isinstance(covariates, Mapping):
         raise StoreError(
-            f"covariates must map names to lists of numbers, got {type(covariates).__name__}"
+            f"covariates must map names to lists of numbers, got {type(covariates).__name__}",
+            "covariates",
         )
     for name, seq in (covariates or {}).items():
         if not isinstance(name, str) or not name or len(name) > 64 or name in _RESERVED_COVARIATES:
             raise StoreError(
                 f"covariate name {name!r} is not valid: use 1-64 characters "
-                f"other than {', '.join(_RESERVED_COVARIATES)}"
+                f"other than {', '.join(_RESERVED_COVARIATES)}",
+                "covariates",
             )
-        if _length(seq, f"covariates[{name!r}]") != n:
+        if _length(seq, f"covariates.{name}") != n:
             raise StoreError(
-                f"covariates[{name!r}] has {len(seq)} entries but values has {n}. "
-                "Fix: send one covariate value per timestamp"
+                f"covariates.{name} has {len(seq)} entries but values has {n}. "
+                "Fix: send one covariate value per timestamp",
+                f"covariates.{name}",
             )
     return n
 
@@ -133,7 +172,8 @@ def _length(seq: Any, field: str) -> int:
     if not flat:
         raise StoreError(
             f"{field} must be a flat list, got {type(seq).__name__}. "
-            "Fix: send a JSON array with one entry per observation"
+            "Fix: send a JSON array with one entry per observation",
+            field,
         )
     return len(seq)
 
@@ -149,7 +189,8 @@ def finite_numbers(seq: Any, field: str) -> np.ndarray:
                 raise StoreError(
                     f"{field}[{i}] is {item!r}, not a number. "
                     "Fix: send numbers (a missing observation is left out, "
-                    "not sent as null)"
+                    "not sent as null)",
+                    f"{field}[{i}]",
                 )
     array = np.asarray(seq, dtype=np.float64).reshape(-1)  # [T]
     bad = np.flatnonzero(~np.isfinite(array))
@@ -157,7 +198,8 @@ def finite_numbers(seq: Any, field: str) -> np.ndarray:
         i = int(bad[0])
         raise StoreError(
             f"{field}[{i}] is {float(array[i])!r}; every value must be a finite "
-            "number. Fix: leave that observation out or send a number"
+            "number. Fix: leave that observation out or send a number",
+            f"{field}[{i}]",
         )
     return array
 
@@ -171,7 +213,8 @@ def check_increasing(stamps: np.ndarray) -> None:
         raise StoreError(
             f"timestamps[{i}] ({iso(stamps[i])}) is not after timestamps[{i - 1}] "
             f"({iso(stamps[i - 1])}); a batch must be strictly increasing. "
-            "Fix: sort the batch and drop duplicate timestamps"
+            "Fix: sort the batch and drop duplicate timestamps",
+            f"timestamps[{i}]",
         )
 
 
@@ -183,13 +226,15 @@ def check_frequency_steps(stamps: np.ndarray, freq: str, series_id: str) -> None
     if parse_frequency(freq).business:
         raise StoreError(
             f"timestamps[{bad}] ({iso(stamps[bad])}) is not a business day, and series "
-            f"{series_id!r} has frequency 'B'. Fix: send Monday-Friday timestamps only"
+            f"{series_id!r} has frequency 'B'. Fix: send Monday-Friday timestamps only",
+            f"timestamps[{bad}]",
         )
     raise StoreError(
         f"timestamps[{bad}] ({iso(stamps[bad])}) is not one step of {freq!r} after "
         f"timestamps[{bad - 1}] ({iso(stamps[bad - 1])}), the frequency of series "
         f"{series_id!r}. Fix: send consecutive observations at that frequency "
-        "(one batch per unbroken run)"
+        "(one batch per unbroken run)",
+        f"timestamps[{bad}]",
     )
 
 
@@ -204,67 +249,6 @@ def check_grid(stamps: np.ndarray, first: datetime | None, freq: str, series_id:
         raise StoreError(
             f"timestamps[0] ({iso(stamps[0])}) is not on the {freq!r} grid of series "
             f"{series_id!r}, which is anchored at its first observation {first.isoformat()}. "
-            "Fix: align the timestamps to that grid"
+            "Fix: align the timestamps to that grid",
+            "timestamps[0]",
         )
-
-
-def iso(stamp: np.datetime64) -> str:
-    """A timestamp as ISO 8601 to the second, for messages."""
-    return str(np.datetime_as_string(stamp, unit="s"))
-
-
-# -- timestamps ---------------------------------------------------------------------
-
-_TIME_TYPES = (str, datetime, np.datetime64)
-_TIME_FIX = "Fix: write timestamps as ISO 8601, e.g. 2024-01-31T13:00:00Z (naive = UTC)"
-
-
-def parse_timestamps(items: Any, field: str) -> np.ndarray:
-    """[T] ISO strings, datetimes or datetime64 -> [T] datetime64[us], naive UTC.
-
-    Naive inputs are taken as UTC; inputs with an offset or zone are converted to UTC.
-
-    Raises:
-        StoreError: naming `field[i]` and the value of the first one that cannot be parsed.
-    """
-    array = items if isinstance(items, np.ndarray) else None
-    if array is not None and array.dtype.kind == "M":
-        nat = np.flatnonzero(np.isnat(array))
-        if nat.size:
-            raise StoreError(f"{field}[{int(nat[0])}] is NaT. {_TIME_FIX}")
-        return array.astype("datetime64[us]").reshape(-1)
-    listed = list(items)
-    for i, item in enumerate(listed):
-        if not isinstance(item, _TIME_TYPES):
-            raise StoreError(f"{field}[{i}] is {item!r}, not a timestamp. {_TIME_FIX}")
-    try:
-        parsed = pd.to_datetime(pd.Series(listed, dtype=object), utc=True, format="ISO8601")
-    except (ValueError, TypeError, OverflowError):
-        for i, item in enumerate(listed):
-            parse_timestamp(item, f"{field}[{i}]")
-        raise  # pragma: no cover  (one element must have failed above)
-    nat = np.flatnonzero(parsed.isna().to_numpy())
-    if nat.size:
-        i = int(nat[0])
-        raise StoreError(f"{field}[{i}] is {listed[i]!r}, not a timestamp. {_TIME_FIX}")
-    return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
-
-
-def parse_timestamp(item: Any, field: str) -> datetime:
-    """One timestamp (ISO string, datetime, datetime64) -> naive UTC datetime.
-
-    Raises:
-        StoreError: naming `field` and the value when it cannot be parsed.
-    """
-    if not isinstance(item, _TIME_TYPES):
-        raise StoreError(f"{field} is {item!r}, not a timestamp. {_TIME_FIX}")
-    try:
-        parsed = pd.to_datetime(pd.Series([item], dtype=object), utc=True, format="ISO8601")
-    except (ValueError, TypeError, OverflowError):
-        raise StoreError(
-            f"{field} is {item!r}, which cannot be parsed as a timestamp. {_TIME_FIX}"
-        ) from None
-    if parsed.isna().iat[0]:
-        raise StoreError(f"{field} is {item!r}, not a timestamp. {_TIME_FIX}")
-    stamp: datetime = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")[0].item()
-    return stamp
