@@ -1,26 +1,25 @@
 """Checks of forecast requests against the model that will answer them.
 
-Lengths, the lookback, covariates, caps and levels per series; timestamps parsed by NumPy
-from the ISO strings (about 70x faster than building datetime objects) and checked in one
-vectorised pass over every series of a request (increasing, on the model's frequency). Every
-failure is an InvalidInputError (or PayloadTooLargeError) naming the field and the fix.
+Lengths, the lookback, covariates, caps and levels per series; timestamps parsed by the
+project's one parser (`training.store.timestamps`: NumPy on plain ISO strings, bounded to the
+supported range) and checked in one vectorised pass over every series of a request
+(increasing, on the model's frequency, forecast stamps within the range). Every failure is an
+InvalidInputError (or PayloadTooLargeError) naming the field and the fix.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import numpy as np
 
 from models.base import ModelMeta
-from models.features import parse_frequency
+from models.features import future_timestamps, parse_frequency
 from service.errors import InvalidInputError, PayloadTooLargeError
 from service.settings import ServiceSettings
-
-_ISO_FIX = "send ISO-8601 timestamps such as 2024-01-31T13:00:00"
+from training.store import StoreError
+from training.store import timestamps as stamp_rules
 
 
 @dataclass(frozen=True)
@@ -33,32 +32,47 @@ class CheckedSeries:
 
 
 def parse_timestamps(texts: Sequence[str], field: str) -> np.ndarray:
-    """ISO-8601 strings -> [T] datetime64[s]; a UTC offset ("Z", "+02:00") converts to UTC.
+    """ISO-8601 strings -> [T] datetime64[s], naive UTC ("Z", "+02:00" converted), in range.
 
     Raises:
-        InvalidInputError: naming the first entry that is not a timestamp.
+        InvalidInputError: naming the first entry that is not a timestamp or lies outside
+            the supported range (`training.store.timestamps.SUPPORTED_RANGE`).
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # NumPy only warns on offsets: take the slow path
-            stamps = np.array(texts, dtype="datetime64[s]")  # [T]
-    except (ValueError, UserWarning, DeprecationWarning):
-        stamps = np.array([_parse_one(t, f"{field}[{i}]") for i, t in enumerate(texts)])
-        stamps = stamps.astype("datetime64[s]")
-    if stamps.size and np.isnat(stamps).any():
-        i = int(np.flatnonzero(np.isnat(stamps))[0])
-        raise InvalidInputError(f"{field}[{i}] is empty; {_ISO_FIX}", f"{field}[{i}]")
-    return stamps
+        parsed = stamp_rules.parse_timestamps(texts, field)  # [T] datetime64[us]
+    except StoreError as exc:
+        raise InvalidInputError(str(exc), exc.field) from None
+    return parsed.astype("datetime64[s]")  # [T]
 
 
-def _parse_one(text: str, field: str) -> datetime:
-    try:
-        stamp = datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        raise InvalidInputError(
-            f"{field}: {text!r} is not an ISO-8601 timestamp; {_ISO_FIX}", field
-        ) from None
-    return stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp
+def check_future_in_range(
+    series: Sequence[CheckedSeries], meta: ModelMeta, horizon: int, prefix: str
+) -> None:
+    """Every series' `horizon` forecast stamps stay within the supported range.
+
+    `prefix` is "" for a single series and "series" for a batch. The field named is "horizon",
+    the part of the request that can be changed to fit.
+    """
+    latest = stamp_rules.SUPPORTED_RANGE[1].astype("datetime64[s]")
+    last = np.array([s.stamps[-1] for s in series], dtype="datetime64[s]")  # [B]
+    future = future_timestamps(last, meta.frequency, horizon)  # [B, H]
+    past = np.flatnonzero(future[:, -1] > latest)  # [B] -> indices
+    if not past.size:
+        return
+    b = int(past[0])
+    fits = int(np.searchsorted(future[b], latest, side="right"))  # steps <= latest
+    where = f"{prefix}[{b}].timestamps" if prefix else "timestamps"
+    fix = (
+        f"ask for a horizon of at most {fits}"
+        if fits
+        else f"send a history that ends before {stamp_rules.iso(latest)}"
+    )
+    raise InvalidInputError(
+        f"horizon {horizon}: {where} ends at {stamp_rules.iso(last[b])}, and {horizon} steps "
+        f"of {meta.frequency!r} reach {stamp_rules.iso(future[b, -1])}, past the supported "
+        f"range {stamp_rules.range_text()}; {fix}",
+        "horizon",
+    )
 
 
 def check_series(
@@ -84,9 +98,10 @@ def check_series(
             f"{where}values",
         )
     stamps = parse_timestamps(timestamps, f"{where}timestamps")  # [T]
+    full = check_float32(values, f"{where}values")  # [T]
     cov = _check_covariates(meta, name, where, covariates, n)
     return CheckedSeries(
-        values=np.asarray(values[-lookback:], dtype=np.float32),  # [L]
+        values=full[-lookback:],  # [T] -> [L]
         stamps=stamps,
         covariates=None if cov is None else cov[-lookback:],  # [T, C] -> [L, C]
     )
@@ -119,7 +134,34 @@ def _check_covariates(
                 "send one covariate value per timestamp",
                 f"{field}.{key}",
             )
-    return np.asarray([given[key] for key in wanted], dtype=np.float32).T  # [C, T] -> [T, C]
+    columns = [check_float32(given[key], f"{field}.{key}") for key in wanted]  # C x [T]
+    return np.stack(columns, axis=1)  # C x [T] -> [T, C]
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_float32(values: Sequence[float], field: str) -> np.ndarray:
+    """[T] float32 of `values`, refusing any value beyond the float32 range.
+
+    JSON allows 1e39 (a finite double) but the models compute in float32, where it becomes
+    inf: refused here, naming the value and its index in the request, so that it fails only
+    its own request and never a batch it would have joined.
+
+    Raises:
+        InvalidInputError: field "<field>[i]" of the first value out of range.
+    """
+    wide = np.asarray(values, dtype=np.float64)  # [T]
+    out = np.abs(wide) > _FLOAT32_MAX  # [T]
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        raise InvalidInputError(
+            f"value {values[i]!r} at {field}[{i}] exceeds the float32 range "
+            f"(+-{_FLOAT32_MAX:.4g}) that the models compute in; rescale the series (e.g. to "
+            "thousands) before sending it",
+            f"{field}[{i}]",
+        )
+    return wide.astype(np.float32)  # [T]
 
 
 def check_stamps(series: Sequence[CheckedSeries], meta: ModelMeta, name: str, prefix: str) -> None:

@@ -55,7 +55,9 @@ def _matches(key: str, keys: tuple[SecretStr, ...]) -> bool:
     return found
 
 
-def _check(key: str | None, settings: ServiceSettings, *, admin: bool) -> None:
+def check_key(key: str | None, settings: ServiceSettings, *, admin: bool) -> None:
+    """Raise MissingKeyError (401) or ForbiddenKeyError (403) unless `key` may read (or, with
+    `admin`, administer); a keyless development service lets everything through."""
     if not settings.auth_enabled:
         return  # development without keys (settings refuse this anywhere else)
     if not key:
@@ -77,14 +79,14 @@ async def require_read(
     settings: SettingsDep, key: Annotated[str | None, Security(api_key_header)]
 ) -> None:
     """Allow read keys and admin keys."""
-    _check(key, settings, admin=False)
+    check_key(key, settings, admin=False)
 
 
 async def require_admin(
     settings: SettingsDep, key: Annotated[str | None, Security(api_key_header)]
 ) -> None:
     """Allow admin keys only."""
-    _check(key, settings, admin=True)
+    check_key(key, settings, admin=True)
 
 
 ReadAccess = Depends(require_read)

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.errors import ConfigError, ForecastInputError
 
@@ -53,6 +54,33 @@ class PayloadTooLargeError(ServiceError):
     """More series or points than the configured caps allow (413)."""
 
     status_code = 413
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    """A request body that is not sent as JSON (415)."""
+
+    status_code = 415
+
+
+class BodyTooLargeError(StarletteHTTPException):
+    """A body sent without Content-Length grew past the limit while it was read (413).
+
+    An HTTPException, not a ServiceError: it is raised while FastAPI reads a route's body,
+    and FastAPI passes only HTTPExceptions through from there (anything else becomes a 400).
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, too_large_message(f"more than {limit}", limit))
+        self.field = "body"
+
+
+def too_large_message(size: str, limit: int) -> str:
+    """The 413 text of a body above the limit."""
+    return (
+        f"the request body has {size} bytes, above this service's limit of {limit}; send only "
+        "the last lookback points of each series, or split the request "
+        "(FORECAST_MAX_BODY_BYTES sets the limit)"
+    )
 
 
 class MissingKeyError(ServiceError):
@@ -160,19 +188,48 @@ async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
         detail = "no such route; the API lives under /v1 (see /docs)"
     elif exc.status_code == 405:
         detail = "method not allowed on this route; see /docs for the allowed methods"
-    return JSONResponse(error_body(detail, None), status_code=exc.status_code, headers=exc.headers)
+    field = getattr(exc, "field", None)
+    return JSONResponse(error_body(detail, field), status_code=exc.status_code, headers=exc.headers)
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse(error_body("internal error; the service logged the details"), 500)
+class UnexpectedErrors:
+    """ASGI middleware: any exception no handler mapped answers 500 with the error body.
+
+    Starlette's own last-resort handler re-raises after answering, and uvicorn then closes the
+    connection under the client (and its other requests on it); here the exception stops, so
+    the connection stays usable. Only an exception after the response started still
+    propagates: nothing valid can be sent then.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception:
+            logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            body = error_body("internal error; the service logged the details")
+            await JSONResponse(body, status_code=500)(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register every mapping above on `app`."""
+    """Register every mapping above on `app` (UnexpectedErrors is added as a middleware)."""
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(ServiceError, _on_service_error)
     app.add_exception_handler(ForecastInputError, _on_model_input_error)
     app.add_exception_handler(ConfigError, _on_model_input_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
-    app.add_exception_handler(Exception, _on_unexpected)

@@ -18,8 +18,10 @@ import anyio.to_thread
 import torch
 from fastapi import FastAPI
 
-from service.errors import install_error_handlers
+from service.errors import UnexpectedErrors, install_error_handlers
+from service.guard import RequestGuard
 from service.metrics import MetricsMiddleware, ServiceMetrics
+from service.openapi import install_docs
 from service.registry import ModelCache
 from service.routes import admin, forecast, health, models, series
 from service.settings import ServiceSettings, load_settings
@@ -79,13 +81,19 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         version="0.1.0",
         description=_DESCRIPTION,
         lifespan=_lifespan,
+        docs_url=None,  # served by install_docs from local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = ServiceMetrics()
     # Built here, not in the lifespan, so a test can swap in its own store before start-up.
     app.state.series_store = StoreHandle(load_store_settings())
     install_error_handlers(app)
+    # Outermost last: metrics see every answer, including the guard's and the 500s.
+    app.add_middleware(RequestGuard, settings=settings)
+    app.add_middleware(UnexpectedErrors)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for module in (health, models, forecast, series, admin):
         app.include_router(module.router)
+    install_docs(app)
     return app

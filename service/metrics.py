@@ -50,6 +50,11 @@ class ServiceMetrics:
         self.served_version = Gauge(
             "forecast_served_version", "Version served under the alias.", ["model"], registry=r
         )
+        self.registry_up = Gauge(
+            "forecast_registry_up",
+            "1 while the registry answers, 0 while degraded (pinned loads and reloads answer 503).",
+            registry=r,
+        )
         self.model_swaps = Counter(
             "forecast_model_swaps", "New versions swapped in.", ["model"], registry=r
         )

@@ -15,31 +15,41 @@ and kept in a small LRU cache.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from models.base import Forecaster, ModelMeta
-from models.features import future_timestamps, season_length
 from service.batcher import Batcher
-from service.errors import ModelNotFoundError, NotReadyError
+from service.errors import InvalidInputError, ModelNotFoundError, NotReadyError, ServiceError
 from service.metrics import ServiceMetrics
+from service.registry_health import RegistryHealth
 from service.settings import ServiceSettings
+from service.smoke import smoke_forecast
 
 logger = logging.getLogger("service.registry")
 
 FORECASTER_SUBDIR = Path("artifacts") / "forecaster"
+T = TypeVar("T")
 
-
-class SmokeTestError(ValueError):
-    """A freshly loaded model did not produce a sane forecast on synthetic input."""
+_WAIT_SLICE = 0.05  # seconds between looks at a pinned load or a refresh being waited for
+_MAX_FLIGHTS = 4  # pinned versions loading at once; more answer 503 (bounds the threads)
+_MAX_FAILED = 1024  # recent pinned-load failures remembered (the negative cache)
+_MAX_VERSION = 2**31 - 1  # registry versions are 32-bit integers
+VERSION_PATTERN = "^[1-9][0-9]*$"
 
 
 @dataclass(frozen=True)
@@ -91,37 +101,6 @@ class RefreshReport:
     registry_error: str | None = None
 
 
-def smoke_forecast(forecaster: Forecaster) -> None:
-    """Forecast a synthetic seasonal series and check shapes, finiteness and interval order.
-
-    Raises:
-        SmokeTestError: naming what was wrong with the output.
-    """
-    meta = forecaster.meta
-    lookback, horizon = meta.lookback, meta.max_horizon
-    start = np.array(["2024-01-01T00:00:00"], dtype="datetime64[s]")  # a Monday
-    stamps = future_timestamps(start, meta.frequency, lookback)  # [1, L]
-    season = season_length(meta.frequency)
-    t = np.arange(lookback, dtype=np.float32)  # [L]
-    history = (100.0 + 10.0 * np.sin(2.0 * np.pi * t / season))[None, :].astype(np.float32)
-    covariates = None
-    if meta.covariates:
-        covariates = np.zeros((1, lookback, len(meta.covariates)), dtype=np.float32)  # [1, L, C]
-    levels = sorted(meta.conformal) or [80, 95]
-    out = forecaster.predict(history, horizon, levels, timestamps=stamps, covariates=covariates)
-    mean = np.asarray(out.mean)
-    if mean.shape != (1, horizon):
-        raise SmokeTestError(f"smoke forecast mean has shape {mean.shape}, expected (1, {horizon})")
-    if not np.isfinite(mean).all():
-        raise SmokeTestError("smoke forecast mean is not finite (NaN or Inf weights?)")
-    for level in levels:
-        lower, upper = np.asarray(out.lower[level]), np.asarray(out.upper[level])
-        if not (np.isfinite(lower).all() and np.isfinite(upper).all()):
-            raise SmokeTestError(f"smoke forecast {level}% interval is not finite")
-        if (lower > upper).any():
-            raise SmokeTestError(f"smoke forecast {level}% interval has lower > upper")
-
-
 @dataclass
 class _State:
     served: dict[str, LoadedModel] = field(default_factory=dict)
@@ -133,8 +112,9 @@ class ModelCache:
     """Loads, serves and hot-swaps the alias version of each configured registered model.
 
     Args:
-        settings: service settings (tracking URI, names, alias, poll interval, pin cache size).
-        metrics: where load failures, swaps and served versions are recorded.
+        settings: service settings (tracking URI, names, alias, poll interval, pin cache size,
+            registry timeouts).
+        metrics: where load failures, swaps, served versions and registry state are recorded.
     """
 
     def __init__(self, settings: ServiceSettings, metrics: ServiceMetrics) -> None:
@@ -145,10 +125,16 @@ class ModelCache:
         self._client = MlflowClient(
             tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri
         )
+        self.health = RegistryHealth(settings.registry_timeout_seconds, metrics.registry_up)
         self._state = _State(names=settings.models)
         self._swap_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
+        self._refresh_flight: Future[RefreshReport] | None = None
+        # Pinned versions: loaded LRU, loads in flight (one per version), recent failures.
+        # The lock guards these three dicts only; no I/O ever happens under it.
         self._pinned: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
+        self._flights: dict[tuple[str, str], Future[LoadedModel]] = {}
+        self._failed: OrderedDict[tuple[str, str], tuple[float, ServiceError]] = OrderedDict()
         self._pinned_lock = threading.Lock()
         self._stop = threading.Event()
         self._first_refresh = threading.Event()
@@ -163,11 +149,46 @@ class ModelCache:
     def get(self, name: str, version: str | None = None) -> LoadedModel:
         """The model serving `name` (its alias version, or the pinned `version`).
 
+        Blocks (a worker thread) while a pinned version loads, for at most
+        FORECAST_PIN_WAIT_SECONDS, and no longer once the registry is degraded.
+
         Raises:
+            InvalidInputError: `version` is not a canonical version number.
             ModelNotFoundError: unknown name, or a version that is not registered.
-            NotReadyError: the name is configured but not loaded yet, or the registry is
-                needed for a pinned version and cannot be reached.
+            NotReadyError: the name is configured but not loaded yet, or a pinned version needs
+                the registry and it does not answer in time.
         """
+        found = self._lookup(name, version)
+        if isinstance(found, LoadedModel):
+            return found
+        started = time.monotonic()
+        while True:
+            try:
+                return found.result(timeout=_WAIT_SLICE)
+            except FutureTimeout:
+                self._check_wait(name, str(version), started)
+
+    async def get_async(self, name: str, version: str | None = None) -> LoadedModel:
+        """`get` for the event loop: waits for a pinned load without holding a thread."""
+        found = self._lookup(name, version)
+        if isinstance(found, LoadedModel):
+            return found
+        started = time.monotonic()
+        while not found.done():
+            await asyncio.sleep(_WAIT_SLICE)
+            if not found.done():
+                self._check_wait(name, str(version), started)
+        return found.result()
+
+    def readiness(self) -> tuple[bool, dict[str, str], list[str]]:
+        """(ready, name -> served version, configured names not loaded)."""
+        served = self._state.served
+        loaded = {name: model.version for name, model in served.items()}
+        missing = [name for name in self._state.names if name not in served]
+        ready = self._first_refresh.is_set() and not missing and bool(served)
+        return ready, loaded, missing
+
+    def _lookup(self, name: str, version: str | None) -> LoadedModel | Future[LoadedModel]:
         current = self._state.served.get(name)
         if current is None:
             if name in self._state.names:
@@ -181,66 +202,141 @@ class ModelCache:
                 f"model {name!r} is not served; use one of {', '.join(known)} (GET /v1/models)",
                 "name",
             )
-        if version is None or version == current.version:
+        if version is None:
             return current
-        return self._get_pinned(name, version)
-
-    def readiness(self) -> tuple[bool, dict[str, str], list[str]]:
-        """(ready, name -> served version, configured names not loaded)."""
-        served = self._state.served
-        loaded = {name: model.version for name, model in served.items()}
-        missing = [name for name in self._state.names if name not in served]
-        ready = self._first_refresh.is_set() and not missing and bool(served)
-        return ready, loaded, missing
+        check_version(version)
+        if version == current.version:
+            return current
+        return self._pinned_lookup(name, version)
 
     # ---------------------------------------------------------------- pinned versions
 
-    def _get_pinned(self, name: str, version: str) -> LoadedModel:
+    def _pinned_lookup(self, name: str, version: str) -> LoadedModel | Future[LoadedModel]:
+        """The cached version, or the (shared) future of its load; never waits for I/O."""
+        if int(version) > _MAX_VERSION:
+            raise _not_registered(name, version)
+        refused = self._state.refused.get(name, {}).get(version)
+        if refused is not None:
+            raise ModelNotFoundError(
+                f"version {version} of {name!r} was refused ({refused}); pin another", "version"
+            )
         key = (name, version)
+        now = time.monotonic()
         with self._pinned_lock:
             hit = self._pinned.get(key)
             if hit is not None:
                 self._pinned.move_to_end(key)
                 return hit
-            if not version.isdigit():
-                raise ModelNotFoundError(
-                    f"version {version!r} of {name!r} is not a registered version number; "
-                    'send digits such as "3", or leave version out to use the alias',
-                    "version",
-                )
-            refused = self._state.refused.get(name, {}).get(version)
-            if refused is not None:
-                raise ModelNotFoundError(
-                    f"version {version} of {name!r} was refused ({refused}); pin another",
-                    "version",
-                )
-            try:
-                self._client.get_model_version(name, version)
-            except Exception as exc:
-                if _is_not_found(exc):
-                    raise ModelNotFoundError(
-                        f"version {version} of {name!r} is not registered; "
-                        "list versions in the MLflow UI or leave version out",
-                        "version",
-                    ) from None
+            failed = self._failed.get(key)
+            if failed is not None and failed[0] > now:
+                raise type(failed[1])(failed[1].message, failed[1].field)
+            flight = self._flights.get(key)
+            if flight is not None:
+                return flight
+            status = self.health.status()
+            if not status.up and self.health.busy():
+                # One call already hangs on the registry: do not pile more threads onto it.
+                raise _unreachable(name, version, status.detail)
+            if len(self._flights) >= _MAX_FLIGHTS:
                 raise NotReadyError(
-                    f"registry unreachable while loading pinned version {version} of {name!r}; "
-                    "retry later or leave version out",
+                    f"{len(self._flights)} pinned versions are loading already; retry version "
+                    f"{version} of {name!r} in a few seconds or leave version out",
                     "version",
-                ) from exc
-            try:
-                model = self._load(name, version, alias=None)
-            except _Refused as exc:
-                raise ModelNotFoundError(
+                )
+            flight = self._flights[key] = Future()
+        threading.Thread(
+            target=self._fly, args=(key, flight), name=f"pin-{name}-{version}", daemon=True
+        ).start()
+        return flight
+
+    def _check_wait(self, name: str, version: str, started: float) -> None:
+        """Give up on a pinned load once the registry is degraded or the wait is too long."""
+        status = self.health.status()
+        if not status.up:
+            raise _unreachable(name, version, status.detail)
+        if time.monotonic() - started > self.settings.pin_wait_seconds:
+            raise NotReadyError(
+                f"version {version} of {name!r} is still loading after "
+                f"{self.settings.pin_wait_seconds:g} s; retry in a few seconds (it stays cached "
+                "once loaded) or leave version out",
+                "version",
+            )
+
+    def _fly(self, key: tuple[str, str], flight: Future[LoadedModel]) -> None:
+        """Load one pinned version (its own thread); the outcome goes to every waiter."""
+        name, version = key
+        try:
+            model = self._load(name, version, alias=None)
+        except _Refused as exc:
+            self._state.refused.setdefault(name, {})[version] = str(exc)
+            self._land(
+                key,
+                flight,
+                ModelNotFoundError(
                     f"version {version} of {name!r} cannot be served: {exc}", "version"
-                ) from None
-            if self.settings.max_pinned > 0:
-                self._pinned[key] = model
-                while len(self._pinned) > self.settings.max_pinned:
-                    self._pinned.popitem(last=False)
-            return model
+                ),
+            )
+        except Exception as exc:
+            if _is_not_found(exc):
+                error: ServiceError = _not_registered(name, version)
+            else:
+                self.metrics.registry_errors.inc()
+                error = _unreachable(name, version, _short(exc))
+            self._land(key, flight, error)
+        else:
+            self._land(key, flight, model)
+
+    def _land(
+        self, key: tuple[str, str], flight: Future[LoadedModel], outcome: LoadedModel | ServiceError
+    ) -> None:
+        with self._pinned_lock:
+            del self._flights[key]
+            if isinstance(outcome, LoadedModel):
+                if self.settings.max_pinned > 0:
+                    self._pinned[key] = outcome
+                    while len(self._pinned) > self.settings.max_pinned:
+                        self._pinned.popitem(last=False)
+            else:  # negative cache: the same question gets the same answer for a while
+                until = time.monotonic() + self.settings.negative_cache_seconds
+                self._failed[key] = (until, outcome)
+                self._failed.move_to_end(key)
+                while len(self._failed) > _MAX_FAILED:
+                    self._failed.popitem(last=False)
+        if isinstance(outcome, LoadedModel):
+            flight.set_result(outcome)
+        else:
+            flight.set_exception(outcome)
 
     # ---------------------------------------------------------------- refreshing
+
+    def reload(self) -> RefreshReport:
+        """A refresh now (joining one in progress), waited for while the registry answers.
+
+        Returns within about FORECAST_REGISTRY_TIMEOUT_SECONDS once the registry is degraded,
+        and after FORECAST_RELOAD_WAIT_SECONDS at most; the refresh then goes on in the
+        background and the report says so.
+        """
+        with self._pinned_lock:
+            flight = self._refresh_flight
+            if flight is None or flight.done():
+                flight = self._refresh_flight = Future()
+                threading.Thread(
+                    target=_settle, args=(flight, self.refresh), name="reload", daemon=True
+                ).start()
+        started = time.monotonic()
+        while True:
+            try:
+                return flight.result(timeout=_WAIT_SLICE)
+            except FutureTimeout:
+                status = self.health.status()
+                waited = time.monotonic() - started
+                if status.up and waited < self.settings.reload_wait_seconds:
+                    continue
+                why = status.detail or f"the refresh is still running after {waited:.1f} s"
+                return RefreshReport(
+                    registry_error=f"registry unreachable: {why}; the served models stay, and "
+                    "the refresh goes on in the background"
+                )
 
     def refresh(self) -> RefreshReport:
         """Ask the registry for each alias version; load and swap in what changed."""
@@ -265,7 +361,11 @@ class ModelCache:
             found: dict[str, str | Exception] = {}
             token: str | None = None
             while True:
-                page = self._client.search_registered_models(max_results=200, page_token=token)
+                page = self._registry(
+                    partial(
+                        self._client.search_registered_models, max_results=200, page_token=token
+                    )
+                )
                 for rm in page:
                     if alias in rm.aliases:
                         found[rm.name] = str(rm.aliases[alias])
@@ -275,7 +375,10 @@ class ModelCache:
         targets: dict[str, str | Exception] = {}
         for name in self.settings.models:
             try:
-                targets[name] = str(self._client.get_model_version_by_alias(name, alias).version)
+                found_version = self._registry(
+                    partial(self._client.get_model_version_by_alias, name, alias)
+                )
+                targets[name] = str(found_version.version)
             except Exception as exc:
                 if not _is_not_found(exc):
                     raise
@@ -323,11 +426,13 @@ class ModelCache:
 
         from models.io import load
 
-        run_id = self._client.get_model_version(name, version).run_id
+        run_id = self._registry(lambda: self._client.get_model_version(name, version)).run_id
         with tempfile.TemporaryDirectory(prefix="forecast-model-") as tmp:
             # Same files as download_artifacts("models:/name/version"), but resolved with our
             # own client: MLflow resolves models:/ URIs with the process-global registry URI.
-            source = self._client.get_model_version_download_uri(name, version)
+            source = self._registry(
+                lambda: self._client.get_model_version_download_uri(name, version)
+            )
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=source,
                 dst_path=tmp,
@@ -377,11 +482,19 @@ class ModelCache:
         return self._first_refresh.wait(timeout)
 
     def stop(self) -> None:
-        """Stop the poller and wait for it (a refresh in progress finishes first)."""
+        """Stop the poller; wait a few seconds for a refresh in progress to finish.
+
+        A refresh stuck on an unreachable registry (MLflow retries for minutes) is left
+        behind: it runs in a daemon thread and swaps nothing that matters after shutdown.
+        """
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=60)
+            self._thread.join(timeout=5)
             self._thread = None
+
+    def _registry(self, call: Callable[[], T]) -> T:
+        """One registry metadata call, timed and recorded by the health tracker."""
+        return self.health.call(call, ok=_is_not_found)
 
     def _poll(self) -> None:
         while not self._stop.is_set():
@@ -395,6 +508,44 @@ class ModelCache:
 
 class _Refused(Exception):
     """The version's artifacts are present but do not make a working forecaster."""
+
+
+def check_version(version: str) -> None:
+    """A pinned version must be a canonical positive integer: "3", not "03", "٣" or "３".
+
+    Raises:
+        InvalidInputError: naming `version` and the fix.
+    """
+    if not (version.isascii() and version.isdigit() and version[0] != "0"):
+        raise InvalidInputError(
+            f"version {version!r} is not a registered version number; send it as ASCII digits "
+            'without leading zeros, such as "3", or leave version out to use the alias',
+            "version",
+        )
+
+
+def _not_registered(name: str, version: str) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"version {version} of {name!r} is not registered; "
+        "list versions in the MLflow UI or leave version out",
+        "version",
+    )
+
+
+def _unreachable(name: str, version: str, why: str | None) -> NotReadyError:
+    return NotReadyError(
+        f"registry unreachable while loading pinned version {version} of {name!r} ({why}); "
+        "retry later or leave version out to use the served alias version",
+        "version",
+    )
+
+
+def _settle(future: Future[T], fn: Callable[[], T]) -> None:
+    """Run `fn` (in its own thread) and put its result or exception into `future`."""
+    try:
+        future.set_result(fn())
+    except BaseException as exc:
+        future.set_exception(exc)
 
 
 def _is_not_found(exc: Exception) -> bool:

@@ -8,12 +8,14 @@ UTC. Response timestamps are ISO-8601 without an offset.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio.to_thread
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from service.registry import VERSION_PATTERN, check_version
 
 Level = Annotated[int, Field(ge=1, le=99, description="central interval level in percent")]
 
@@ -38,15 +40,35 @@ _FORECAST_RESPONSE_EXAMPLE: dict[str, Any] = {
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # strict: no `true` for a horizon, no "3" for a number (JSON ints still count as floats)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class _Levels(_Request):
     horizon: int = Field(ge=1, description="steps to forecast; capped by FORECAST_MAX_HORIZON")
     levels: list[Level] = Field(default=[80, 95], max_length=10)
     version: str | None = Field(
-        default=None, description="serve this registered version instead of the alias"
+        default=None,
+        description="serve this registered version instead of the alias",
+        json_schema_extra={"pattern": VERSION_PATTERN},
     )
+
+    @field_validator("version")
+    @classmethod
+    def _canonical_version(cls, version: str | None) -> str | None:
+        if version is not None:
+            check_version(version)
+        return version
+
+    @field_validator("horizon", "levels", mode="before")
+    @classmethod
+    def _whole_floats_are_integers(cls, value: object) -> object:
+        # JSON Schema counts 3.0 as an integer; strict mode alone would refuse it (but `true`
+        # and "3" stay refused).
+        def whole(v: object) -> object:
+            return int(v) if isinstance(v, float) and v.is_integer() else v
+
+        return [whole(v) for v in value] if isinstance(value, list) else whole(value)
 
     @field_validator("levels")
     @classmethod
@@ -104,6 +126,25 @@ class BatchForecastRequest(_Levels):
     )
 
     series: list[BatchSeries] = Field(min_length=1)
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: what is wrong, the value and the fix; the request field at fault."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "detail": "horizon 5000 is above this service's cap of 2000; ask for fewer "
+                    "steps (FORECAST_MAX_HORIZON sets the cap)",
+                    "field": "horizon",
+                }
+            ]
+        }
+    )
+
+    detail: str
+    field: str | None = Field(description='"values[3]", "series[2].timestamps", "X-API-Key"')
 
 
 class Interval(BaseModel):
@@ -175,12 +216,28 @@ class Health(BaseModel):
     status: str = "ok"
 
 
+class RegistryState(BaseModel):
+    """The MLflow registry as the service sees it."""
+
+    status: Literal["ok", "degraded"] = Field(
+        description="degraded: loaded models keep serving; pinned versions not loaded yet and "
+        "reloads answer 503 / registry_error until the registry answers again"
+    )
+    detail: str | None = None
+    since: datetime | None = Field(default=None, description="when it became degraded (UTC)")
+
+
 class Readiness(BaseModel):
-    """Readiness: every configured model is loaded (HTTP 503 otherwise)."""
+    """Readiness: every configured model is loaded (HTTP 503 otherwise).
+
+    A degraded registry does not make the service unready (what is loaded keeps serving); it
+    shows in `registry`.
+    """
 
     ready: bool
     loaded: dict[str, str] = Field(description="model name -> served version")
     missing: list[str] = Field(description="configured models not loaded yet")
+    registry: RegistryState
 
 
 class ReloadOutcome(BaseModel):

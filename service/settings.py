@@ -16,6 +16,14 @@ Every variable, with its default:
     FORECAST_MAX_SERIES          most series in one batch request (10000)
     FORECAST_MAX_POINTS          most history points in one request, all series together (5000000)
     FORECAST_MAX_PINNED          most pinned (non-alias) versions kept loaded per service (8)
+    FORECAST_MAX_BODY_BYTES      largest request body, enforced while reading (default: 48
+                                 bytes per point of FORECAST_MAX_POINTS, plus 1 MiB)
+    FORECAST_REGISTRY_TIMEOUT_SECONDS  a registry call unanswered this long marks the registry
+                                 degraded: pinned loads and reloads stop waiting (1)
+    FORECAST_PIN_WAIT_SECONDS    longest wait for a pinned version to load while the registry
+                                 answers; then 503 "still loading", and the load goes on (10)
+    FORECAST_NEGATIVE_CACHE_SECONDS  how long a failed pinned load is answered from memory (10)
+    FORECAST_RELOAD_WAIT_SECONDS longest wait of POST /v1/admin/reload for its refresh (4)
     FORECAST_TORCH_THREADS       torch intra-op threads per forward pass (1: concurrent
                                  requests already use the cores; raise for big batches)
     FORECAST_REQUEST_THREADS     worker threads for sync routes and batched forward passes (8);
@@ -31,6 +39,8 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from training.settings import DEFAULT_TRACKING_URI, resolve_tracking_uri
+
+BYTES_PER_POINT = 48
 
 
 def _split_csv(value: object) -> object:
@@ -67,6 +77,11 @@ class ServiceSettings(BaseSettings):
     max_series: int = Field(default=10_000, ge=1)
     max_points: int = Field(default=5_000_000, ge=1)
     max_pinned: int = Field(default=8, ge=0)
+    max_body_bytes: int | None = Field(default=None, ge=1024)
+    registry_timeout_seconds: float = Field(default=1.0, gt=0)
+    pin_wait_seconds: float = Field(default=10.0, gt=0)
+    negative_cache_seconds: float = Field(default=10.0, ge=0)
+    reload_wait_seconds: float = Field(default=4.0, gt=0)
     torch_threads: int = Field(default=1, ge=1)
     request_threads: int = Field(default=8, ge=1)
 
@@ -96,6 +111,14 @@ class ServiceSettings(BaseSettings):
                 "or FORECAST_ENV=development to run without authentication on 127.0.0.1"
             )
         return self
+
+    @property
+    def body_limit(self) -> int:
+        """Largest request body in bytes: FORECAST_MAX_BODY_BYTES, or sized from the point cap
+        (a point as JSON is a value and a timestamp string: under 48 bytes)."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return self.max_points * BYTES_PER_POINT + 1024 * 1024
 
     @property
     def auth_enabled(self) -> bool:

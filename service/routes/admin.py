@@ -15,9 +15,10 @@ def reload(cache: CacheDep) -> ReloadResponse:
     """Runs one refresh (the same the background poller runs) and reports it per model.
 
     A version that fails to load or to forecast is refused and the old one keeps serving; an
-    unreachable registry is reported in `registry_error` and nothing changes.
+    unreachable registry is reported in `registry_error` within about
+    FORECAST_REGISTRY_TIMEOUT_SECONDS and nothing changes.
     """
-    report = cache.refresh()
+    report = cache.reload()
     outcomes = [
         ReloadOutcome(
             name=o.name, version=o.version, previous=o.previous, changed=o.changed, error=o.error

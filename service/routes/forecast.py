@@ -27,7 +27,13 @@ from pydantic_core import to_json
 
 from models.base import Forecast
 from models.features import future_timestamps
-from service.checks import CheckedSeries, check_request, check_series, check_stamps
+from service.checks import (
+    CheckedSeries,
+    check_future_in_range,
+    check_request,
+    check_series,
+    check_stamps,
+)
 from service.deps import CacheDep, MetricsDep, ReadAccess, SettingsDep
 from service.errors import InvalidInputError, PayloadTooLargeError
 from service.registry import LoadedModel
@@ -93,13 +99,27 @@ _Single = tuple[CheckedSeries, int, tuple[int, ...]]  # series, horizon, levels
 
 
 def _run_singles(model: LoadedModel, items: list[_Single]) -> list[dict[str, Any] | Exception]:
-    """Forecast concurrent single-series requests, one forward pass per (horizon, levels)."""
+    """Forecast concurrent single-series requests, one forward pass per (horizon, levels).
+
+    Every item was checked alone before it joined the batch; should a forward pass still fail,
+    its items are run one by one, so the failure answers only the request that caused it.
+    """
     results: list[dict[str, Any] | Exception] = [ValueError("not run")] * len(items)
     groups: dict[tuple[int, tuple[int, ...], bool], list[int]] = {}
     for i, (series, horizon, levels) in enumerate(items):
         groups.setdefault((horizon, levels, series.covariates is None), []).append(i)
     for (horizon, levels, _), rows in groups.items():
-        out, future, finite = _run(model, [items[i][0] for i in rows], horizon, levels)
+        try:
+            out, future, finite = _run(model, [items[i][0] for i in rows], horizon, levels)
+        except Exception:
+            if len(rows) == 1:
+                raise
+            for i in rows:  # isolate: one pass per item, each with its own outcome
+                try:
+                    results[i] = _run_singles(model, [items[i]])[0]
+                except Exception as exc:
+                    results[i] = exc
+            continue
         means = out.mean.tolist()
         intervals = _intervals(out)
         for b, i in enumerate(rows):
@@ -163,12 +183,16 @@ async def forecast_one(
 ) -> Response:
     """Forecast `horizon` steps after the history, with central intervals per level."""
     body = await read_json_body(request, ForecastRequest)
-    # Checked here on the event loop (cheap, vectorised); only the model call goes to a worker
-    # thread, batched with the other requests waiting for this model (service.batcher).
-    if body.version is None and len(body.values) <= INLINE_POINTS:
-        model, item = _single_item(name, body, cache, settings)
-    else:  # a pinned version may need loading, a long history long checks: not on the loop
-        model, item = await anyio.to_thread.run_sync(_single_item, name, body, cache, settings)
+    # A pinned version not loaded yet is awaited here without holding a thread, and for a
+    # bounded time (service.registry): a slow registry never takes threads from the others.
+    model = await cache.get_async(name, body.version)
+    # Checked here on the event loop (cheap, vectorised), so a bad item fails alone before it
+    # joins a batch; only the model call goes to a worker thread, batched with the other
+    # requests waiting for this model (service.batcher).
+    if len(body.values) <= INLINE_POINTS:
+        item = _check_single(model, name, body, settings)
+    else:  # a long history means long checks: not on the loop
+        item = await anyio.to_thread.run_sync(_check_single, model, name, body, settings)
     result: dict[str, Any] = await model.batcher.submit(item, partial(_run_singles, model))
     metrics.forecasts.labels(name, model.version).inc()
     # A Response, not a model: skips FastAPI's dump-and-revalidate of the return value.
@@ -180,12 +204,20 @@ def _single_item(
 ) -> tuple[LoadedModel, _Single]:
     """The served model and the checked series of a single-series request."""
     model = cache.get(name, body.version)
+    return model, _check_single(model, name, body, settings)
+
+
+def _check_single(
+    model: LoadedModel, name: str, body: ForecastRequest, settings: SettingsDep
+) -> _Single:
+    """The checked series of a single-series request, for `model`."""
     meta = model.meta
     points = len(body.values) * (1 + len(body.covariates or {}))
     check_request(settings, meta, body.horizon, body.levels, points)
     series = check_series(meta, name, "", body.timestamps, body.values, body.covariates)
     check_stamps([series], meta, name, "")
-    return model, (series, body.horizon, tuple(body.levels))
+    check_future_in_range([series], meta, body.horizon, "")
+    return series, body.horizon, tuple(body.levels)
 
 
 @router.post(
@@ -224,6 +256,7 @@ def forecast_batch(
         where = f"series[{i}]."
         series.append(check_series(meta, name, where, s.timestamps, s.values, s.covariates))
     check_stamps(series, meta, name, "series")
+    check_future_in_range(series, meta, body.horizon, "series")
     out, future, finite = _run(model, series, body.horizon, body.levels)
     if not finite.all():
         raise _non_finite(model, f"series[{int(np.flatnonzero(~finite)[0])}].values")

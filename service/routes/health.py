@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.deps import CacheDep, MetricsDep, ReadAccess
-from service.schemas import Health, Readiness
+from service.schemas import Health, Readiness, RegistryState
 
 router = APIRouter(tags=["health"])
 
@@ -23,11 +23,16 @@ async def health() -> Health:
     responses={503: {"model": Readiness, "description": "some model is not loaded yet"}},
 )
 async def ready(cache: CacheDep, response: Response) -> Readiness:
-    """200 once every configured model is loaded, 503 before; needs no key."""
+    """200 once every configured model is loaded, 503 before; needs no key. `registry` says
+    whether the MLflow registry answers (loaded models serve either way)."""
     is_ready, loaded, missing = cache.readiness()
     if not is_ready:
         response.status_code = 503
-    return Readiness(ready=is_ready, loaded=loaded, missing=missing)
+    state = cache.health.status()
+    registry = RegistryState(
+        status="ok" if state.up else "degraded", detail=state.detail, since=state.since
+    )
+    return Readiness(ready=is_ready, loaded=loaded, missing=missing, registry=registry)
 
 
 @router.get(

@@ -165,12 +165,47 @@ def _bad(store: Store) -> list[tuple[str, Any, int, str | None, str]]:
             "version",
             "version 99 of 'svc-hourly' is not registered",
         ),
+        *(
+            (
+                f"non-canonical version {version!r}",
+                h.body(horizon=3, version=version),
+                422,
+                "version",
+                f"version {version!r} is not a registered version number; send it as ASCII "
+                'digits without leading zeros, such as "3"',
+            )
+            for version in ("latest", "01", "0", "\u0662", "\uff12", "", " 1")
+        ),
         (
-            "non-numeric version",
-            h.body(horizon=3, version="latest"),
+            "version beyond the registry's integers",
+            h.body(horizon=3, version="99999999999999999999999"),
             404,
             "version",
-            "version 'latest' of 'svc-hourly' is not a registered version number",
+            "version 99999999999999999999999 of 'svc-hourly' is not registered",
+        ),
+        ("horizon true", h.body(horizon=True), 422, "horizon", "horizon: Input should be"),
+        ("horizon as text", h.body(horizon="3"), 422, "horizon", "horizon: Input should be"),
+        (
+            "value as text",
+            {**h.body(horizon=3), "values": ["1.5", *h.values[1:]]},
+            422,
+            "values[0]",
+            "values[0]: Input should be a valid number",
+        ),
+        (
+            "value beyond float32",
+            {**h.body(horizon=3), "values": [*h.values[:40], 1e39, *h.values[41:]]},
+            422,
+            "values[40]",
+            "value 1e+39 at values[40] exceeds the float32 range (+-3.403e+38) that the models "
+            "compute in; rescale the series",
+        ),
+        (
+            "1e308 is not NaN or inf",
+            {**h.body(horizon=3), "values": [-1e308, *h.values[1:]]},
+            422,
+            "values[0]",
+            "value -1e+308 at values[0] exceeds the float32 range",
         ),
     ]
 

@@ -27,7 +27,12 @@ def test_health_needs_no_key_and_ready_lists_versions(client: TestClient) -> Non
     assert client.get("/v1/health").json() == {"status": "ok"}
     ready = client.get("/v1/ready")
     assert ready.status_code == 200
-    assert ready.json() == {"ready": True, "loaded": {HOURLY: "1", STOCK: "1"}, "missing": []}
+    assert ready.json() == {
+        "ready": True,
+        "loaded": {HOURLY: "1", STOCK: "1"},
+        "missing": [],
+        "registry": {"status": "ok", "detail": None, "since": None},
+    }
 
 
 def test_hourly_forecast_shape_timestamps_and_intervals(client: TestClient, store: Store) -> None:
@@ -217,3 +222,17 @@ def test_long_histories_are_checked_off_the_event_loop_with_the_same_answers(
     )
     assert bad.status_code == 422
     assert bad.json()["field"] == "values[10]"
+
+
+def test_horizon_past_the_roll_cap_is_a_422_naming_horizon(
+    client: TestClient, store: Store
+) -> None:
+    from models.rollout import MAX_ROLL
+
+    url = f"/v1/models/{HOURLY}/forecast"
+    ok = client.post(url, headers=READ, json=store.hourly.body(horizon=MAX_ROLL * HORIZON))
+    assert ok.status_code == 200, ok.text
+    bad = client.post(url, headers=READ, json=store.hourly.body(horizon=MAX_ROLL * HORIZON + 1))
+    assert bad.status_code == 422
+    assert f"horizon {MAX_ROLL * HORIZON + 1} is beyond what this model forecasts" in bad.text
+    assert f"ask for horizon <= {MAX_ROLL * HORIZON}" in bad.text

@@ -4,17 +4,11 @@ that goes away (a real `mlflow server` process, stopped) does not stop forecasts
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,7 +18,7 @@ from mlflow import MlflowClient
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from tests.service.conftest import ADMIN, HOURLY, READ, Store
+from tests.service.conftest import ADMIN, HOURLY, READ, Store, kill_group
 
 RELOAD = "svc-reload"
 POLL = 0.5
@@ -152,62 +146,6 @@ def test_broken_versions_are_refused_and_the_old_one_keeps_serving(
     assert (outcome["version"], outcome["changed"], outcome["error"]) == (good, True, None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def mlflow_server(store: Store, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A real `mlflow server` on the session's store, on a free loopback port."""
-    port = _free_port()
-    log = (tmp_path / "mlflow-server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            store.uri,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=tmp_path,
-        start_new_session=True,  # its own process group: the server and its workers
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=1) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = (tmp_path / "mlflow-server.log").read_text()[-2000:]
-                pytest.fail(f"mlflow server did not start: {output}")
-            time.sleep(0.3)
-        yield url, process
-    finally:
-        _kill_group(process)
-        log.close()
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the server's process group (the registry vanishes at once, as in a crash)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-
-
 def test_registry_going_away_does_not_stop_forecasts(
     store: Store,
     mlflow_server: tuple[str, subprocess.Popen[bytes]],
@@ -222,7 +160,7 @@ def test_registry_going_away_does_not_stop_forecasts(
     first = client.post(f"/v1/models/{HOURLY}/forecast", headers=READ, json=body)
     assert (first.status_code, first.json()["version"]) == (200, "1")
 
-    _kill_group(process)
+    kill_group(process)
     time.sleep(1.0)  # several polls fail meanwhile
     for _ in range(10):
         response = client.post(f"/v1/models/{HOURLY}/forecast", headers=READ, json=body)

@@ -86,7 +86,12 @@ def test_a_configured_model_that_is_missing_keeps_ready_503(
     client = make_client(models=(HOURLY, "not-registered"))
     ready = client.get("/v1/ready")
     assert ready.status_code == 503
-    assert ready.json() == {"ready": False, "loaded": {HOURLY: "1"}, "missing": ["not-registered"]}
+    assert ready.json() == {
+        "ready": False,
+        "loaded": {HOURLY: "1"},
+        "missing": ["not-registered"],
+        "registry": {"status": "ok", "detail": None, "since": None},
+    }
     response = client.post(
         "/v1/models/not-registered/forecast", headers=READ, json=store.hourly.body(horizon=2)
     )

@@ -1,0 +1,101 @@
+"""RequestGuard: what every request must pass before a byte of its body is read.
+
+FastAPI reads and parses a route's body *before* it resolves the route's dependencies, so an
+auth dependency alone lets anyone make the server parse 100 MB of JSON before the 401. This
+ASGI middleware runs first, on the headers only:
+
+1. auth (every route but the probes and the docs): no key -> 401, unknown key -> 403; the
+   routes' own dependencies still decide read vs admin and document it in OpenAPI;
+2. content type: a body must be JSON (`application/json`), else 415;
+3. size: a Content-Length above the limit -> 413 at once; a body sent without one (chunked)
+   is counted while it is read and stops with 413 at the limit.
+
+Answers are the service's one error shape, {"detail", "field"}.
+"""
+
+from __future__ import annotations
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.deps import check_key
+from service.errors import (
+    BodyTooLargeError,
+    MissingKeyError,
+    PayloadTooLargeError,
+    ServiceError,
+    UnsupportedMediaTypeError,
+    error_body,
+    too_large_message,
+)
+from service.settings import ServiceSettings
+
+PUBLIC_PATHS = frozenset({"/v1/health", "/v1/ready", "/docs", "/openapi.json"})
+PUBLIC_PREFIXES = ("/docs-assets/",)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class RequestGuard:
+    """ASGI middleware: auth, JSON content type and the body limit, before the body is read.
+
+    Args:
+        app: the wrapped application.
+        settings: keys (auth) and the body limit.
+    """
+
+    def __init__(self, app: ASGIApp, settings: ServiceSettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.limit = settings.body_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {name.decode("latin-1").lower(): value for name, value in scope["headers"]}
+        try:
+            self._check(scope, headers)
+        except ServiceError as exc:
+            auth = {"WWW-Authenticate": "APIKey"} if isinstance(exc, MissingKeyError) else None
+            response = JSONResponse(
+                error_body(exc.message, exc.field), status_code=exc.status_code, headers=auth
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, self._counting(receive), send)
+
+    def _check(self, scope: Scope, headers: dict[str, bytes]) -> None:
+        path: str = scope["path"]
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+            return
+        key = headers.get("x-api-key")
+        check_key(None if key is None else key.decode("latin-1"), self.settings, admin=False)
+        length = headers.get("content-length")
+        chunked = b"chunked" in headers.get("transfer-encoding", b"").lower()
+        has_body = chunked or (length is not None and length.strip() not in (b"", b"0"))
+        if scope["method"] not in _BODY_METHODS or not has_body:
+            return
+        media = headers.get("content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+        if not (media == "application/json" or media.endswith("+json")):
+            given = f"Content-Type {media!r}" if media else "no Content-Type"
+            raise UnsupportedMediaTypeError(
+                f"the request body was sent with {given}; send it as JSON with the header "
+                "Content-Type: application/json",
+                "Content-Type",
+            )
+        if length is not None and length.strip().isdigit() and int(length) > self.limit:
+            raise PayloadTooLargeError(too_large_message(str(int(length)), self.limit), "body")
+
+    def _counting(self, receive: Receive) -> Receive:
+        limit, seen = self.limit, 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLargeError(limit)
+            return message
+
+        return counted
