@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -23,10 +23,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The suite without the `slow` end-to-end tests (servers, subprocess CLIs): for the edit loop.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy models service
+	$(BIN)/mypy models service training
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layers.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.ett --family all --horizon 24,96 --json

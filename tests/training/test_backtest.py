@@ -14,15 +14,10 @@ from training.data.catalogue import load_dataset
 from training.data.frame import SeriesFrame
 from training.errors import DataError, ExperimentError
 from training.evaluation import splits
-from training.evaluation.backtest import (
-    Windows,
-    ett_windows,
-    evaluate_forecaster,
-    frame_windows,
-    run_baselines,
-)
+from training.evaluation.backtest import evaluate_forecaster, run_baselines
 from training.evaluation.baselines import naive
 from training.evaluation.protocols import ett_problem
+from training.evaluation.windows import Windows, ett_windows, frame_windows
 
 
 def _panel(lengths: Sequence[int], freq: str = "h", seed: int = 0) -> SeriesFrame:

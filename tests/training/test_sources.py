@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from training.data.fill import FLAGS
 from training.data.sources.files import load_file
 from training.errors import DataError
 
@@ -63,13 +64,16 @@ def test_interpolate_fills_short_gaps_linearly(write_csv: WriteCsv) -> None:
         freq="h",
         covariates=["temp"],
         min_rows=8,
+        fill_limit=0.25,
     )
     b = frame.table[frame.table["series_id"] == "b"]
     np.testing.assert_allclose(b["value"].to_numpy(), np.arange(12.0))
     assert len(b) == 12
     assert frame.notes == (
-        "series 'b': 3 missing value(s) of 'load' filled by interpolate (3 absent timestamp(s))",
-        "series 'b': 3 missing value(s) of 'temp' filled by interpolate (3 absent timestamp(s))",
+        "series 'b': 3 missing value(s) of 'load' filled by interpolate (3 absent timestamp(s); "
+        "25.0% of 12 values)",
+        "series 'b': 3 missing value(s) of 'temp' filled by interpolate (3 absent timestamp(s); "
+        "25.0% of 12 values)",
     )
 
 
@@ -78,7 +82,9 @@ def test_ffill_carries_forward_and_empty_cells_count_as_missing(write_csv: Write
         f"2024-01-0{d} 00:00:00,{'' if d == 4 else d}" for d in range(1, 10)
     )
     path = write_csv("daily.csv", text)
-    frame = load_file(path, time_col="time", target_col="load", fill="ffill", min_rows=5)
+    frame = load_file(
+        path, time_col="time", target_col="load", fill="ffill", min_rows=5, fill_limit=0.2
+    )
     assert frame.frequency == "D"
     assert frame.table["value"].tolist() == [1, 2, 3, 3, 5, 6, 7, 8, 9]
 
@@ -88,7 +94,7 @@ def test_business_days_inferred_and_holidays_filled(write_csv: WriteCsv) -> None
     path = write_csv(
         "px.csv", "Date,Close\n" + "\n".join(f"{d:%Y-%m-%d},{k}" for k, d in enumerate(days))
     )
-    frame = load_file(path, time_col="Date", target_col="Close", fill="ffill")
+    frame = load_file(path, time_col="Date", target_col="Close", fill="ffill", fill_limit=0.1)
     assert frame.frequency == "B" and frame.rows == 15
 
 
@@ -225,9 +231,9 @@ def test_gap_longer_than_max_gap_is_rejected_with_its_row(write_csv: WriteCsv) -
     with pytest.raises(
         DataError,
         match=re.escape(
-            f"{path}: after row 3 (line 4): 'load' of series 'b' at 2024-01-01 03:00:00 is a gap "
-            "of 3 steps, longer than max_gap=2. Fix: fill the file, use fill='ffill', "
-            "or raise max_gap"
+            f"{path}: after row 3 (line 4): 'load' of series 'b' at 2024-01-01 03:00:00 begins a "
+            "gap of 3 steps, longer than max_gap=2. Fix: fill the gaps in the file, use "
+            "fill='ffill', or raise max_gap"
         ),
     ):
         load_file(path, time_col="time", target_col="load", id_col="id", max_gap=2, min_rows=8)
@@ -239,8 +245,8 @@ def test_reject_policy_names_the_first_hole(write_csv: WriteCsv) -> None:
         DataError,
         match=re.escape(
             f"{path}: after row 6 (line 7): 'load' of series 'b' at 2024-01-01 06:00:00 is "
-            "missing and fill='reject'. Fix: fill the file, use fill='ffill', or raise max_gap "
-            "(fill='interpolate' fills short gaps)"
+            "missing and fill='reject'. Fix: fill the gaps in the file, use fill='ffill', or "
+            "raise max_gap (fill='interpolate' fills short gaps)"
         ),
     ):
         load_file(path, time_col="time", target_col="load", id_col="id", fill="reject")
@@ -271,7 +277,8 @@ def test_empty_cell_at_the_end_cannot_be_interpolated(write_csv: WriteCsv) -> No
         r"cannot be interpolated",
     ):
         load_file(path, time_col="time", target_col="load")
-    assert load_file(path, time_col="time", target_col="load", fill="ffill").rows == 12
+    filled = load_file(path, time_col="time", target_col="load", fill="ffill", fill_limit=0.09)
+    assert filled.rows == 12
 
 
 def test_off_grid_timestamp_is_rejected_with_its_row(write_csv: WriteCsv) -> None:
@@ -281,8 +288,9 @@ def test_off_grid_timestamp_is_rejected_with_its_row(write_csv: WriteCsv) -> Non
     with pytest.raises(
         DataError,
         match=re.escape(
-            f"{path}: row 6 (line 7): timestamp 2024-01-01 05:30:00 of series 'offgrid' is not "
-            "on the 'h' grid that starts at 2024-01-01 00:00:00. Fix: resample the file"
+            f"{path}: row 6 (line 7): timestamp 2024-01-01 05:30:00 of series 'offgrid' is off "
+            "the 'h' grid that starts at 2024-01-01 00:00:00. Fix: resample the file to one "
+            "frequency, or check that freq matches the data"
         ),
     ):
         load_file(path, time_col="time", target_col="load")
@@ -313,7 +321,8 @@ def test_unknown_fill_policy(write_csv: WriteCsv) -> None:
     with pytest.raises(
         DataError,
         match=re.escape(
-            f"{path}: fill policy 'zero' is unknown; use one of interpolate, ffill, reject"
+            f"{path}: fill='zero': fill policy 'zero' is unknown; use one of interpolate, "
+            "ffill, reject"
         ),
     ):
         load_file(path, time_col="time", target_col="load", fill="zero")
@@ -344,3 +353,111 @@ def test_file_not_found_and_unreadable_formats(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00\x81garbage\x00\xff")
     with pytest.raises(DataError, match=re.escape(f"{binary}: cannot be read as CSV (")):
         load_file(binary, time_col="time", target_col="load")
+
+
+# ---- frequency and fill limit: a wrong frequency must not fabricate data ----
+
+
+def _daily(n: int) -> str:
+    return "\n".join(
+        f"{d:%Y-%m-%d},{k}.0" for k, d in enumerate(pd.date_range("2024-01-01", periods=n))
+    )
+
+
+def test_given_frequency_must_match_the_timestamps(write_csv: WriteCsv) -> None:
+    path = write_csv("daily.csv", "time,load\n" + _daily(30))
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            f"{path}: freq='h' but the timestamps step by 1 day (inferred 'D'). "
+            "Fix: use freq='D', or leave freq out to infer it"
+        ),
+    ):
+        load_file(path, time_col="time", target_col="load", freq="h")
+    assert load_file(path, time_col="time", target_col="load", freq="D").rows == 30
+
+
+def test_frequency_mismatch_is_spelled_as_the_cli_flag(write_csv: WriteCsv) -> None:
+    path = write_csv("daily.csv", "time,load\n" + _daily(30))
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            "--freq h but the timestamps step by 1 day (inferred 'D'). "
+            "Fix: use --freq D, or leave --freq out to infer it"
+        ),
+    ):
+        load_file(path, time_col="time", target_col="load", freq="h", names=FLAGS)
+
+
+def test_given_frequency_with_no_known_step_is_refused(write_csv: WriteCsv) -> None:
+    monthly = pd.date_range("2020-01-31", periods=12, freq="ME")
+    path = write_csv("monthly.csv", "time,load\n" + "\n".join(f"{d:%Y-%m-%d},1" for d in monthly))
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            f"{path}: freq='D' but the timestamps step by 31 days, which is none of "
+            "hourly/minutely multiples"
+        ),
+    ):
+        load_file(path, time_col="time", target_col="load", freq="D")
+
+
+def test_fill_above_the_limit_is_refused_with_share_limit_and_option(
+    write_csv: WriteCsv,
+) -> None:
+    path = write_csv("gappy.csv", "time,load,temp\n" + _hourly(20, skip=(5, 6, 7)))
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            f"{path}: series 'gappy': filling would invent 15.0% of 'load' (3 of 20 values at "
+            "frequency 'h'), above the fill limit fill_limit=0.05 (5%). Fix: check that freq "
+            "matches the data, fill the gaps in the file, or allow it with fill_limit=0.15"
+        ),
+    ):
+        load_file(path, time_col="time", target_col="load")
+    with pytest.raises(DataError, match=re.escape("above the fill limit --fill-limit 0.1 (10%)")):
+        load_file(path, time_col="time", target_col="load", fill_limit=0.1, names=FLAGS)
+    frame = load_file(path, time_col="time", target_col="load", fill_limit=0.15)
+    assert frame.rows == 20
+    assert frame.notes[-1].endswith("(3 absent timestamp(s); 15.0% of 20 values)")
+
+
+def test_empty_covariate_cells_count_against_the_limit(write_csv: WriteCsv) -> None:
+    rows = _hourly(20).splitlines()
+    for k in (3, 9):
+        rows[k] = rows[k].rsplit(",", 1)[0] + ","
+    path = write_csv("cov.csv", "time,load,temp\n" + "\n".join(rows))
+    with pytest.raises(DataError, match=r"filling would invent 10\.0% of 'temp' \(2 of 20"):
+        load_file(path, time_col="time", target_col="load", covariates=["temp"])
+
+
+def test_off_grid_row_in_another_text_format_is_reported_as_off_grid(
+    write_csv: WriteCsv,
+) -> None:
+    rows = _daily(20).splitlines()
+    rows[6] = "2024-01-07 12:30,6.0"
+    path = write_csv("stray.csv", "time,load\n" + "\n".join(rows))
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            f"{path}: row 7 (line 8): timestamp 2024-01-07 12:30:00 of series 'stray' is off "
+            "the 'D' grid that starts at 2024-01-01 00:00:00"
+        ),
+    ):
+        load_file(path, time_col="time", target_col="load")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_gap": 0}, "max_gap=0: must be an integer >= 1"),
+        ({"fill_limit": 1.5}, "fill_limit=1.5: must be a share in [0, 1]"),
+        ({"fill_limit": -0.1, "names": FLAGS}, "--fill-limit -0.1: must be a share in [0, 1]"),
+    ],
+)
+def test_bad_fill_options_name_the_option(
+    write_csv: WriteCsv, kwargs: dict[str, object], message: str
+) -> None:
+    path = write_csv("meter.csv", "time,load,temp\n" + _hourly(12))
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_file(path, time_col="time", target_col="load", **kwargs)  # type: ignore[arg-type]

@@ -76,34 +76,47 @@ def test_the_frame_feeds_the_baseline_backtest(store: SeriesStore) -> None:
 def test_holes_are_filled_by_the_policy_and_noted(store: SeriesStore) -> None:
     _seed(store, "gappy", hours(0, 10), np.arange(10.0))
     store.upsert_observations("gappy", hours(13, 5), np.arange(13.0, 18.0))  # 3 hours absent
-    frame = load_store(store, ["gappy"])
+    frame = load_store(store, ["gappy"], fill_limit=0.17)
     np.testing.assert_array_equal(frame.table["value"], np.arange(18.0))
     assert frame.notes[1] == (
-        "series 'gappy': 3 missing value(s) of 'load' filled by interpolate (3 absent timestamp(s))"
+        "series 'gappy': 3 missing value(s) of 'load' filled by interpolate (3 absent "
+        "timestamp(s); 16.7% of 18 values)"
     )
-    ffilled = load_store(store, ["gappy"], fill="ffill")
+    ffilled = load_store(store, ["gappy"], fill="ffill", fill_limit=0.17)
     np.testing.assert_array_equal(ffilled.table["value"][10:13], [9.0, 9.0, 9.0])
     with pytest.raises(
         DataError,
         match=re.escape(
-            "store series 'gappy': 'load' at 2024-01-01 10:00:00 is missing and fill='reject'. "
-            "Fix: ingest the missing observations, use fill='ffill', or raise max_gap"
+            "series store: 'load' of series 'gappy' at 2024-01-01 10:00:00 is missing and "
+            "fill='reject'. Fix: ingest the missing observations, use fill='ffill', or raise "
+            "max_gap (fill='interpolate' fills short gaps)"
         ),
     ):
         load_store(store, ["gappy"], fill="reject")
     with pytest.raises(
         DataError,
         match=re.escape(
-            "'load' at 2024-01-01 10:00:00 begins a gap of 3 steps, longer than max_gap=2"
+            "'load' of series 'gappy' at 2024-01-01 10:00:00 begins a gap of 3 steps, longer "
+            "than max_gap=2"
         ),
     ):
         load_store(store, ["gappy"], max_gap=2)
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            "series store: series 'gappy': filling would invent 16.7% of 'load' (3 of 18 values "
+            "at frequency 'h'), above the fill limit fill_limit=0.05 (5%). Fix: check the "
+            "series' stored frequency 'h', ingest the missing observations, or allow it with "
+            "fill_limit=0.17"
+        ),
+    ):
+        load_store(store, ["gappy"])
 
 
 def test_business_day_holidays_are_filled(store: SeriesStore) -> None:
     days = np.array(["2024-03-27", "2024-03-28", "2024-04-01"], dtype="datetime64[D]")
     _seed(store, "stock", days, np.array([1.0, 2.0, 4.0]), freq="B")
-    frame = load_store(store, ["stock"])
+    frame = load_store(store, ["stock"], fill_limit=0.25)
     assert frame.table["timestamp"].dt.strftime("%m-%d").tolist() == [
         "03-27",
         "03-28",
@@ -138,8 +151,8 @@ def test_covariates_missing_from_a_series_are_named(store: SeriesStore) -> None:
     with pytest.raises(
         DataError,
         match=re.escape(
-            "store series 'without': 'temp' at 2024-01-01 00:00:00 starts the series, so nothing "
-            "precedes it to fill from"
+            "series store: 'temp' of series 'without' at 2024-01-01 00:00:00 starts the series, "
+            "so nothing precedes it to fill from"
         ),
     ):
         load_store(store, ["without"], covariates=["temp"])

@@ -15,53 +15,18 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from training.errors import DataError
 from training.data.frame import SeriesFrame
 from training.data.sources import bundled
+from training.data.sources.bundled import DatasetSpec
 from training.data.sources.files import load_file
+from training.errors import DataError
 
 __all__ = ["BUNDLED", "DatasetSpec", "data_dir", "load_dataset", "load_file"]
 
 SALES_WEEK0 = "2017-01-02"
 """The sales file has week indices only; week W0 is anchored at this Monday (documented)."""
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """Everything needed to read one bundled dataset.
-
-    Attributes:
-        name: "<domain>/<short name>", e.g. "load/etth1".
-        domain: "load", "stock" or "demand".
-        path: file path relative to `data_dir()`.
-        time_col: timestamp column ("" for the wide sales layout, which has none).
-        target_col: the forecast target; for the wide layout, the name given to the cells.
-        id_col: series id column for panels, None for one series (its id is `name`).
-        frequency: canonical frequency string.
-        covariates: numeric columns that may be requested as past covariates.
-        layout: "long" (one row per timestamp) or "wide" (one row per series).
-        reader: which bundled reader applies the dataset's quirks (see sources/bundled.py).
-        na_markers: strings the file uses for missing numbers.
-        description: one line for `forecast datasets`.
-        licence: the data licence.
-    """
-
-    name: str
-    domain: str
-    path: str
-    time_col: str
-    target_col: str
-    id_col: str | None
-    frequency: str
-    covariates: tuple[str, ...]
-    layout: str
-    reader: str
-    na_markers: tuple[str, ...]
-    description: str
-    licence: str
 
 
 _ETT_LOADS = ("HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL")

@@ -1,10 +1,10 @@
 """Rolling-origin backtests: every test window scored by one code path, models and baselines alike.
 
 `evaluate_forecaster` runs any batched predict function (a Forecaster's `predict`, a baseline)
-over a `Windows` stack in chunks and scores it with `metrics.evaluate`; `run_baselines`
-builds the test windows of a frame under the "ratio" or "ett" protocol, fits the three
-baselines per series (or per ETT channel) on training rows only, and returns the JSON
-that `forecast baseline --json` prints.
+over a `Windows` stack (built by `training.evaluation.windows`) in chunks and scores it with
+`metrics.evaluate`; `run_baselines` builds the test windows of a frame under the "ratio" or
+"ett" protocol, fits the three baselines per series (or per ETT channel) on training rows only,
+and returns the JSON that `forecast baseline --json` prints.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from models.base import Forecast
 from models.features import season_length
 from training.data.frame import SeriesFrame
-from training.errors import DataError, ExperimentError
+from training.errors import ExperimentError
 from training.evaluation import splits
 from training.evaluation.baselines import (
     KalmanFit,
@@ -31,50 +31,20 @@ from training.evaluation.baselines import (
     symmetric_forecast,
 )
 from training.evaluation.metrics import Scores, evaluate, seasonal_naive_scale
-from training.evaluation.protocols import EttProblem, ett_problem
+from training.evaluation.protocols import PROTOCOLS, ett_problem
 from training.evaluation.splits import window_stack
+from training.evaluation.windows import Windows
 
 __all__ = [
     "BASELINE_LOOKBACK",
     "PROTOCOLS",
-    "Windows",
-    "ett_windows",
     "evaluate_forecaster",
-    "frame_windows",
+    "predict_windows",
     "run_baselines",
-    "window_stack",
 ]
 
-PROTOCOLS = ("ratio", "ett")
 BASELINE_LOOKBACK = 512  # Kalman history per window; the filter forgets its start long before
 PredictFn = Callable[..., Forecast]
-
-
-@dataclass(frozen=True)
-class Windows:
-    """A stack of forecast windows, the unit every evaluation scores.
-
-    Attributes:
-        history: [N, L] values before each origin.
-        actual: [N, H] values from each origin.
-        mase_scale: float, or [N] in-sample seasonal-naive MAE of each window's series.
-        timestamps: [N, L] datetime64 stamps of the history (for calendar features), or None.
-        covariates: [N, L, C] past covariates, or None.
-    """
-
-    history: np.ndarray
-    actual: np.ndarray
-    mase_scale: float | np.ndarray
-    timestamps: np.ndarray | None = None
-    covariates: np.ndarray | None = None
-
-    @property
-    def horizon(self) -> int:
-        """H."""
-        return int(self.actual.shape[1])
-
-    def __len__(self) -> int:
-        return int(self.history.shape[0])
 
 
 def predict_windows(
@@ -291,68 +261,3 @@ def _score_units(
         out["kalman"]["sigma2_eps"] = fits[0].sigma2_eps
         out["kalman"]["sigma2_eta"] = fits[0].sigma2_eta
     return out
-
-
-def frame_windows(
-    frame: SeriesFrame,
-    horizon: int,
-    lookback: int,
-    *,
-    part: str = "test",
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.2,
-) -> Windows:
-    """Validation or test windows of every series under the ratio protocol, pooled.
-
-    The same split and origins as `run_baselines(frame, horizon, "ratio")`, so a model
-    scored on these windows is comparable with the baselines there. Histories carry
-    their timestamps and (when the frame has them) covariates.
-
-    Raises:
-        DataError: when a series' first origin has fewer than `lookback` rows before it.
-    """
-    if part not in ("val", "test"):
-        raise ExperimentError(f"part={part!r}: must be 'val' or 'test'. Fix: pick one")
-    season = season_length(frame.frequency)
-    hists, acts, stamps, covs, scales = [], [], [], [], []
-    for s in frame.to_series():
-        y = s.values.astype(np.float64)  # [T]
-        sp = splits.ratio_split(
-            y.size, val_fraction, test_fraction, horizon=horizon, series_id=s.series_id
-        )
-        origins = (splits.test_origins if part == "test" else splits.val_origins)(sp, horizon)
-        if int(origins[0]) < lookback:
-            raise DataError(
-                f"series {s.series_id!r}: lookback={lookback} but its first {part} window starts "
-                f"at row {int(origins[0])}. Fix: use lookback <= {int(origins[0])}"
-            )
-        h, a = window_stack(y, origins, lookback, horizon)  # [N, L], [N, H]
-        hists.append(h)
-        acts.append(a)
-        if s.timestamps is not None:
-            stamps.append(window_stack(s.timestamps, origins, lookback, horizon)[0])  # [N, L]
-        if s.covariates is not None:
-            c, _ = window_stack(s.covariates, origins, lookback, horizon)  # [N, C, L]
-            covs.append(c.transpose(0, 2, 1))  # [N, C, L] -> [N, L, C]
-        m = season if sp.train_end > season else 1
-        scales.append(np.full(len(origins), seasonal_naive_scale(y[: sp.train_end], m)))
-    return Windows(
-        history=np.concatenate(hists),
-        actual=np.concatenate(acts),
-        mase_scale=np.concatenate(scales),
-        timestamps=np.concatenate(stamps) if len(stamps) == len(hists) else None,
-        covariates=np.concatenate(covs) if covs and len(covs) == len(hists) else None,
-    )
-
-
-def ett_windows(problem: EttProblem, lookback: int) -> Windows:
-    """The ETT test windows (channel-major in mode "M") as a Windows stack for models.
-
-    The MASE scale of each window is the seasonal-naive MAE (season 24) of its channel's
-    z-scored training rows.
-    """
-    hist, act = problem.windows(lookback)  # [C' * W, L], [C' * W, H]
-    w = len(problem.origins)
-    train = problem.train_values  # [8640, C']
-    scale = np.repeat([seasonal_naive_scale(train[:, i], 24) for i in range(train.shape[1])], w)
-    return Windows(history=hist, actual=act, mase_scale=scale)  # scale [C' * W]

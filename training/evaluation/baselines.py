@@ -10,6 +10,10 @@ The local-level model (random walk plus noise):
     mu_t = mu_{t-1} + eta_t,   eta_t ~ N(0, sigma2_eta)
 
 Its h-step forecast is the filtered level and its variance P_{T|T} + h sigma2_eta + sigma2_eps.
+
+The formulas live in models.baselines (where the same forecasts are families that `io.create`
+builds); this module adds what evaluation needs around them: per-series variance fits
+(scipy, or the vectorised panel fit), training-error intervals and Gaussian intervals.
 """
 
 from __future__ import annotations
@@ -22,6 +26,15 @@ import numpy as np
 from scipy import optimize, signal
 
 from models.base import Forecast
+from models.baselines import (
+    local_level_weights,
+    maximise_log_q,
+    naive_forecast,
+    predicted_variances,
+    profile_loglik,
+    seasonal_naive_forecast,
+    standardise,
+)
 from models.errors import ForecastInputError
 from training.errors import DataError
 from training.evaluation.metrics import interval_quantiles
@@ -46,18 +59,14 @@ def _history(history: np.ndarray, need: int, who: str) -> np.ndarray:
 
 def naive(history: np.ndarray, horizon: int) -> np.ndarray:
     """Repeat the last value: [B, T] -> [B, H]."""
-    h = _history(history, 1, "naive")
-    return np.repeat(h[:, -1:], horizon, axis=1)  # [B, 1] -> [B, H]
+    return naive_forecast(_history(history, 1, "naive"), horizon)  # [B, H]
 
 
 def seasonal_naive(history: np.ndarray, horizon: int, season: int) -> np.ndarray:
     """Repeat the last full season: step h takes y_{T + h - m * ceil(h / m)}; [B, T] -> [B, H]."""
     if season < 1:
         raise ForecastInputError(f"seasonal_naive: season={season}; must be >= 1. Fix: use 1+")
-    h = _history(history, season, "seasonal_naive")
-    last = h[:, -season:]  # [B, m]
-    reps = -(-horizon // season)
-    return np.tile(last, (1, reps))[:, :horizon]  # [B, m * reps] -> [B, H]
+    return seasonal_naive_forecast(_history(history, season, "seasonal_naive"), horizon, season)
 
 
 def error_lags(horizon: int, season: int = 1) -> np.ndarray:
@@ -135,28 +144,10 @@ class KalmanFit:
     converged: bool
 
 
-def _predicted_variances(s_eps: float, s_eta: float, n: int) -> np.ndarray:
-    """[n] predicted state variances P_t for t = 2 .. n + 1 after a first-observation start.
-
-    P_2 = s_eps + s_eta and P_{t+1} = P_t s_eps / (P_t + s_eps) + s_eta. The recursion
-    does not depend on the data and converges; once it has, the rest is filled.
-    """
-    p = np.empty(n)
-    cur = s_eps + s_eta
-    for i in range(n):
-        p[i] = cur
-        nxt = cur * s_eps / (cur + s_eps) + s_eta
-        if abs(nxt - cur) <= 1e-14 * cur:
-            p[i + 1 :] = nxt
-            break
-        cur = nxt
-    return p
-
-
 def _innovations(y: np.ndarray, s_eps: float, s_eta: float) -> tuple[np.ndarray, np.ndarray]:
     """One-step prediction errors v_t and their variances F_t for t = 2 .. T ([T-1] each)."""
     n = y.size - 1
-    p = _predicted_variances(s_eps, s_eta, n)  # [n]
+    p = predicted_variances(s_eps, s_eta, n)  # [n]
     f = p + s_eps  # [n]
     k = p / f  # [n] Kalman gains
     # where the gain has stopped changing, the level recursion is a first-order linear filter
@@ -184,45 +175,13 @@ def local_level_loglik(y: np.ndarray, sigma2_eps: float, sigma2_eta: float) -> f
     return float(-0.5 * np.sum(_LOG_2PI + np.log(f) + v * v / f))
 
 
-def _profile_loglik(z: np.ndarray, logq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Concentrated log likelihood of series z [S, T] at log q = log(sigma2_eta / sigma2_eps).
-
-    With sigma2_eps profiled out (its MLE is mean v_t^2 / F*_t, F* the variance in units of
-    sigma2_eps), the likelihood depends on q only. `logq` is [G, 1] (one grid for all
-    series) or [1, S] / [G, S] (one value per series); the filter runs over time for all
-    of them at once.
-
-    Returns:
-        log likelihood [G, S] and the profiled sigma2_eps [G, S].
-    """
-    q = np.exp(logq)  # [G, S']
-    g = max(q.shape[0], 1)
-    n = z.shape[1] - 1
-    p = np.broadcast_to(1.0 + q, (g, z.shape[0])).copy()  # [G, S] P*_2
-    q = np.broadcast_to(q, p.shape)
-    a = np.broadcast_to(z[:, 0], p.shape).copy()  # [G, S] predicted level
-    ssq = np.zeros(p.shape)
-    logf = np.zeros(p.shape)
-    for t in range(1, z.shape[1]):
-        f = p + 1.0
-        v = z[None, :, t] - a  # [1, S] - [G, S]
-        ssq += v * v / f
-        logf += np.log(f)
-        k = p / f
-        a += k * v
-        p = p / f + q  # P (1 - K) + q with sigma2_eps = 1
-    s2 = ssq / n
-    with np.errstate(divide="ignore"):  # a constant series: s2 = 0, log L = +inf, handled by caller
-        return -0.5 * n * (_LOG_2PI + 1.0 + np.log(s2)) - 0.5 * logf, s2
-
-
 def fit_local_level_panel(train: np.ndarray) -> list[KalmanFit]:
     """Maximum-likelihood variances for every row of a panel [S, T] at once.
 
     Each series is scaled by the std of its differences, then its profile likelihood in
-    log q is maximised: a grid over q in [1e-8, 1e4] followed by a golden-section search
-    inside the best grid cell, vectorised over series. It maximises the same exact
-    likelihood as `LocalLevelKalman.fit` (which calls scipy per series) in one pass, so
+    log q is maximised (models.baselines.maximise_log_q: a grid over q in [1e-8, 1e4], then a
+    golden-section search inside the best grid cell), vectorised over series. It maximises the
+    same exact likelihood as `LocalLevelKalman.fit` (which calls scipy per series) in one pass, so
     panels of hundreds of short series fit in milliseconds rather than a minute.
     """
     y = np.asarray(train, dtype=np.float64)  # [S, T]
@@ -231,24 +190,9 @@ def fit_local_level_panel(train: np.ndarray) -> list[KalmanFit]:
             f"fit_local_level_panel: train has shape {y.shape}; need finite [S, T] with T >= 3. "
             "Fix: pass filled training parts of equal length"
         )
-    scale = np.diff(y, axis=1).std(axis=1)  # [S]
-    flat = scale <= 1e-12 * np.maximum(1.0, np.abs(y).max(axis=1))
-    z = (y - y[:, :1]) / np.where(flat, 1.0, scale)[:, None]  # [S, T]
-    grid = np.linspace(np.log(1e-8), np.log(1e4), 49)  # [G]
-    ll, _ = _profile_loglik(z, grid[:, None])  # [G, S]
-    best = grid[np.argmax(ll, axis=0)]  # [S]
-    step = grid[1] - grid[0]
-    lo, hi = best - step, best + step  # [S] each
-    ratio = (np.sqrt(5.0) - 1.0) / 2.0
-    for _ in range(40):  # golden section: the bracket shrinks by 0.618 per step
-        x1, x2 = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-        l1, _ = _profile_loglik(z, x1[None, :])
-        l2, _ = _profile_loglik(z, x2[None, :])
-        left = l1[0] >= l2[0]  # [S] the maximum lies in [lo, x2]
-        hi = np.where(left, x2, hi)
-        lo = np.where(left, lo, x1)
-    logq = (lo + hi) / 2.0  # [S]
-    ll_best, s2 = _profile_loglik(z, logq[None, :])  # [1, S]
+    z, scale, flat = standardise(y)  # [S, T], [S], [S]
+    logq = maximise_log_q(lambda lq: profile_loglik(z, lq)[0], y.shape[0])  # [S]
+    ll_best, s2 = profile_loglik(z, logq[None, :])  # [1, S]
     fits = []
     for i in range(y.shape[0]):
         if flat[i]:
@@ -325,15 +269,7 @@ class LocalLevelKalman:
         after T steps is linear in the history with weights K_t prod_{s>t} (1 - K_s).
         """
         fit = self._fitted()
-        if length == 1:
-            return np.ones(1), fit.sigma2_eps
-        p = _predicted_variances(fit.sigma2_eps, fit.sigma2_eta, length - 1)  # [T-1], t=2..T
-        k = p / (p + fit.sigma2_eps)  # [T-1]
-        keep = np.concatenate([np.cumprod((1.0 - k)[::-1])[::-1][1:], [1.0]])  # prod_{s>t}(1-K_s)
-        w = np.empty(length)
-        w[1:] = k * keep  # [T-1]
-        w[0] = float(np.prod(1.0 - k))
-        return w, float(p[-1] * (1.0 - k[-1]))
+        return local_level_weights(fit.sigma2_eps, fit.sigma2_eta, length)
 
     def forecast(
         self,

@@ -17,11 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.data.frame import SeriesFrame
+from training.data.frame import SeriesFrame, infer_frequency
 from training.errors import DataError, ExperimentError
 from training.evaluation import splits
 from training.evaluation.splits import ETT_SPLIT, Split
 
+# How a frame is split for evaluation: "ratio" (train / validation / test fractions) or "ett"
+# (the fixed ETTh1 12/4/4-month rows above). The one list; the CLI and the jobs import it.
+PROTOCOLS = ("ratio", "ett")
 MODES = ("S", "M")
 
 
@@ -39,6 +42,8 @@ class EttProblem:
         horizon: H.
         origins: [W] test forecast-start rows, 11520 .. 14400 - H.
         mode: "S" (target only) or "M" (every column as a channel).
+        timestamps: [N] datetime64[ns] stamps of the rows.
+        frequency: canonical frequency of the rows (sets the MASE season).
     """
 
     values: np.ndarray
@@ -50,6 +55,8 @@ class EttProblem:
     horizon: int
     origins: np.ndarray
     mode: str
+    timestamps: np.ndarray
+    frequency: str
 
     @property
     def channels(self) -> tuple[int, ...]:
@@ -79,8 +86,11 @@ class EttProblem:
         )
 
 
-def read_ett_csv(path: str | Path) -> tuple[tuple[str, ...], np.ndarray]:
-    """Columns and [N, C] values of an ETT-format CSV (first column the date, the rest numeric)."""
+def read_ett_csv(path: str | Path) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """Columns, [N] datetime64[ns] stamps and [N, C] values of an ETT-format CSV.
+
+    The first column is the date, the rest are numeric.
+    """
     p = Path(path)
     if not p.is_file():
         raise DataError(f"ETT file {str(p)!r} does not exist. Fix: pass the path of ETTh1.csv")
@@ -92,7 +102,15 @@ def read_ett_csv(path: str | Path) -> tuple[tuple[str, ...], np.ndarray]:
             f"{p}: expected a date column followed by numeric columns; non-numeric: {bad}. "
             "Fix: pass an ETT-format CSV (date, HUFL, ..., OT)"
         )
-    return tuple(cols), table[cols].to_numpy(dtype=np.float64)
+    stamps = pd.to_datetime(table.iloc[:, 0], errors="coerce")
+    if stamps.isna().any():
+        row = int(np.flatnonzero(stamps.isna().to_numpy())[0])
+        raise DataError(
+            f"{p}: row {row + 1}: date {table.iloc[row, 0]!r} cannot be parsed. "
+            "Fix: pass an ETT-format CSV whose first column holds the dates"
+        )
+    stamps_ns = stamps.to_numpy(dtype="datetime64[ns]")  # [N]
+    return tuple(cols), stamps_ns, table[cols].to_numpy(dtype=np.float64)
 
 
 def _frame_columns(frame: SeriesFrame) -> tuple[tuple[str, ...], np.ndarray]:
@@ -127,9 +145,12 @@ def ett_problem(
     if isinstance(frame_or_path, SeriesFrame):
         cols, raw = _frame_columns(frame_or_path)
         where = frame_or_path.source or "frame"
+        stamps = frame_or_path.table["timestamp"].to_numpy(dtype="datetime64[ns]")  # [N]
+        frequency = frame_or_path.frequency
     else:
-        cols, raw = read_ett_csv(frame_or_path)
+        cols, stamps, raw = read_ett_csv(frame_or_path)
         where = str(frame_or_path)
+        frequency = ""
     if target not in cols:
         raise DataError(f"{where}: target column {target!r} not in {list(cols)}. Fix: pass target=")
     if mode == "M" and len(cols) < 2:
@@ -144,6 +165,8 @@ def ett_problem(
             "Fix: pass the full ETTh1/ETTh2 file"
         )
     values = raw[: split.end]  # [14400, C]
+    if not frequency:
+        frequency = infer_frequency([stamps[: split.end]], where=where)
     if not np.all(np.isfinite(values)):
         raise DataError(f"{where}: NaN or inf in the first {split.end} rows. Fix: fill them first")
     mean = values[: split.train_end].mean(axis=0)  # [C]
@@ -168,4 +191,6 @@ def ett_problem(
         horizon=horizon,
         origins=origins,
         mode=mode,
+        timestamps=stamps[: split.end],  # [14400]
+        frequency=frequency,
     )

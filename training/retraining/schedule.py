@@ -14,22 +14,23 @@ them. Every mistake is an ExperimentError naming the file, the job and the field
 
 from __future__ import annotations
 
-import re
-import tomllib
 import zoneinfo
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
 
 from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, ConfigDict, StrictStr, TypeAdapter, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
 
-from training.errors import ExperimentError
+from training.config_files import ModelName, invalid, read_toml
+from training.errors import ExperimentError, TrackingError
+
+if TYPE_CHECKING:
+    from training.registry.tracking import Tracker
 
 DEFAULT_CONFIG = Path("configs/schedule.toml")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-_JOB_KEYS = ("name", "cron", "timezone")
-_TOP_KEYS = ("timezone", "jobs")
 
 
 def _cron_weekdays(field: str) -> str:
@@ -61,54 +62,42 @@ def _cron_weekdays(field: str) -> str:
     return ",".join(dict.fromkeys(names))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class Job:
-    """One scheduled retraining of a registered model.
+    """One scheduled retraining of a registered model (a `[[jobs]]` table).
 
-    Attributes:
-        name: the registered model to retrain.
-        cron: five fields "minute hour day month day-of-week" (day-of-week 0 or 7 = Sunday).
-        timezone: IANA zone the cron is read in (e.g. "UTC", "Europe/Berlin").
-
-    Raises:
-        ExperimentError: naming the job and the field, for a bad name, cron or timezone.
+    `load_schedule` turns a ValidationError into an ExperimentError naming the file and the job.
     """
 
-    name: str
-    cron: str
-    timezone: str = "UTC"
+    name: ModelName  # the registered model to retrain
+    cron: StrictStr  # "minute hour day month day-of-week" (day-of-week 0 or 7 = Sunday)
+    timezone: StrictStr = "UTC"  # IANA zone the cron is read in, e.g. "Europe/Berlin"
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise ExperimentError(
-                f"schedule job name={self.name!r}: must be a registered model name (letters, "
-                "digits, '.', '_', '-'). Fix: e.g. name = \"load-etth1\""
-            )
-        where = f"schedule job {self.name!r}"
+    @model_validator(mode="after")
+    def _fires(self) -> Self:
         try:
             zoneinfo.ZoneInfo(self.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, TypeError, ValueError) as exc:
-            raise ExperimentError(
-                f"{where}: timezone={self.timezone!r} is unknown ({exc}). Fix: use an IANA "
-                'zone, e.g. timezone = "UTC" or "Europe/Berlin"'
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"timezone = {self.timezone!r}: unknown ({exc}). Fix: use an IANA zone, e.g. "
+                'timezone = "UTC" or "Europe/Berlin"'
             ) from None
         try:
-            self.trigger()
-        except (TypeError, ValueError) as exc:
-            raise ExperimentError(
-                f"{where}: cron={self.cron!r} is invalid ({exc}). Fix: use five fields "
+            fires = self.next_fire(datetime(2000, 1, 1)) is not None
+        except ValueError as exc:
+            raise ValueError(
+                f"cron = {self.cron!r}: invalid ({exc}). Fix: use five fields "
                 '"minute hour day month day-of-week", e.g. cron = "0 3 * * *"'
             ) from None
-        if self.next_fire(datetime(2000, 1, 1)) is None:
-            raise ExperimentError(
-                f"{where}: cron={self.cron!r} never fires (e.g. February 31st). Fix: pick a "
-                "date that exists"
+        if not fires:
+            raise ValueError(
+                f"cron = {self.cron!r}: never fires (e.g. February 31st). Fix: pick a date "
+                "that exists"
             )
+        return self
 
     def trigger(self) -> CronTrigger:
         """The APScheduler trigger of `cron` in `timezone` (weekday numbers read as in cron)."""
-        if not isinstance(self.cron, str):
-            raise ValueError(f"cron must be a string, got {type(self.cron).__name__}")
         fields = self.cron.split()
         if len(fields) != 5:
             raise ValueError(f"got {len(fields)} fields, expected 5")
@@ -122,57 +111,71 @@ class Job:
         return None if fire is None else fire.astimezone(UTC).replace(tzinfo=None)
 
 
-def load_schedule(path: str | Path = DEFAULT_CONFIG) -> list[Job]:
+class ScheduleFile(BaseModel):
+    """The layout of a schedule file; each `[[jobs]]` table is then read as a `Job`."""
+
+    model_config = ConfigDict(extra="forbid")
+    timezone: StrictStr = "UTC"
+    jobs: list[dict[str, Any]] = []
+
+
+def load_schedule(path: str | Path = DEFAULT_CONFIG, tracker: Tracker | None = None) -> list[Job]:
     """Read the [[jobs]] of a schedule file (see the module docstring).
 
+    Args:
+        path: the schedule file.
+        tracker: the registry the jobs retrain in; when given, each job's replayed spec is
+            read now, and a spec whose data never changes (the ETT protocol) is refused.
+
     Raises:
-        ExperimentError: missing file, TOML syntax, unknown keys, duplicate or invalid jobs;
-            the message names the file, the job and the field.
+        ExperimentError: missing file, TOML syntax, unknown keys, duplicate or invalid jobs,
+            a job replaying an ETT-protocol spec; naming the file, the job and the field.
     """
     file = Path(path)
     try:
-        doc = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ExperimentError(
-            f"--config {str(file)!r}: file not found. Fix: pass an existing schedule file, "
-            "e.g. configs/schedule.toml"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ExperimentError(
-            f"--config {str(file)!r}: invalid TOML ({exc}). Fix the syntax"
-        ) from None
-    unknown = sorted(set(doc) - set(_TOP_KEYS))
-    if unknown:
-        raise ExperimentError(
-            f"{file}: unknown key(s) {', '.join(unknown)}. Fix: use only {', '.join(_TOP_KEYS)}"
-        )
-    tables = doc.get("jobs", [])
-    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+        doc = ScheduleFile.model_validate(read_toml(file, "schedule file", "configs/schedule.toml"))
+    except ValidationError as exc:
+        raise invalid(exc, str(file), ScheduleFile) from None
+    if not doc.jobs:
         raise ExperimentError(
             f"{file}: no [[jobs]] tables. Fix: add one per model, e.g. [[jobs]] name = "
             '"load-etth1", cron = "0 3 * * *"'
         )
-    default_tz = doc.get("timezone", "UTC")
     jobs: list[Job] = []
-    for i, table in enumerate(tables):
+    for i, table in enumerate(doc.jobs):
         where = f"{file}: jobs[{i}]" + (f" (name {table['name']!r})" if "name" in table else "")
-        unknown = sorted(set(table) - set(_JOB_KEYS))
-        if unknown:
-            raise ExperimentError(
-                f"{where}: unknown key(s) {', '.join(unknown)}. Fix: use only "
-                f"{', '.join(_JOB_KEYS)}"
-            )
-        for key in ("name", "cron"):
-            if key not in table:
-                raise ExperimentError(f"{where}: missing field {key!r}. Fix: add {key} = ...")
         try:
-            job = Job(table["name"], table["cron"], table.get("timezone", default_tz))
-        except ExperimentError as exc:
-            raise ExperimentError(f"{file}: jobs[{i}]: {exc}") from None
+            job = TypeAdapter(Job).validate_python({"timezone": doc.timezone, **table})
+        except ValidationError as exc:
+            raise invalid(exc, where, Job) from None
         if any(other.name == job.name for other in jobs):
             raise ExperimentError(
                 f"{where}: job {job.name!r} is listed twice. Fix: one [[jobs]] per model (use "
                 'a cron list such as "0 3,15 * * *" for several times a day)'
             )
+        if tracker is not None:
+            _refuse_frozen_data(job, tracker, where)
         jobs.append(job)
     return jobs
+
+
+def _refuse_frozen_data(job: Job, tracker: Tracker, where: str) -> None:
+    """Refuse a job whose cycles would all fit the same rows: its spec is on the ETT protocol.
+
+    A model not registered yet, or without a readable spec, passes: its cycles fail and say why.
+    """
+    from training.retraining.retrain import load_spec, replay_version
+
+    try:
+        version = replay_version(tracker, job.name)
+        spec = load_spec(tracker, version)
+    except (TrackingError, ExperimentError):
+        return
+    if spec.protocol == "ett":
+        raise ExperimentError(
+            f"{where}: version {version.version} (the one it retrains) was trained with "
+            'protocol = "ett", which reads rows 0-14400 of ETTh1 only, so every cycle would '
+            "fit the same data. Fix: promote a version trained on a store-backed spec (forecast "
+            'train --source store --series ID, with protocol = "ratio" and last_rows for a '
+            "rolling split), or remove this job"
+        )

@@ -46,7 +46,8 @@ from sqlalchemy.engine import Connection
 from training.errors import ExperimentError
 from training.retraining.retrain import RetrainResult, resolve_database_url, retrain
 from training.retraining.schedule import Job
-from training.retraining.tables import migrate, scheduler_jobs, scheduler_runs
+from training.retraining.tables import SCHEDULER, scheduler_jobs, scheduler_runs
+from training.store.migrations import migrate
 
 logger = logging.getLogger(__name__)
 MISSED_CAP = 10_000
@@ -117,7 +118,8 @@ class Scheduler:
 
     Raises:
         ExperimentError: duplicate job names.
-        StoreError: the database cannot be opened.
+        StoreError: the database cannot be opened, or its scheduler tables are at a newer
+            schema version than this code.
     """
 
     def __init__(
@@ -148,7 +150,7 @@ class Scheduler:
         self._store = SeriesStore(self.database_url)
         self._engine = self._store.engine
         with self._transaction() as conn:
-            applied = migrate(conn)
+            applied = migrate(conn, SCHEDULER)
         if applied:
             logger.info("scheduler: created its tables (schema version %d)", applied[-1])
         self._sync_jobs()

@@ -17,22 +17,54 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from training.errors import DataError
 from training.data.frame import SeriesFrame, grid
-
-if TYPE_CHECKING:
-    from training.data.catalogue import DatasetSpec
+from training.errors import DataError
 
 logger = logging.getLogger(__name__)
 
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _FLAG_COLUMNS = ("holiday", "workingday")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything needed to read one bundled dataset.
+
+    Attributes:
+        name: "<domain>/<short name>", e.g. "load/etth1".
+        domain: "load", "stock" or "demand".
+        path: file path relative to `data_dir()`.
+        time_col: timestamp column ("" for the wide sales layout, which has none).
+        target_col: the forecast target; for the wide layout, the name given to the cells.
+        id_col: series id column for panels, None for one series (its id is `name`).
+        frequency: canonical frequency string.
+        covariates: numeric columns that may be requested as past covariates.
+        layout: "long" (one row per timestamp) or "wide" (one row per series).
+        reader: which bundled reader applies the dataset's quirks (see below).
+        na_markers: strings the file uses for missing numbers.
+        description: one line for `forecast datasets`.
+        licence: the data licence.
+    """
+
+    name: str
+    domain: str
+    path: str
+    time_col: str
+    target_col: str
+    id_col: str | None
+    frequency: str
+    covariates: tuple[str, ...]
+    layout: str
+    reader: str
+    na_markers: tuple[str, ...]
+    description: str
+    licence: str
 
 
 def read(spec: DatasetSpec, root: Path, covariates: tuple[str, ...], *, week0: str) -> SeriesFrame:

@@ -3,13 +3,10 @@
 Rows in messages are 1-based data rows (the header is not counted); for CSV the file line
 is given too. Steps, in order: read, check the named columns exist, parse timestamps and
 numbers, sort per series, reject duplicate timestamps, check the row count, settle the
-frequency (given or inferred from the median step), reindex each series to its regular
-grid, and fill the holes by the `fill` policy:
-
-- "interpolate" (default): linear, but only runs of at most `max_gap` missing steps; a
-  longer run, or a hole at the start or end of a series, is rejected with its row.
-- "ffill": carry the last observed value forward; a hole at a series' start is rejected.
-- "reject": any absent timestamp or empty cell is an error naming the row.
+frequency (inferred from the median step; a given frequency must agree with it), then put
+each series on its regular grid and fill its holes by the `training.data.fill` policy
+("interpolate" short gaps by default, "ffill" or "reject"; a fill that would invent more
+than `fill_limit` of a column is refused).
 """
 
 from __future__ import annotations
@@ -21,14 +18,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training.data.fill import (
+    DEFAULT_FILL_LIMIT,
+    DEFAULT_MAX_GAP,
+    KEYWORDS,
+    FillPolicy,
+    OptionNames,
+    Origin,
+    regularise,
+)
+from training.data.frame import SeriesFrame, canonical_frequency, infer_frequency
 from training.errors import DataError
-from training.data.frame import SeriesFrame, canonical_frequency, grid, infer_frequency
 
 logger = logging.getLogger(__name__)
 
-FILL_POLICIES = ("interpolate", "ffill", "reject")
-DEFAULT_MAX_GAP = 48
-"""Longest run of missing steps "interpolate" fills (two days of hourly data)."""
 MIN_ROWS = 10
 """Fewest observed rows a series may have."""
 
@@ -48,7 +51,9 @@ def load_file(
     covariates: Sequence[str] = (),
     fill: str = "interpolate",
     max_gap: int = DEFAULT_MAX_GAP,
+    fill_limit: float = DEFAULT_FILL_LIMIT,
     min_rows: int = MIN_ROWS,
+    names: OptionNames = KEYWORDS,
 ) -> SeriesFrame:
     """Read a CSV or Parquet file of one or many series into a validated SeriesFrame.
 
@@ -58,21 +63,29 @@ def load_file(
             converted to UTC and dropped).
         target_col: the numeric column to forecast.
         id_col: the series id column of a panel; None for one series (id = file stem).
-        freq: canonical frequency ("h", "D", "B", "W", "<n>min", "<n>h"); inferred if None.
+        freq: canonical frequency ("h", "D", "B", "W", "<n>min", "<n>h"); inferred if None;
+            when given it must agree with the frequency the timestamps step by.
         covariates: numeric columns carried along as past covariates (filled like the target).
-        fill: "interpolate", "ffill" or "reject" (see the module docstring).
+        fill: "interpolate", "ffill" or "reject" (see `training.data.fill`).
         max_gap: longest run of missing steps "interpolate" may fill.
+        fill_limit: largest share of any column's values a fill may invent, in [0, 1].
         min_rows: fewest observed rows each series must have.
+        names: how messages spell freq/fill/max_gap/fill_limit (keywords, CLI flags or
+            experiment-file keys).
+
+    Returns:
+        The frame; its `notes` list every policy applied (inferred frequency, time zones,
+        each filled column with its count and share), for the caller to show.
 
     Raises:
         DataError: naming the file, the row or column, and the fix, for every bad input.
     """
     path = Path(path)
     where = str(path)
-    if fill not in FILL_POLICIES:
-        raise DataError(
-            f"{where}: fill policy {fill!r} is unknown; use one of {', '.join(FILL_POLICIES)}"
-        )
+    try:
+        policy = FillPolicy(fill, max_gap, fill_limit, names)
+    except DataError as exc:
+        raise DataError(f"{where}: {exc}") from None
     raw, row_label = _read(path)
     wanted = [time_col, target_col, *([id_col] if id_col else []), *covariates]
     for column in wanted:
@@ -91,20 +104,33 @@ def load_file(
     long = long.sort_values(["series_id", "timestamp"], kind="stable", ignore_index=True)
     _check_duplicates(long, where, row_label)
     _check_row_counts(long, min_rows, where)
-    if freq is None:
-        stamps = [g.to_numpy() for _, g in long.groupby("series_id", sort=False)["timestamp"]]
-        frequency = infer_frequency(stamps, where=where)
-        notes.append(f"frequency {frequency!r} inferred from the median step")
-    else:
-        frequency = canonical_frequency(freq, where=where)
+    stamps = [g.to_numpy() for _, g in long.groupby("series_id", sort=False)["timestamp"]]
+    frequency = _frequency(stamps, freq, where, names, notes)
+    origin = Origin(
+        where=where,
+        repair="fill the gaps in the file",
+        regrid="resample the file to one frequency",
+        refreq=f"check that {names.name('freq')} matches the data",
+        row_label=row_label,
+    )
+    labels = {"value": target_col}
     parts = []
     for sid, part in long.groupby("series_id", sort=False):
-        parts.append(
-            _regularise(
-                part, str(sid), frequency, fill, max_gap, target_col, where, row_label, notes
-            )
+        columns = {c: part[c].to_numpy() for c in ("value", *covariates)}  # [T] each
+        table, filled = regularise(
+            part["timestamp"].to_numpy(),
+            columns,
+            series_id=str(sid),
+            freq=frequency,
+            policy=policy,
+            origin=origin,
+            labels=labels,
+            rows=part["row"].to_numpy(),
         )
-    table = pd.concat(parts, ignore_index=True).drop(columns="row")
+        table.insert(0, "series_id", str(sid))
+        parts.append(table)
+        notes.extend(filled)
+    table = pd.concat(parts, ignore_index=True)
     for note in notes:
         logger.info("%s: %s", where, note)
     return SeriesFrame(
@@ -169,11 +195,7 @@ def _timestamps(
     if isinstance(column.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(column):
         parsed = pd.to_datetime(column)
     else:
-        text = column.astype("string")
-        try:
-            parsed = pd.to_datetime(text, errors="coerce")
-        except (ValueError, TypeError):  # mixed time zones and the like
-            parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+        parsed = _parse_text_stamps(column.astype("string"))
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if bad.size:
         i = int(bad[0])
@@ -194,6 +216,72 @@ def _timestamps(
         )
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     return parsed.to_numpy(dtype="datetime64[ns]")
+
+
+def _parse_text_stamps(text: pd.Series) -> pd.Series:
+    """Parse timestamp text; NaT marks what cannot be parsed.
+
+    pandas infers one format from the first value, so "2024-01-05 12:30" among date-only
+    rows would come back NaT and be reported as unparseable; such a column is parsed value
+    by value instead, so a stray row is later reported as off the grid, with its row.
+    """
+    try:
+        parsed = pd.to_datetime(text, errors="coerce")
+    except (ValueError, TypeError):  # mixed time zones and the like
+        return pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+    if not (parsed.isna() & text.notna()).any():
+        return parsed
+    try:
+        return pd.to_datetime(text, errors="coerce", format="mixed")
+    except (ValueError, TypeError):
+        return pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+
+
+def _frequency(
+    stamps: list[np.ndarray], freq: str | None, where: str, names: OptionNames, notes: list[str]
+) -> str:
+    """The frequency the timestamps step by; a given `freq` must agree with it.
+
+    A wrong frequency does not fail later on its own: hourly steps on a daily file are all
+    on the grid, and the fill would invent 23 of every 24 rows.
+    """
+    if freq is None:
+        frequency = infer_frequency(stamps, where=where)
+        notes.append(f"frequency {frequency!r} inferred from the median step")
+        return frequency
+    given = canonical_frequency(freq, where=where)
+    steps = [np.diff(s.astype("datetime64[s]")).astype(np.int64) for s in stamps]
+    pooled = np.concatenate(steps) if steps else np.empty(0, dtype=np.int64)
+    if pooled.size == 0:
+        return given  # nothing to infer from: the given frequency stands
+    try:
+        inferred: str | None = infer_frequency(stamps, where=where)
+    except DataError:
+        inferred = None
+    if inferred == given:
+        return given
+    step = _describe_step(int(np.median(pooled)), inferred)
+    if inferred is None:
+        raise DataError(
+            f"{where}: {names.set('freq', freq)} but the timestamps step by {step}, which is "
+            "none of hourly/minutely multiples, daily, business-daily or weekly. Fix: "
+            "resample the file to the frequency you mean"
+        )
+    raise DataError(
+        f"{where}: {names.set('freq', freq)} but the timestamps step by {step} (inferred "
+        f"{inferred!r}). Fix: use {names.set('freq', inferred)}, or leave "
+        f"{names.name('freq')} out to infer it"
+    )
+
+
+def _describe_step(seconds: int, inferred: str | None) -> str:
+    """ "1 day", "1 day on weekdays only", "15 minutes": the median step in words."""
+    for unit, size in (("week", 604_800), ("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = seconds // size
+            text = f"{n} {unit}{'s' if n != 1 else ''}"
+            return text + (" on weekdays only" if inferred == "B" else "")
+    return str(pd.Timedelta(seconds=seconds))
 
 
 def _numbers(
@@ -243,92 +331,4 @@ def _check_row_counts(long: pd.DataFrame, min_rows: int, where: str) -> None:
         raise DataError(
             f"{where}: series {sid!r} has {n} rows; at least {min_rows} are needed. "
             "Fix: supply a longer history (or drop that series)"
-        )
-
-
-def _regularise(
-    part: pd.DataFrame,
-    sid: str,
-    freq: str,
-    fill: str,
-    max_gap: int,
-    target: str,
-    where: str,
-    row_label: RowLabel,
-    notes: list[str],
-) -> pd.DataFrame:
-    """Reindex one sorted series to its regular grid and fill holes by `fill`."""
-    stamps = pd.DatetimeIndex(part["timestamp"])
-    full_grid = grid(stamps[0], stamps[-1], freq)
-    off = np.flatnonzero(~stamps.isin(full_grid))
-    if off.size:
-        i = int(part["row"].to_numpy()[int(off[0])])
-        raise DataError(
-            f"{where}: {row_label(i)}: timestamp {stamps[int(off[0])]} of series {sid!r} is "
-            f"not on the {freq!r} grid that starts at {stamps[0]}. Fix: resample the file "
-            "to one frequency, or pass the right freq"
-        )
-    full = part.set_index("timestamp").reindex(full_grid)
-    absent = len(full_grid) - len(part)
-    rows = full["row"].to_numpy()  # [T] source row, NaN where the timestamp was absent
-    columns = [c for c in full.columns if c not in ("row", "series_id")]
-    for column in columns:
-        holes = full[column].isna().to_numpy()  # [T]
-        if not holes.any():
-            continue
-        name = target if column == "value" else column
-        _check_holes(holes, rows, full_grid, sid, name, fill, max_gap, where, row_label)
-        full[column] = (
-            full[column].interpolate(method="linear")
-            if fill == "interpolate"
-            else full[column].ffill()
-        )
-        notes.append(
-            f"series {sid!r}: {int(holes.sum())} missing value(s) of {name!r} "
-            f"filled by {fill} ({absent} absent timestamp(s))"
-        )
-    full["series_id"] = sid
-    full = full.rename_axis("timestamp").reset_index()
-    return full[["row", "series_id", "timestamp", *columns]]
-
-
-def _check_holes(
-    holes: np.ndarray,
-    rows: np.ndarray,
-    stamps: pd.DatetimeIndex,
-    sid: str,
-    column: str,
-    fill: str,
-    max_gap: int,
-    where: str,
-    row_label: RowLabel,
-) -> None:
-    """Raise DataError for the first hole the policy cannot fill, naming its row."""
-    padded = np.r_[False, holes, False].astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    for start, end in zip(edges[::2], edges[1::2], strict=True):
-        length = int(end - start)
-        at_start, at_end = start == 0, end == len(holes)
-        if fill == "reject":
-            problem = "is missing and fill='reject'"
-        elif at_start:
-            problem = "starts the series, so nothing precedes it to fill from"
-        elif fill == "interpolate" and at_end:
-            problem = "ends the series, so it cannot be interpolated"
-        elif fill == "interpolate" and length > max_gap:
-            problem = f"is a gap of {length} steps, longer than max_gap={max_gap}"
-        else:
-            continue
-        src = rows[start]
-        place = (
-            row_label(int(src))
-            if not np.isnan(src)
-            else f"after {row_label(int(rows[start - 1]))}"
-            if start > 0
-            else "start"
-        )
-        raise DataError(
-            f"{where}: {place}: {column!r} of series {sid!r} at {stamps[start]} {problem}. "
-            "Fix: fill the file, use fill='ffill', or raise max_gap"
-            + (" (fill='interpolate' fills short gaps)" if fill == "reject" else "")
         )

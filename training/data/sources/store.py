@@ -2,12 +2,9 @@
 
 Observations arrive in batches over the API, so a stored series may have holes (a batch that
 never came, an exchange holiday in a "B" series). Each series is reindexed to its regular
-grid from its first to its last stored observation and the holes are filled by an explicit
-policy, as for files:
-
-- "interpolate" (default): linear, but only runs of at most `max_gap` missing steps.
-- "ffill": carry the last observation forward.
-- "reject": any absent timestamp or missing covariate value is an error naming it.
+grid from its first to its last stored observation and the holes are filled by the policy of
+`training.data.fill`, as for files ("interpolate" short gaps by default, "ffill" or "reject";
+a fill that would invent more than `fill_limit` of a column is refused).
 
 Every fill is recorded in the frame's `notes`.
 
@@ -22,12 +19,19 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from training.data.fill import (
+    DEFAULT_FILL_LIMIT,
+    DEFAULT_MAX_GAP,
+    KEYWORDS,
+    FillPolicy,
+    OptionNames,
+    Origin,
+    regularise,
+)
+from training.data.frame import SeriesFrame
 from training.errors import DataError
-from training.data.frame import SeriesFrame, grid
-from training.data.sources.files import DEFAULT_MAX_GAP, FILL_POLICIES
 from training.store import SeriesInfo, SeriesStore, check_series_id
 
 logger = logging.getLogger(__name__)
@@ -59,6 +63,8 @@ def load_store(
     end: Any = None,
     fill: str = "interpolate",
     max_gap: int = DEFAULT_MAX_GAP,
+    fill_limit: float = DEFAULT_FILL_LIMIT,
+    names: OptionNames = KEYWORDS,
 ) -> SeriesFrame:
     """Read stored series into one validated long table.
 
@@ -69,8 +75,11 @@ def load_store(
             () loads the target alone.
         start: first timestamp to read (inclusive), or None for each series' first.
         end: last timestamp to read (inclusive), or None for each series' last.
-        fill: "interpolate", "ffill" or "reject" (see the module docstring).
+        fill: "interpolate", "ffill" or "reject" (see `training.data.fill`).
         max_gap: longest run of missing steps "interpolate" may fill.
+        fill_limit: largest share of any column's values a fill may invent, in [0, 1].
+        names: how messages spell fill/max_gap/fill_limit (keywords, CLI flags or
+            experiment-file keys).
 
     Returns:
         A SeriesFrame with source "store:<ids>"; `target` is the series' common target
@@ -78,7 +87,8 @@ def load_store(
 
     Raises:
         DataError: unknown or empty series, mixed frequencies, a missing covariate, or a
-            hole the fill policy may not fill (the message names series and timestamp).
+            fill above `fill_limit` or a hole the policy may not fill (the message names the
+            series and the timestamp).
     """
     ids = list(series_ids)
     if not ids:
@@ -86,10 +96,16 @@ def load_store(
     if len(set(ids)) != len(ids):
         repeated = next(sid for sid in ids if ids.count(sid) > 1)
         raise DataError(f"series id {repeated!r} is listed twice. Fix: list each id once")
-    if fill not in FILL_POLICIES:
-        raise DataError(f"fill policy {fill!r} is unknown; use one of {', '.join(FILL_POLICIES)}")
+    policy = FillPolicy(fill, max_gap, fill_limit, names)
     infos = [store.get_series(sid) for sid in ids]
     frequency = _common_frequency(infos)
+    origin = Origin(
+        where="series store",
+        repair="ingest the missing observations",
+        regrid="re-ingest the series with timestamps on one grid (business days at midnight "
+        "for 'B')",
+        refreq=f"check the series' stored frequency {frequency!r}",
+    )
     notes = [f"read from the series store at {store.url}"]
     parts = []
     for info in sorted(infos, key=lambda item: item.id):
@@ -108,7 +124,18 @@ def load_store(
                 f"stored covariates: {available}"
             )
         columns = {"value": values, **{name: stored[name] for name in covariates}}  # [T] each
-        parts.append(_regularise(info, stamps, columns, fill, max_gap, notes))
+        table, filled = regularise(
+            stamps,
+            columns,
+            series_id=info.id,
+            freq=frequency,
+            policy=policy,
+            origin=origin,
+            labels={"value": info.target},
+        )
+        table.insert(0, "series_id", info.id)
+        parts.append(table)
+        notes.extend(filled)
     targets = sorted({info.target for info in infos})
     target = targets[0] if len(targets) == 1 else "value"
     if len(targets) > 1:
@@ -134,68 +161,3 @@ def _common_frequency(infos: list[SeriesInfo]) -> str:
             "needs one frequency. Fix: train on series of the same frequency"
         )
     return infos[0].frequency
-
-
-def _regularise(
-    info: SeriesInfo,
-    stamps: np.ndarray,
-    columns: dict[str, np.ndarray],
-    fill: str,
-    max_gap: int,
-    notes: list[str],
-) -> pd.DataFrame:
-    """One series on its full grid, holes filled by `fill`; columns series_id, timestamp, ..."""
-    full_grid = grid(pd.Timestamp(stamps[0]), pd.Timestamp(stamps[-1]), info.frequency)
-    index = pd.DatetimeIndex(stamps)
-    off = np.flatnonzero(~index.isin(full_grid))
-    if off.size:
-        raise DataError(
-            f"store series {info.id!r}: timestamp {index[int(off[0])]} is not on the "
-            f"{info.frequency!r} grid starting at {index[0]}. Fix: re-ingest the series "
-            "with timestamps on one grid (business days at midnight for 'B')"
-        )
-    table = pd.DataFrame(columns, index=index).reindex(full_grid)  # [T_full, 1 + C]
-    absent = len(full_grid) - len(index)
-    for name in table.columns:
-        holes = table[name].isna().to_numpy()  # [T_full]
-        if not holes.any():
-            continue
-        label = info.target if name == "value" else name
-        _check_holes(holes, full_grid, info.id, label, fill, max_gap)
-        table[name] = (
-            table[name].interpolate(method="linear")
-            if fill == "interpolate"
-            else table[name].ffill()
-        )
-        notes.append(
-            f"series {info.id!r}: {int(holes.sum())} missing value(s) of {label!r} "
-            f"filled by {fill} ({absent} absent timestamp(s))"
-        )
-    table = table.astype(np.float64).rename_axis("timestamp").reset_index()
-    table["timestamp"] = table["timestamp"].astype("datetime64[ns]")
-    table.insert(0, "series_id", info.id)
-    return table
-
-
-def _check_holes(
-    holes: np.ndarray, stamps: pd.DatetimeIndex, sid: str, column: str, fill: str, max_gap: int
-) -> None:
-    """Raise DataError for the first run of holes the policy cannot fill."""
-    padded = np.r_[False, holes, False].astype(np.int8)  # [T + 2]
-    edges = np.flatnonzero(np.diff(padded))  # starts and ends of runs, alternating
-    for begin, stop in zip(edges[::2], edges[1::2], strict=True):
-        length = int(stop - begin)
-        if fill == "reject":
-            problem = "is missing and fill='reject'"
-        elif begin == 0:
-            problem = "starts the series, so nothing precedes it to fill from"
-        elif fill == "interpolate" and stop == len(holes):
-            problem = "ends the series, so it cannot be interpolated"
-        elif fill == "interpolate" and length > max_gap:
-            problem = f"begins a gap of {length} steps, longer than max_gap={max_gap}"
-        else:
-            continue
-        raise DataError(
-            f"store series {sid!r}: {column!r} at {stamps[int(begin)]} {problem}. Fix: ingest "
-            "the missing observations, use fill='ffill', or raise max_gap"
-        )

@@ -1,0 +1,167 @@
+"""The evaluation windows every model and baseline is scored on, built in one place.
+
+`frame_windows` builds the validation or test windows of a frame under the ratio protocol
+(every series split by fractions, windows pooled); `ett_windows` builds them under the
+standard ETT protocol (channel-major in mode "M"). Both return a `Windows` stack whose MASE
+scale is the in-sample seasonal-naive MAE of each window's series on its training rows, with
+the season taken from the data's frequency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.features import season_length
+from training.data.frame import SeriesFrame
+from training.errors import DataError, ExperimentError
+from training.evaluation import splits
+from training.evaluation.metrics import seasonal_naive_scale
+from training.evaluation.protocols import EttProblem
+from training.evaluation.splits import window_stack
+
+PARTS = ("val", "test")
+
+
+@dataclass(frozen=True)
+class Windows:
+    """A stack of forecast windows, the unit every evaluation scores.
+
+    Attributes:
+        history: [N, L] values before each origin.
+        actual: [N, H] values from each origin.
+        mase_scale: float, or [N] in-sample seasonal-naive MAE of each window's series.
+        timestamps: [N, L] datetime64 stamps of the history (for calendar features), or None.
+        covariates: [N, L, C] past covariates, or None.
+    """
+
+    history: np.ndarray
+    actual: np.ndarray
+    mase_scale: float | np.ndarray
+    timestamps: np.ndarray | None = None
+    covariates: np.ndarray | None = None
+
+    @property
+    def horizon(self) -> int:
+        """H."""
+        return int(self.actual.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.history.shape[0])
+
+
+def _check_part(part: str) -> None:
+    if part not in PARTS:
+        raise ExperimentError(f"part={part!r}: must be 'val' or 'test'. Fix: pick one")
+
+
+def frame_windows(
+    frame: SeriesFrame,
+    horizon: int,
+    lookback: int,
+    *,
+    part: str = "test",
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+) -> Windows:
+    """Validation or test windows of every series under the ratio protocol, pooled.
+
+    The same split and origins as `run_baselines(frame, horizon, "ratio")`, so a model
+    scored on these windows is comparable with the baselines there. Histories carry
+    their timestamps and (when the frame has them) covariates.
+
+    Raises:
+        DataError: when a series' first origin has fewer than `lookback` rows before it.
+    """
+    _check_part(part)
+    season = season_length(frame.frequency)
+    hists, acts, stamps, covs, scales = [], [], [], [], []
+    for s in frame.to_series():
+        y = s.values.astype(np.float64)  # [T]
+        sp = splits.ratio_split(
+            y.size, val_fraction, test_fraction, horizon=horizon, series_id=s.series_id
+        )
+        origins = (splits.test_origins if part == "test" else splits.val_origins)(sp, horizon)
+        if int(origins[0]) < lookback:
+            raise DataError(
+                f"series {s.series_id!r}: lookback={lookback} but its first {part} window starts "
+                f"at row {int(origins[0])}. Fix: use lookback <= {int(origins[0])}"
+            )
+        h, a = window_stack(y, origins, lookback, horizon)  # [N, L], [N, H]
+        hists.append(h)
+        acts.append(a)
+        if s.timestamps is not None:
+            stamps.append(window_stack(s.timestamps, origins, lookback, horizon)[0])  # [N, L]
+        if s.covariates is not None:
+            c, _ = window_stack(s.covariates, origins, lookback, horizon)  # [N, C, L]
+            covs.append(c.transpose(0, 2, 1))  # [N, C, L] -> [N, L, C]
+        m = season if sp.train_end > season else 1
+        scales.append(np.full(len(origins), seasonal_naive_scale(y[: sp.train_end], m)))
+    return Windows(
+        history=np.concatenate(hists),
+        actual=np.concatenate(acts),
+        mase_scale=np.concatenate(scales),
+        timestamps=np.concatenate(stamps) if len(stamps) == len(hists) else None,
+        covariates=np.concatenate(covs) if covs and len(covs) == len(hists) else None,
+    )
+
+
+def ett_windows(
+    problem: EttProblem, lookback: int, *, part: str = "test", covariates: Sequence[str] = ()
+) -> Windows:
+    """The ETT validation or test windows of every evaluated channel, channel-major.
+
+    Args:
+        problem: the ETT problem (z-scored values, split, frequency, timestamps).
+        lookback: L history steps per window.
+        part: "test" (origins 11520 .. 14400 - H) or "val" (within the validation rows).
+        covariates: columns of `problem` carried as past covariates [N, L, C]; mode "S" only,
+            since mode "M" evaluates every column as a channel of its own.
+
+    Returns:
+        Windows with history [C' * W, L], actual [C' * W, H], timestamps [C' * W, L] and a
+        per-window MASE scale: the seasonal-naive MAE of its channel's z-scored training rows,
+        season from `problem.frequency` (24 for hourly data).
+
+    Raises:
+        ExperimentError: a bad `part`, or covariates in mode "M".
+        DataError: an unknown covariate column, or `lookback` reaching before the first row.
+    """
+    _check_part(part)
+    if covariates and problem.mode != "S":
+        raise ExperimentError(
+            f"covariates={list(covariates)} with ETT mode {problem.mode!r}: mode 'M' already "
+            "evaluates every column as a channel. Fix: use mode 'S' for covariates"
+        )
+    unknown = [c for c in covariates if c not in problem.columns]
+    if unknown:
+        raise DataError(
+            f"ETT covariate {unknown[0]!r} is not a column of the problem "
+            f"({', '.join(problem.columns)}). Fix: load the data with that covariate"
+        )
+    origins = (
+        problem.origins if part == "test" else splits.val_origins(problem.split, problem.horizon)
+    )
+    channels = list(problem.channels)
+    hist, act = window_stack(
+        problem.values[:, channels], origins, lookback, problem.horizon
+    )  # [W, C', L], [W, C', H]
+    w, c = hist.shape[0], hist.shape[1]
+    stamps, _ = window_stack(problem.timestamps, origins, lookback, problem.horizon)  # [W, L]
+    covs = None
+    if covariates:
+        idx = [problem.columns.index(name) for name in covariates]
+        x, _ = window_stack(problem.values[:, idx], origins, lookback, problem.horizon)
+        covs = x.transpose(0, 2, 1)  # [W, C, L] -> [W, L, C]
+    season = season_length(problem.frequency)
+    train = problem.train_values  # [8640, C']
+    scale = np.repeat([seasonal_naive_scale(train[:, i], season) for i in range(c)], w)
+    return Windows(
+        history=hist.transpose(1, 0, 2).reshape(c * w, lookback),  # [W, C', L] -> [C' * W, L]
+        actual=act.transpose(1, 0, 2).reshape(c * w, problem.horizon),  # -> [C' * W, H]
+        mase_scale=scale,  # [C' * W]
+        timestamps=np.tile(stamps, (c, 1)),  # [W, L] -> [C' * W, L]
+        covariates=covs,  # [W, L, C] in mode "S" (C' = 1), else None
+    )
