@@ -38,11 +38,12 @@ from benchmarks.common import Column, add_data_arguments, check_data_arguments, 
 from models import io
 from models.base import EpochStats, SeriesData
 from models.loop import resolve_device
-from training.evaluation.backtest import ett_windows, evaluate_forecaster
+from models.registry import LEARNED_FAMILIES
+from training.evaluation.backtest import evaluate_forecaster
 from training.evaluation.metrics import mae, mse
 from training.evaluation.protocols import EttProblem, ett_problem
+from training.evaluation.windows import ett_windows
 
-FAMILIES = ("lstm", "gru", "rnn", "esn")
 HORIZONS = (24, 48, 96, 168, 192, 336, 720)
 
 # Per-horizon defaults (config keys), tuned on the validation rows. A horizon not listed takes
@@ -226,7 +227,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.ett", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--family", default="all", choices=(*FAMILIES, "all"))
+    parser.add_argument("--family", default="all", choices=(*LEARNED_FAMILIES, "all"))
     add_data_arguments(parser)
     parser.add_argument("--lookback", type=int, default=None, help="override the table's")
     parser.add_argument("--mode", default="S", choices=("S", "M"))
@@ -248,7 +249,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print one JSON line per (family, horizon)."""
     args = parse_args(argv)
-    families = FAMILIES if args.family == "all" else (args.family,)
+    families = LEARNED_FAMILIES if args.family == "all" else (args.family,)
     results = (run_one(family, horizon, args) for family in families for horizon in args.horizons)
     report(results, COLUMNS, args.json)
     return 0

@@ -210,6 +210,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_healthcheck_command_against_a_live_service(
     instructions: list[Instruction], tmp_path: Path
 ) -> None:

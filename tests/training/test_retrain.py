@@ -81,7 +81,8 @@ def test_retrain_on_fresh_data_promotes_a_new_champion(seeded: tuple[str, Path])
     uri, csv = seeded
     tracker = Tracker(uri)
     before = tracker.aliases(NAME)["champion"]
-    fresh = pd.concat([pd.read_csv(csv), hourly(400, 500, period=12, amplitude=6)])
+    # period 10: not a divisor of the day, so the challenger must (and can) beat seasonal naive
+    fresh = pd.concat([pd.read_csv(csv), hourly(400, 500, period=10, amplitude=6)])
     fresh.to_csv(csv, index=False)  # new observations with a different pattern arrive
 
     result = runner.invoke(app, ["retrain", NAME, "--json", "--tracking-uri", uri])

@@ -11,8 +11,7 @@ from rich.table import Table
 from training.cli.console import console, user_errors
 from training.data.catalogue import BUNDLED
 from training.errors import ExperimentError
-
-PROTOCOLS = ("ratio", "ett")
+from training.evaluation.protocols import PROTOCOLS
 
 
 def dataset_summary(name: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from training.cli.console import console
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO / ".demo"
 MODELS = ("load-etth1", "stock-aapl", "demand-bike-hourly")
-FAMILIES = ("lstm", "gru", "esn")
+DEMO_FAMILIES = ("lstm", "gru", "esn")  # the configs the demo trains
 
 
 def tracking_uri() -> str:
@@ -41,7 +41,7 @@ def train_all(uri: str, epochs: int, retrain: bool) -> None:
         if not retrain and "champion" in tracker.aliases(name):
             console.print(f"{name}: already trained in {uri} (use --retrain to train again)")
             continue
-        for family in FAMILIES:
+        for family in DEMO_FAMILIES:
             config = REPO / "configs" / f"{name}-{family}.toml"
             console.rule(f"{name}: {family}")
             train_command(config=config, epochs=epochs, tracking_uri=uri)
@@ -69,7 +69,7 @@ def write_requests(uri: str) -> dict[str, Path]:
             continue
         info = tracker.version(name, champion)
         lookback = int(info.tags.get("lookback", "0"))
-        spec = TrainSpec.from_toml(REPO / "configs" / f"{name}-{FAMILIES[0]}.toml")
+        spec = TrainSpec.from_toml(REPO / "configs" / f"{name}-{DEMO_FAMILIES[0]}.toml")
         frame = load_dataset(spec.dataset or "", covariates=spec.covariates or None)
         table = frame.table.tail(lookback)
         body: dict[str, object] = {

@@ -62,13 +62,24 @@ def retrain_command(
             "--lock-timeout", help="Seconds to wait for a running cycle (default: no limit)."
         ),
     ] = None,
+    allow_worse_than_baseline: Annotated[
+        bool,
+        typer.Option(
+            "--allow-worse-than-baseline",
+            help="Let the gate promote a challenger that does not beat naive / seasonal naive.",
+        ),
+    ] = False,
 ) -> None:
     """Retrain a registered model on fresh data; promote the challenger if it beats the champion."""
     from training.retraining.retrain import retrain
 
     with json_stdout(as_json):
         result = retrain(
-            name, tracking_uri=tracking_uri, database_url=database_url, lock_timeout=lock_timeout
+            name,
+            tracking_uri=tracking_uri,
+            database_url=database_url,
+            lock_timeout=lock_timeout,
+            allow_worse_than_baseline=allow_worse_than_baseline,
         )
     if as_json:
         typer.echo(json.dumps(result.to_json()))
@@ -109,11 +120,19 @@ def schedule_command(
     ] = False,
 ) -> None:
     """Retrain registered models on their cron schedules (state kept in the database)."""
+    from training.errors import TrackingError
+    from training.registry.tracking import Tracker
     from training.retraining.schedule import load_schedule
     from training.retraining.scheduler import Scheduler, job_table
 
     _setup_logging()
-    jobs = load_schedule(config)
+    try:
+        tracker: Tracker | None = Tracker(tracking_uri)
+    except TrackingError as exc:
+        # The scheduler outlives registry outages: start anyway, each cycle reports its error.
+        logging.getLogger(__name__).warning("schedule: specs not checked at start: %s", exc)
+        tracker = None
+    jobs = load_schedule(config, tracker)
     with Scheduler(jobs, database_url, tracking_uri) as scheduler:
         if not once:
             scheduler.serve_forever()

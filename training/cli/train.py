@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from models.base import EpochCallback, EpochStats
-from training.cli.console import console, json_stdout, user_errors
+from training.cli.console import console, err_console, json_stdout, user_errors
 from training.errors import ExperimentError
 from training.jobs.experiment import TrainSpec
 from training.settings import TrainSettings
@@ -38,24 +38,29 @@ def _emit(obj: Any) -> None:
     typer.echo(json.dumps(obj, default=str))
 
 
-def _total_epochs(spec: TrainSpec) -> int:
-    if spec.family == "esn":
+def _total_epochs(spec: TrainSpec, frame: Any) -> int | None:
+    """The epoch budget the job starts with (None for auto: several fits)."""
+    if spec.family == "auto":
+        return None
+    if spec.family not in ("lstm", "gru", "rnn"):
         return 1
     if spec.epochs is not None:
         return spec.epochs
     from models.config import RecurrentConfig
+    from training.jobs.defaults import derive
 
-    return int(spec.model.get("epochs", RecurrentConfig().epochs))
+    derived = derive(spec, frame).values.get("epochs", RecurrentConfig().epochs)
+    return int(spec.model.get("epochs", derived))
 
 
 @contextmanager
-def _progress(spec: TrainSpec) -> Iterator[EpochCallback]:
+def _progress(spec: TrainSpec, frame: Any) -> Iterator[EpochCallback]:
     """A rich progress bar advanced once per epoch; yields the epoch hook.
 
     The bar appears with the first epoch, so input errors found before training print
     only their one error line.
     """
-    total = _total_epochs(spec)
+    total = _total_epochs(spec, frame)
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -73,7 +78,7 @@ def _progress(spec: TrainSpec) -> Iterator[EpochCallback]:
             started.append(True)
         progress.update(
             task,
-            completed=min(stats.epoch, total),
+            completed=stats.epoch if total is None else min(stats.epoch, total),
             losses=f"train {stats.train_loss:.4g}  val {stats.val_loss:.4g}"
             + (" *" if stats.best else ""),
         )
@@ -103,6 +108,28 @@ def _summary(result: Any) -> Table:
     return table
 
 
+def _candidates(result: Any) -> Table:
+    """The auto contest: every candidate's validation score and test MAE ratios."""
+    table = Table(title=f"{result.model_name}: auto candidates (lowest validation score wins)")
+    metric = f"val_{result.gate.metric}"
+    for column in ("family", metric, "test MAE / naive", "/ seasonal naive", "cov 80", "cov 95",
+                   "train s", "status"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("family", "status") else "right")
+    for row in result.candidates:
+        mark = " *" if row.get("chosen") else ""
+        table.add_row(
+            row["family"] + mark,
+            _fmt(row.get(metric)),
+            _fmt(row.get("test_mae_vs_naive")),
+            _fmt(row.get("test_mae_vs_seasonal_naive")),
+            _fmt(row.get("coverage_80")),
+            _fmt(row.get("coverage_95")),
+            _fmt(row.get("train_seconds")),
+            str(row.get("status", "")),
+        )
+    return table
+
+
 def _fmt(value: Any) -> str:
     return "-" if value is None else f"{float(value):.4g}"
 
@@ -118,6 +145,18 @@ def _check_source(source: str | None, spec: TrainSpec) -> None:
         raise ExperimentError(
             f"--source {source} but the data comes from a {spec.source}. "
             f"Fix: pass {flag[source]} (and drop the other data flags)"
+        )
+
+
+def _check_fill_flags(spec: TrainSpec, **flags: object) -> None:
+    """The fill flags shape files and the store; a bundled dataset has its own fixed policy."""
+    given = [name for name, value in flags.items() if value is not None]
+    if given and spec.source == "dataset":
+        flag = "--" + given[0].replace("_", "-")
+        raise ExperimentError(
+            f"{flag} applies to a file or the series store, not to the bundled dataset "
+            f"{spec.dataset!r} (a bundled dataset's fills are fixed). "
+            f"Fix: drop {flag}"
         )
 
 
@@ -150,12 +189,53 @@ def train_command(
     target_col: Annotated[str | None, typer.Option("--target-col", help="Target column.")] = None,
     id_col: Annotated[str | None, typer.Option("--id-col", help="Series id column.")] = None,
     freq: Annotated[
-        str | None, typer.Option("--freq", help="h, D, B, W, <n>min or <n>h (file only).")
+        str | None,
+        typer.Option(
+            "--freq",
+            help="h, D, B, W, <n>min or <n>h (file only; must match the timestamps, which it "
+            "is inferred from when omitted).",
+        ),
+    ] = None,
+    fill: Annotated[
+        str | None,
+        typer.Option(
+            "--fill",
+            help="Gap policy for a file or the store: interpolate (default), ffill, reject.",
+        ),
+    ] = None,
+    max_gap: Annotated[
+        int | None,
+        typer.Option("--max-gap", help="Longest run of missing steps to interpolate (default 48)."),
+    ] = None,
+    fill_limit: Annotated[
+        float | None,
+        typer.Option(
+            "--fill-limit",
+            help="Largest share of a column a fill may invent, 0..1 (default 0.05).",
+        ),
     ] = None,
     covariates: Annotated[
         str | None, typer.Option("--covariates", help="Comma-separated past covariates.")
     ] = None,
-    family: Annotated[str | None, typer.Option("--family", help="lstm, gru, rnn or esn.")] = None,
+    family: Annotated[
+        str | None,
+        typer.Option(
+            "--family",
+            help="lstm, gru, rnn, esn, naive, seasonal_naive, kalman, or auto (the default: "
+            "train the candidates, keep the best on validation).",
+        ),
+    ] = None,
+    time_budget: Annotated[
+        float | None,
+        typer.Option("--time-budget", help="Seconds of training (auto: for all candidates)."),
+    ] = None,
+    allow_worse_than_baseline: Annotated[
+        bool,
+        typer.Option(
+            "--allow-worse-than-baseline",
+            help="Let the gate promote a model that does not beat naive / seasonal naive.",
+        ),
+    ] = False,
     horizon: Annotated[int | None, typer.Option("--horizon", help="Forecast steps.")] = None,
     lookback: Annotated[int | None, typer.Option("--lookback", help="History steps.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Training epochs.")] = None,
@@ -173,6 +253,7 @@ def train_command(
     as_json: AsJson = False,
 ) -> None:
     """Train a forecaster, log it to MLflow, register a version and run the champion gate."""
+    from training.data.fill import FLAGS
     from training.data.sources.store import parse_series_ids
     from training.jobs.pipeline import train
     from training.jobs.preparation import load_frame
@@ -185,6 +266,9 @@ def train_command(
         "target_col": target_col,
         "id_col": id_col,
         "freq": freq,
+        "fill": fill,
+        "max_gap": max_gap,
+        "fill_limit": fill_limit,
         "covariates": None
         if covariates is None
         else tuple(c.strip() for c in covariates.split(",") if c.strip()),
@@ -203,18 +287,47 @@ def train_command(
         else TrainSpec.from_flags(**flags)
     )
     _check_source(source, spec)
+    _check_fill_flags(spec, fill=fill, max_gap=max_gap, fill_limit=fill_limit)
     settings = TrainSettings()
-    frame = load_frame(spec, database_url)
+    options: dict[str, Any] = {
+        "allow_worse_than_baseline": allow_worse_than_baseline,
+        "time_budget": float(time_budget or 0.0),
+    }
+    frame = load_frame(spec, database_url, names=FLAGS)
+    # Every fill and policy the data went through, where the user sees it (not only in MLflow);
+    # under --json on stderr, so stdout keeps its one object.
+    for note in frame.notes:
+        (err_console if as_json else console).print(
+            f"data: {note}", markup=False, highlight=False, soft_wrap=True
+        )
     if as_json:
         with json_stdout(as_json):
-            result = train(spec, tracking_uri, settings=settings, frame=frame)
+            result = train(spec, tracking_uri, settings=settings, frame=frame, **options)
         _emit(result.to_json())
         return
-    with _progress(spec) as on_epoch:
-        result = train(spec, tracking_uri, on_epoch, settings=settings, frame=frame)
+    with _progress(spec, frame) as on_epoch:
+        result = train(spec, tracking_uri, on_epoch, settings=settings, frame=frame, **options)
+    if result.candidates:
+        console.print(_candidates(result))
+        console.print(f"auto: {result.data.get('auto_note', '')}", highlight=False)
     console.print(_summary(result))
+    if result.still_improving:
+        console.print(
+            f"note: the best epoch was the last ({result.fit.best_epoch} of "
+            f"{result.fit.epochs}): still improving when stopped; pass a larger --epochs",
+            highlight=False,
+            soft_wrap=True,
+        )
     gate = result.gate
     verdict = "promoted to champion" if gate.promoted else "kept as challenger"
+    if gate.worse_than_baseline and not gate.promoted:
+        console.print(
+            f"{gate.decision}: validation {gate.metric} {gate.challenger_score:.6g} vs "
+            f"{gate.baseline} {gate.baseline_score:.6g}; not promoted (pass "
+            "--allow-worse-than-baseline to override)",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(
         f"{result.model_name} v{result.version} {verdict} ({gate.reason}); "
         f"champion: v{result.champion_version}; run {result.run_id} in {result.tracking_uri}",

@@ -18,14 +18,17 @@ import numpy as np
 
 from models import io as models_io
 from models.base import Forecaster, SeriesData
+from models.baselines import naive_forecast, seasonal_naive_forecast
 from models.features import season_length
 from training.data.catalogue import load_dataset, load_file
+from training.data.fill import CONFIG_KEYS, KEYWORDS, OptionNames
 from training.data.frame import SeriesFrame
 from training.errors import DataError
 from training.evaluation import backtest, splits
-from training.evaluation.backtest import Windows
-from training.evaluation.metrics import Scores, evaluate, seasonal_naive_scale
+from training.evaluation.metrics import Scores, evaluate
 from training.evaluation.protocols import ett_problem
+from training.evaluation.windows import Windows, ett_windows, frame_windows
+from training.jobs import defaults
 from training.jobs.experiment import TrainSpec
 
 BASELINES = ("naive", "seasonal_naive", "kalman")
@@ -33,24 +36,39 @@ BASELINES = ("naive", "seasonal_naive", "kalman")
 # --- data ----------------------------------------------------------------------------------
 
 
-def load_frame(spec: TrainSpec, database_url: str | None = None) -> SeriesFrame:
+def load_frame(
+    spec: TrainSpec, database_url: str | None = None, names: OptionNames | None = None
+) -> SeriesFrame:
     """The spec's data as a SeriesFrame, trimmed to `last_rows` per series when set.
 
     Args:
         spec: the training spec.
         database_url: the series store for store-backed specs; None: $FORECAST_DATABASE_URL,
             else sqlite:///./data/series.db.
+        names: how data messages spell freq/fill/max_gap/fill_limit (the CLI passes its
+            flags); None: the experiment file's [data] keys, or keyword arguments.
+
+    Returns:
+        The frame; its `notes` list every fill and policy applied, for the caller to show.
 
     Raises:
-        DataError: unknown dataset or series, missing file or column, irregular data.
+        DataError: unknown dataset or series, missing file or column, irregular data, a
+            given frequency the timestamps disagree with, or a fill above `fill_limit`.
     """
+    if names is None:
+        names = CONFIG_KEYS if spec.source_file else KEYWORDS
+    fill: dict[str, Any] = {
+        "fill": spec.fill,
+        "max_gap": spec.max_gap,
+        "fill_limit": spec.fill_limit,
+    }
     if spec.series:
         from training.data.sources.store import load_store
         from training.store import SeriesStore
 
         store = SeriesStore(database_url) if database_url else SeriesStore.from_env()
         try:
-            frame = load_store(store, spec.series, covariates=spec.covariates, fill=spec.fill)
+            frame = load_store(store, spec.series, covariates=spec.covariates, names=names, **fill)
         finally:
             store.close()
     elif spec.dataset is not None:
@@ -63,7 +81,8 @@ def load_frame(spec: TrainSpec, database_url: str | None = None) -> SeriesFrame:
             id_col=spec.id_col,
             freq=spec.freq,
             covariates=spec.covariates,
-            fill=spec.fill,
+            names=names,
+            **fill,
         )
     if spec.last_rows is not None:
         table = frame.table.groupby("series_id", sort=False).tail(spec.last_rows)
@@ -73,33 +92,27 @@ def load_frame(spec: TrainSpec, database_url: str | None = None) -> SeriesFrame:
     return frame
 
 
-def default_lookback(frame: SeriesFrame, spec: TrainSpec) -> int:
-    """Two seasons or four horizons (at least 8), capped so every series keeps train windows."""
-    wanted = max(2 * season_length(frame.frequency), 4 * spec.horizon, 8)
-    if spec.protocol == "ett":
-        return min(wanted, splits.ETT_SPLIT.train_end // 2)
-    shortest = min(
-        splits.ratio_split(
-            len(s.values), spec.val_fraction, spec.test_fraction, horizon=spec.horizon
-        ).train_end
-        for s in frame.to_series()
-    )
-    return max(2, min(wanted, (shortest - spec.horizon) // 2))
+def default_lookback(frame: SeriesFrame, spec: TrainSpec, family: str | None = None) -> int:
+    """The derived look-back (training.jobs.defaults): the frequency's cycles, bounded by data."""
+    family = family or spec.family
+    seg = defaults.segment_target(frame.frequency) if family in defaults.RECURRENT else 1
+    return defaults.lookback_for(frame, spec, seg)[0]
 
 
-def _segment_length(lookback: int) -> int:
-    """The largest divisor of `lookback` up to 24 (SegRNN's day-long segments on hourly data)."""
-    return max(d for d in range(1, min(24, lookback) + 1) if lookback % d == 0)
+def build_config(
+    spec: TrainSpec, frame: SeriesFrame, lookback: int, family: str | None = None
+) -> Any:
+    """The forecaster config: data-derived fields, derived defaults, then `spec.model`.
 
-
-def build_config(spec: TrainSpec, frame: SeriesFrame, lookback: int) -> Any:
-    """The forecaster config: data-derived fields, spec fields, then `spec.model` overrides.
+    `family` overrides the spec's (the `auto` job builds one config per candidate; then
+    `[model]` keys that the candidate's config does not know are left out).
 
     Raises:
         ConfigError: an unknown [model] key or a bad value (named by models.config).
     """
+    family = family or spec.family
     data: dict[str, Any] = {
-        "family": spec.family,
+        "family": family,
         "lookback": lookback,
         "max_horizon": spec.horizon,
         "frequency": frame.frequency,
@@ -108,14 +121,19 @@ def build_config(spec: TrainSpec, frame: SeriesFrame, lookback: int) -> Any:
         "device": spec.device,
         "levels": list(spec.levels),
     }
-    if spec.family == "esn":
-        data["washout"] = min(96, lookback)  # the ESN warms up over at most `lookback` steps
-    else:
-        data["segment_length"] = _segment_length(lookback)
-        if spec.epochs is not None:
-            data["epochs"] = spec.epochs
-    data.update(spec.model)
-    return models_io.config_from_dict(data)
+    if family in defaults.RECURRENT and spec.epochs is not None:
+        data["epochs"] = spec.epochs
+    derived = defaults.derive(spec, frame, family)
+    derived.values.pop("lookback", None)
+    model = dict(spec.model)
+    if family != spec.family:
+        known = set(models_io.config_from_dict({"family": family}).to_dict())
+        model = {k: v for k, v in model.items() if k in known}
+    if "washout" not in model and family == "esn":
+        derived.values["washout"] = min(int(derived.values.get("washout", 96)), lookback)
+    if "segment_length" not in model and family in defaults.RECURRENT:
+        derived.values["segment_length"] = defaults.segment_for(lookback, frame.frequency)
+    return models_io.config_from_dict(defaults.merge(data, derived, model))
 
 
 def _slice(s: SeriesData, lo: int, hi: int) -> SeriesData:
@@ -136,15 +154,14 @@ def _context_start(train_end: int, lookback: int, series_id: str) -> int:
     return train_end - lookback
 
 
-def _ett_series(frame: SeriesFrame, horizon: int) -> tuple[SeriesData, splits.Split, np.ndarray]:
-    """The z-scored ETT target (+ covariates) as one series, its split and test origins."""
+def _ett_series(frame: SeriesFrame, horizon: int) -> tuple[SeriesData, splits.Split]:
+    """The z-scored ETT target (+ covariates) as one series, and its split."""
     problem = ett_problem(frame, horizon, mode="S", target=frame.target)
     sp = problem.split
     target = problem.values[:, problem.target_index].astype(np.float32)  # [N]
     cov_idx = [problem.columns.index(c) for c in frame.covariates]
     covs = problem.values[:, cov_idx].astype(np.float32) if cov_idx else None  # [N, C]
-    stamps = frame.table["timestamp"].to_numpy(dtype="datetime64[ns]")[: sp.end]  # [N]
-    return SeriesData(target, stamps, covs, frame.series_ids()[0]), sp, problem.origins
+    return SeriesData(target, problem.timestamps, covs, frame.series_ids()[0]), sp
 
 
 def fit_series(
@@ -156,7 +173,7 @@ def fit_series(
         DataError: a series too short for the split or for `lookback`.
     """
     if spec.protocol == "ett":
-        whole, sp, _ = _ett_series(frame, spec.horizon)
+        whole, sp = _ett_series(frame, spec.horizon)
         start = _context_start(sp.train_end, lookback, whole.series_id)
         return [_slice(whole, 0, sp.train_end)], [_slice(whole, start, sp.val_end)]
     train, val = [], []
@@ -177,21 +194,12 @@ def windows(frame: SeriesFrame, spec: TrainSpec, lookback: int, part: str) -> Wi
         DataError: when `lookback` reaches before the first row of some window.
     """
     if spec.protocol != "ett":
-        return backtest.frame_windows(
+        return frame_windows(
             frame, spec.horizon, lookback, part=part,
             val_fraction=spec.val_fraction, test_fraction=spec.test_fraction,
         )  # fmt: skip
-    whole, sp, test_origins = _ett_series(frame, spec.horizon)
-    origins = test_origins if part == "test" else splits.val_origins(sp, spec.horizon)
-    hist, act = splits.window_stack(whole.values, origins, lookback, spec.horizon)  # [N, L], [N, H]
-    assert whole.timestamps is not None  # set by _ett_series
-    stamps, _ = splits.window_stack(whole.timestamps, origins, lookback, spec.horizon)  # [N, L]
-    covs = None
-    if whole.covariates is not None:
-        c, _ = splits.window_stack(whole.covariates, origins, lookback, spec.horizon)  # [N, C, L]
-        covs = c.transpose(0, 2, 1)  # [N, C, L] -> [N, L, C]
-    scale = seasonal_naive_scale(whole.values[: sp.train_end], season_length(frame.frequency))
-    return Windows(hist.astype(np.float64), act.astype(np.float64), scale, stamps, covs)
+    problem = ett_problem(frame, spec.horizon, mode="S", target=frame.target)
+    return ett_windows(problem, lookback, part=part, covariates=frame.covariates)
 
 
 def baselines(frame: SeriesFrame, spec: TrainSpec) -> dict[str, Any]:
@@ -225,6 +233,25 @@ def evaluate_model(model: Forecaster, stack: Windows, levels: tuple[int, ...]) -
     mean, lower, upper = backtest.predict_windows(model.predict, stack, levels)
     scores = evaluate(stack.actual, mean, lower, upper, mase_scale=stack.mase_scale)
     return Evaluation(scores, mean, lower, upper)
+
+
+def baseline_val_scores(stack: Windows, frequency: str, metric: str) -> dict[str, float]:
+    """Naive and seasonal naive scored on `stack` (the gate's validation windows) by `metric`.
+
+    Seasonal naive needs a full season in each window's look-back; it is left out when the
+    look-back is shorter (so the gate then compares with naive alone).
+    """
+    none: dict[int, np.ndarray] = {}
+    out = {"naive": naive_forecast(stack.history, stack.horizon)}  # [N, L] -> [N, H]
+    season = season_length(frequency)
+    if stack.history.shape[1] >= season > 1:
+        out["seasonal_naive"] = seasonal_naive_forecast(stack.history, stack.horizon, season)
+    return {
+        name: float(
+            evaluate(stack.actual, mean, none, none, mase_scale=stack.mase_scale).overall[metric]
+        )
+        for name, mean in out.items()
+    }
 
 
 def champion_scorer(frame: SeriesFrame, spec: TrainSpec, metric: str) -> Callable[[Path], float]:

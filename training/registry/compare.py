@@ -19,7 +19,6 @@ from training.errors import ExperimentError, TrackingError
 from training.evaluation import plots
 from training.registry.gate import CHALLENGER, CHAMPION
 from training.registry.tracking import Tracker
-from training.settings import TrainSettings
 
 RANK_METRICS = ("test_mae", "test_mse", "test_rmse", "test_smape", "test_mase", "val_mae")
 _KEY_PARAMS = ("lookback", "hidden_size", "num_layers", "reservoir_size", "epochs", "decoder")
@@ -102,17 +101,6 @@ def _int_or_none(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def compare_table(
-    name: str,
-    tracking_uri: str | None = None,
-    metric: str = "test_mae",
-    *,
-    settings: TrainSettings | None = None,
-) -> list[dict[str, Any]]:
-    """The leaderboard of `name` on `tracking_uri` (for `make demo` and the CLI)."""
-    return leaderboard(Tracker(tracking_uri, settings), name, metric)
 
 
 def _fmt(value: Any, digits: int = 4) -> str:

@@ -6,6 +6,14 @@ the same validation windows *now* (the champion is downloaded and re-evaluated, 
 the data is reflected). Lower scores are better for every gate metric. The decision and both
 scores are written as tags on the version and on the run. `promote_by_hand` overrides the gate
 and records who did it and why.
+
+The gate also knows the baselines: before the champion is consulted, the challenger must beat
+the best of naive (random walk) and seasonal naive on the same validation windows by the same
+margin, the first version of a name included, so a registered name is never served something
+worse than the trivial forecast. A challenger that fails gets the decision
+`rejected: worse than seasonal naive` (or `naive`) with both scores as tags, unless
+`allow_worse_than_baseline` is set. Baseline families themselves skip this check: they are the
+floor it measures against.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import logging
 import math
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+BASELINE_LABELS = {"naive": "naive", "seasonal_naive": "seasonal naive"}
+BASELINE_FAMILIES = ("naive", "seasonal_naive", "kalman")
 
 ChampionScorer = Callable[[Path], float]
 """Scores a downloaded forecaster directory on the challenger's validation windows."""
@@ -46,6 +56,11 @@ class GateDecision:
         challenger_score: the challenger's validation score.
         champion_score: the previous champion's score on the same windows (None: no champion).
         reason: one sentence saying why.
+        baseline: the best baseline on the validation windows ("naive", "seasonal_naive"),
+            or None when no baseline was scored.
+        baseline_score: its validation score.
+        worse_than_baseline: whether the challenger failed to beat it by the margin.
+        baseline_overridden: whether `allow_worse_than_baseline` let it past that check.
     """
 
     promoted: bool
@@ -58,15 +73,30 @@ class GateDecision:
     challenger_score: float
     champion_score: float | None
     reason: str
+    baseline: str | None = None
+    baseline_score: float | None = None
+    worse_than_baseline: bool = False
+    baseline_overridden: bool = False
+
+    @property
+    def decision(self) -> str:
+        """The gate decision: promoted, rejected, or rejected: worse than seasonal naive."""
+        if self.promoted:
+            return "promoted"
+        if self.worse_than_baseline and not self.baseline_overridden and self.baseline:
+            return f"rejected: worse than {BASELINE_LABELS.get(self.baseline, self.baseline)}"
+        return "rejected"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""
-        return asdict(self)
+        return {**asdict(self), "decision": self.decision}
 
     def tags(self) -> dict[str, str]:
         """Tags written on the version and the run."""
         return {
-            "gate_decision": "promoted" if self.promoted else "rejected",
+            "gate_decision": self.decision,
+            "baseline_name": self.baseline or "",
+            "baseline_score": "" if self.baseline_score is None else f"{self.baseline_score:.6g}",
             "gate_metric": f"val_{self.metric}",
             "gate_margin": f"{self.margin:g}",
             "val_score": f"{self.challenger_score:.6g}",
@@ -107,6 +137,20 @@ def decide(challenger: float, champion: float | None, margin: float) -> tuple[bo
     )
 
 
+def best_baseline(scores: Mapping[str, float]) -> tuple[str, float] | None:
+    """The lowest finite score among the naive baselines, as (name, score); None if none."""
+    usable = [(v, k) for k, v in scores.items() if k in BASELINE_LABELS and math.isfinite(v)]
+    if not usable:
+        return None
+    score, name = min(usable)
+    return name, score
+
+
+def beats_baseline(challenger: float, baseline: float, margin: float) -> bool:
+    """challenger <= baseline x (1 - margin) (lower is better)."""
+    return math.isfinite(challenger) and challenger <= baseline * (1.0 - margin)
+
+
 def run_gate(
     tracker: Tracker,
     name: str,
@@ -117,6 +161,9 @@ def run_gate(
     margin: float,
     score_champion: ChampionScorer,
     run_id: str | None = None,
+    baseline_scores: Mapping[str, float] | None = None,
+    allow_worse_than_baseline: bool = False,
+    family: str = "",
 ) -> GateDecision:
     """Alias `version` challenger, score the champion now, promote or not, tag both places.
 
@@ -132,6 +179,11 @@ def run_gate(
         margin: relative improvement required.
         score_champion: scores a forecaster directory on the same validation windows.
         run_id: the training run, tagged with the decision too.
+        baseline_scores: naive / seasonal_naive scores on the same validation windows (same
+            metric); the challenger must beat the best of them by `margin`.
+        allow_worse_than_baseline: promote on the champion comparison alone, recording that
+            the baseline was not beaten.
+        family: the challenger's family; baseline families skip the baseline check.
     """
     previous = tracker.aliases(name).get(CHAMPION)
     tracker.set_alias(name, CHALLENGER, version)
@@ -142,6 +194,18 @@ def run_gate(
     promoted, reason = decide(challenger_score, champion_score, margin)
     if note:
         reason = f"{reason} ({note})"
+    floor = None if family in BASELINE_FAMILIES else best_baseline(baseline_scores or {})
+    worse = floor is not None and not beats_baseline(challenger_score, floor[1], margin)
+    if floor is not None and worse:
+        label = BASELINE_LABELS[floor[0]]
+        line = (
+            f"worse than {label}: challenger {challenger_score:.6g} > {label} {floor[1]:.6g} "
+            f"x (1 - {margin:g}) = {floor[1] * (1.0 - margin):.6g} on the validation windows"
+        )
+        if allow_worse_than_baseline:
+            reason = f"{reason}; {line} (allowed by --allow-worse-than-baseline)"
+        else:
+            promoted, reason = False, line
     if promoted:
         tracker.set_alias(name, CHAMPION, version)
     decision = GateDecision(
@@ -155,12 +219,16 @@ def run_gate(
         challenger_score=challenger_score,
         champion_score=champion_score,
         reason=reason,
+        baseline=None if floor is None else floor[0],
+        baseline_score=None if floor is None else floor[1],
+        worse_than_baseline=worse,
+        baseline_overridden=worse and allow_worse_than_baseline,
     )
     tags = decision.tags()
     tracker.set_version_tags(name, version, tags)
     if run_id:
         tracker.set_run_tags(run_id, tags)
-    logger.info("gate %s v%d: %s", name, version, tags["gate_decision"])
+    logger.info("gate %s v%d: %s (%s)", name, version, tags["gate_decision"], reason)
     return decision
 
 

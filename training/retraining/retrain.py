@@ -183,6 +183,7 @@ def retrain(
     callback: EpochCallback | None = None,
     lock_timeout: float | None = None,
     lock_dir: Path | None = None,
+    allow_worse_than_baseline: bool = False,
 ) -> RetrainResult:
     """Run one retraining cycle of registered model `name` (see the module docstring).
 
@@ -195,6 +196,8 @@ def retrain(
             it raises fails the cycle.
         lock_timeout: seconds to wait for a running cycle of the same model; None: no limit.
         lock_dir: folder of file locks (non-PostgreSQL); None: see `training.retraining.locks`.
+        allow_worse_than_baseline: let the gate promote a challenger that loses to naive /
+            seasonal naive on the validation windows (it must still beat the champion).
 
     Returns:
         The decision, both scores and the data span.
@@ -217,7 +220,13 @@ def retrain(
                 "retrain %s: replaying the spec of v%d (%s) on %d rows up to %s",
                 name, version.version, spec.family, frame.rows, frame.end.isoformat(),
             )  # fmt: skip
-            result = pipeline.train(spec, tracker.uri, callback, frame=frame)
+            result = pipeline.train(
+                spec,
+                tracker.uri,
+                callback,
+                frame=frame,
+                allow_worse_than_baseline=allow_worse_than_baseline,
+            )
         except Exception as exc:
             _record_failure(tracker, name, version.version, before, exc)
             raise
