@@ -8,9 +8,12 @@ sub-package, and nothing in `training/` imports it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import typer
 
-from training.cli import data, retrain, serve, store, train
+from training.cli import data, predict, retrain, serve, store, train, tune
 
 
 def build_app() -> typer.Typer:
@@ -22,13 +25,15 @@ def build_app() -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
     )
-    commands = {
+    commands: dict[str, Callable[..., Any]] = {
         "datasets": data.datasets_command,
         "baseline": data.baseline_command,
         "load-series": store.load_series_command,
         "train": train.train_command,
         "compare": train.compare_command,
         "promote": train.promote_command,
+        "tune": tune.tune_command,
+        "predict": predict.predict_command,
         "retrain": retrain.retrain_command,
         "schedule": retrain.schedule_command,
         "serve": serve.serve,

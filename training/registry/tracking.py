@@ -29,7 +29,7 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-from mlflow.entities import Metric
+from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
@@ -301,14 +301,26 @@ class Tracker:
 
     @contextmanager
     def run(
-        self, experiment: str, run_name: str, tags: Mapping[str, str] | None = None
+        self,
+        experiment: str,
+        run_name: str,
+        tags: Mapping[str, str] | None = None,
+        *,
+        nested: bool = False,
     ) -> Iterator[RunLog]:
-        """Start a run in `experiment`; it ends FINISHED, or FAILED when the block raises."""
+        """Start a run in `experiment`; it ends FINISHED, or FAILED when the block raises.
+
+        `nested=True` inside another run's block makes a child run of it (the `auto` job's
+        candidates), shown under the parent in the MLflow UI.
+        """
         experiment_id = self.experiment_id(experiment)
         with (
             self.active(),
             mlflow.start_run(
-                experiment_id=experiment_id, run_name=run_name, tags=dict(tags or {})
+                experiment_id=experiment_id,
+                run_name=run_name,
+                tags=dict(tags or {}),
+                nested=nested,
             ) as run,
         ):
             yield RunLog(self.client, run.info.run_id)
@@ -318,14 +330,6 @@ class Tracker:
     def model_names(self) -> list[str]:
         """Names of every registered model, sorted."""
         return sorted(m.name for m in self.client.search_registered_models())
-
-    def has_model(self, name: str) -> bool:
-        """Whether registered model `name` exists."""
-        try:
-            self.client.get_registered_model(name)
-        except MlflowException:
-            return False
-        return True
 
     def aliases(self, name: str) -> dict[str, int]:
         """Alias -> version of registered model `name` ({} when the model does not exist)."""
@@ -376,6 +380,32 @@ class Tracker:
         for key, value in tags.items():
             self.client.set_tag(run_id, key, str(value))
 
+    def log_child_run(
+        self,
+        parent_run_id: str,
+        run_name: str,
+        *,
+        params: Mapping[str, Any],
+        metric_rows: Sequence[tuple[str, float, int]],
+        tags: Mapping[str, Any],
+        failed: bool = False,
+    ) -> str:
+        """Log a finished child run of `parent_run_id` in one go (a tuning trial, from the
+        driver); returns its id. It ends FINISHED, or FAILED when `failed`."""
+        parent = self.client.get_run(parent_run_id)
+        run = self.client.create_run(
+            parent.info.experiment_id,
+            run_name=run_name,
+            tags={**{k: str(v) for k, v in tags.items()}, "mlflow.parentRunId": parent_run_id},
+        )
+        run_id = str(run.info.run_id)
+        clean = [Param(k, json.dumps(v) if isinstance(v, list | tuple | dict) else str(v))
+                 for k, v in params.items()]  # fmt: skip
+        self.client.log_batch(run_id, params=clean)
+        RunLog(self.client, run_id).metric_rows(metric_rows)
+        self.client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
+        return run_id
+
     def download_forecaster(self, name: str, version: int, destination: Path) -> Path:
         """Download version `version` of `name`; return its forecaster directory."""
         with self.active():
@@ -389,10 +419,6 @@ class Tracker:
                 "folder; it was not logged by `forecast train`. Fix: promote another version"
             )
         return directory
-
-    def model_uri(self, name: str, ref: str) -> str:
-        """`models:/name@alias` or `models:/name/version` for MLflow loaders."""
-        return f"models:/{name}@{ref}" if not ref.isdigit() else f"models:/{name}/{ref}"
 
     # --- runs -----------------------------------------------------------------------------
 

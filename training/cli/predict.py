@@ -1,0 +1,126 @@
+"""`forecast predict NAME`: batch forecasts of many series from a registered model, to Parquet.
+
+The series come from the series store (`--series a,b` or `--all`) or a file of many series
+(`--data FILE` with its columns). The model is the version an alias points at (`--alias`,
+default champion) or `--version N`. In this process by default; with `--ray-address` (or
+`--ray`, which starts Ray here) the series are sharded over a Ray cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from training.cli.console import console, json_stdout, user_errors
+from training.cli.tune import RayAddress
+from training.errors import ExperimentError
+from training.settings import TrainSettings
+
+Opt = typer.Option
+
+
+def _data_source(series: str | None, all_series: bool, data: Path | None) -> None:
+    given = [flag for flag, on in (("--series", series is not None), ("--all", all_series),
+                                   ("--data", data is not None)) if on]  # fmt: skip
+    if len(given) != 1:
+        raise ExperimentError(
+            f"{' and '.join(given) or 'no data flag'} given: pass exactly one of --series "
+            "ID[,ID...], --all (every stored series) or --data FILE"
+        )
+
+
+def _preview(table: Any, rows: int = 10) -> Table:
+    out = Table(title=f"first {min(rows, len(table))} of {len(table)} forecast rows")
+    for column in table.columns:
+        out.add_column(str(column))
+    for record in table.head(rows).itertuples(index=False):
+        out.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in record))
+    return out
+
+
+@user_errors
+def predict_command(
+    name: Annotated[str, typer.Argument(help="Registered model name, e.g. load-etth1.")],
+    series: Annotated[
+        str | None, Opt("--series", help="Series-store ids, comma-separated.")
+    ] = None,
+    all_series: Annotated[bool, Opt("--all", help="Every series in the store.")] = False,
+    data: Annotated[Path | None, Opt("--data", help="CSV or Parquet of many series.")] = None,
+    time_col: Annotated[str | None, Opt("--time-col", help="Timestamp column (--data).")] = None,
+    target_col: Annotated[str | None, Opt("--target-col", help="Target column (--data).")] = None,
+    id_col: Annotated[str | None, Opt("--id-col", help="Series id column (--data).")] = None,
+    freq: Annotated[str | None, Opt("--freq", help="Frequency of --data.")] = None,
+    database_url: Annotated[str | None, Opt("--database-url", help="Series store.")] = None,
+    horizon: Annotated[int | None, Opt("--horizon", help="Steps (default: the model's).")] = None,
+    levels: Annotated[str, Opt("--levels", help="Interval levels in percent.")] = "80,95",
+    version: Annotated[
+        int | None, Opt("--version", help="Model version (default: the alias's).")
+    ] = None,
+    alias: Annotated[str, Opt("--alias", help="Alias to forecast with.")] = "champion",
+    output: Annotated[Path | None, Opt("--output", help="Write the rows to FILE.parquet.")] = None,
+    ray_address: RayAddress = None,
+    use_ray: Annotated[bool, Opt("--ray", help="Shard over Ray even without an address.")] = False,
+    shard_size: Annotated[int, Opt("--shard-size", help="Series per shard.")] = 1000,
+    tracking_uri: Annotated[str | None, Opt("--tracking-uri", help="MLflow tracking URI.")] = None,
+    as_json: Annotated[bool, Opt("--json", help="Print exactly one JSON object.")] = False,
+) -> None:
+    """Forecast many series with a registered model; write the rows to Parquet."""
+    from training.data.catalogue import load_file
+    from training.data.sources.store import parse_series_ids
+    from training.jobs.batch_predict import (
+        load_forecaster,
+        predict_batch,
+        resolve_model,
+        store_frame,
+        write_parquet,
+    )
+    from training.registry.tracking import Tracker
+
+    _data_source(series, all_series, data)
+    try:
+        level_list = [int(v) for v in levels.split(",") if v.strip()]
+    except ValueError:
+        raise ExperimentError(f"--levels {levels!r}: expected integers, e.g. 80,95") from None
+    if output is not None and output.suffix != ".parquet":
+        raise ExperimentError(f"--output {str(output)!r}: must end in .parquet. Fix: out.parquet")
+    tracker = Tracker(tracking_uri, TrainSettings())
+    ref = resolve_model(tracker, name, version, alias)
+    covariates = load_forecaster(ref.files).meta.covariates
+    if data is not None:
+        if not (time_col and target_col):
+            raise ExperimentError("--data needs --time-col and --target-col. Fix: pass both")
+        frame = load_file(data, time_col=time_col, target_col=target_col, id_col=id_col,
+                          freq=freq, covariates=covariates)  # fmt: skip
+    else:
+        ids = None if all_series else parse_series_ids(str(series))
+        frame = store_frame(database_url, ids, covariates)
+    with json_stdout(as_json):
+        result = predict_batch(
+            ref, frame, horizon=horizon, levels=level_list, ray_address=ray_address,
+            use_ray=use_ray, shard_size=shard_size,
+        )  # fmt: skip
+    written = None if output is None else write_parquet(result.forecasts, output)
+    summary = {
+        "model_name": result.model, "version": result.version, "series": result.series,
+        "rows": len(result.forecasts), "shards": result.shards, "seconds": result.seconds,
+        "ray": None if result.cluster is None else vars(result.cluster),
+        "output": None if written is None else str(written),
+    }  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(summary, default=str))
+        return
+    if written is None:
+        console.print(_preview(result.forecasts))
+    where = (
+        "in this process" if result.cluster is None else (f"on {result.cluster.nodes} Ray node(s)")
+    )
+    console.print(
+        f"{result.model} v{result.version}: {result.series} series, {summary['rows']} rows in "
+        f"{result.seconds:.1f} s {where}" + (f"; written to {written}" if written else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
