@@ -129,7 +129,7 @@ def test_failed_cycle_leaves_the_champion_and_is_recorded(
         caplog.at_level(logging.ERROR, logger="training.retraining.retrain"),
         pytest.raises(RuntimeError, match="simulated crash after epoch"),
     ):
-        retrain(NAME, tracking_uri=uri, callback=crash, lock_dir=tmp_path)
+        retrain(NAME, tracking_uri=uri, callback=crash, lock_dir=tmp_path, force=True)
 
     assert tracker.aliases(NAME)["champion"] == champion
     assert [v.version for v in tracker.versions(NAME)] == versions  # nothing registered
@@ -157,7 +157,8 @@ def test_two_cycles_started_at_once_run_one_after_the_other(
     def cycle() -> None:
         barrier.wait()
         try:
-            results.append(retrain(NAME, tracking_uri=uri, lock_dir=tmp_path))
+            # force: the second cycle sees no new data and would otherwise skip
+            results.append(retrain(NAME, tracking_uri=uri, lock_dir=tmp_path, force=True))
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -175,6 +176,24 @@ def test_two_cycles_started_at_once_run_one_after_the_other(
     tracker = Tracker(uri)
     a, b = tracker.run_data(first.run_id), tracker.run_data(second.run_id)
     assert a.end_ms is not None and a.end_ms <= b.start_ms
+
+
+def test_a_cycle_without_new_data_skips_and_records_why(seeded: tuple[str, Path]) -> None:
+    uri, _ = seeded
+    tracker = Tracker(uri)
+    before = [v.version for v in tracker.versions(NAME)]
+    trained = retrain(NAME, tracking_uri=uri, force=True)  # the champion now saw this data
+    assert trained.skipped is None and trained.challenger_version == before[-1] + 1
+    champion = trained.champion_version_after
+    assert champion is not None
+    skipped = retrain(NAME, tracking_uri=uri)
+    assert skipped.skipped is not None and "no new observations" in skipped.skipped
+    assert skipped.challenger_version is None and skipped.champion_version_after == champion
+    assert [v.version for v in tracker.versions(NAME)] == [*before, trained.challenger_version]
+    assert "no new observations" in tracker.version(NAME, champion).tags["retrain_skipped"]
+    result = runner.invoke(app, ["retrain", NAME, "--tracking-uri", uri, "--json"])
+    assert result.exit_code == 0, result.output
+    assert "no new observations" in json.loads(result.stdout)["skipped"]
 
 
 def test_unknown_model_is_a_clear_error(seeded: tuple[str, Path]) -> None:

@@ -69,6 +69,10 @@ def retrain_command(
             help="Let the gate promote a challenger that does not beat naive / seasonal naive.",
         ),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Train even when no observation was added since."),
+    ] = False,
 ) -> None:
     """Retrain a registered model on fresh data; promote the challenger if it beats the champion."""
     from training.retraining.retrain import retrain
@@ -80,9 +84,13 @@ def retrain_command(
             database_url=database_url,
             lock_timeout=lock_timeout,
             allow_worse_than_baseline=allow_worse_than_baseline,
+            force=force,
         )
     if as_json:
         typer.echo(json.dumps(result.to_json()))
+        return
+    if result.skipped is not None:
+        console.print(f"retrain {name}: skipped: {result.skipped}", markup=False)
         return
     out = result.to_json()
     scores = out["scores"]
@@ -140,7 +148,7 @@ def schedule_command(
         with json_stdout(as_json):
             cycles = scheduler.run_pending()
         states = job_table(scheduler.job_states(), scheduler.jobs)
-    failed = [c for c in cycles if c.status != "succeeded"]
+    failed = [c for c in cycles if c.status not in ("succeeded", "skipped")]
     if as_json:
         typer.echo(
             json.dumps(

@@ -13,6 +13,11 @@ one after the other, across processes and, on PostgreSQL, across hosts):
    same newest validation windows and promotes through the gate;
 4. tag the challenger's run `retrain=true` with the data span and the champion before.
 
+A cycle whose fresh data is exactly the data the replayed version was trained on (same
+sha256 of the table, logged as the run tag `data_sha256`) trains nothing: it returns a result
+with `skipped` set to the reason and records that reason on the version (tag
+`retrain_skipped`), instead of registering a duplicate.
+
 A cycle that raises leaves the champion alias untouched (the pipeline moves it only in the
 gate, after everything else succeeded); the failure is logged, recorded in MLflow as a FAILED
 run named "retrain-failed" carrying the error, and re-raised to the caller.
@@ -50,7 +55,7 @@ class RetrainResult:
 
     Attributes:
         model_name: registered model.
-        challenger_version: the version this cycle registered.
+        challenger_version: the version this cycle registered (None: skipped).
         champion_version_before: the champion when the cycle started (None: there was none).
         champion_version_after: the champion after the gate.
         promoted: whether the challenger became champion.
@@ -65,10 +70,11 @@ class RetrainResult:
         run_id: the challenger's MLflow run.
         spec_version: the version whose spec.json was replayed.
         seconds: wall time of the cycle, lock wait included.
+        skipped: why the cycle trained nothing (no new data), else None.
     """
 
     model_name: str
-    challenger_version: int
+    challenger_version: int | None
     champion_version_before: int | None
     champion_version_after: int | None
     promoted: bool
@@ -83,6 +89,7 @@ class RetrainResult:
     run_id: str
     spec_version: int
     seconds: float
+    skipped: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The one JSON object `forecast retrain --json` prints (non-finite scores -> null)."""
@@ -103,6 +110,7 @@ class RetrainResult:
             "run_id": self.run_id,
             "spec_version": self.spec_version,
             "seconds": round(self.seconds, 3),
+            "skipped": self.skipped,
         }  # fmt: skip
 
 
@@ -172,6 +180,23 @@ def resolve_database_url(database_url: str | None) -> str | None:
     return database_url or os.environ.get(DATABASE_URL_ENV)
 
 
+def unchanged_data(tracker: Tracker, version: VersionInfo, frame: Any) -> str | None:
+    """Why a cycle on `frame` would only repeat `version`'s training, else None.
+
+    The pipeline tags every run with the sha256 of the table it trained on; the same digest
+    means not one observation was added or changed since.
+    """
+    if not version.run_id:
+        return None
+    trained_on = tracker.run_data(version.run_id).tags.get("data_sha256", "")
+    if not trained_on or trained_on != frame.fingerprint().get("sha256"):
+        return None
+    return (
+        f"no new observations since version {version.version} was trained (the data still "
+        f"ends at {frame.end.isoformat()}, {frame.rows} rows, same sha256)"
+    )
+
+
 # --- the cycle -----------------------------------------------------------------------------
 
 
@@ -184,6 +209,7 @@ def retrain(
     lock_timeout: float | None = None,
     lock_dir: Path | None = None,
     allow_worse_than_baseline: bool = False,
+    force: bool = False,
 ) -> RetrainResult:
     """Run one retraining cycle of registered model `name` (see the module docstring).
 
@@ -198,6 +224,7 @@ def retrain(
         lock_dir: folder of file locks (non-PostgreSQL); None: see `training.retraining.locks`.
         allow_worse_than_baseline: let the gate promote a challenger that loses to naive /
             seasonal naive on the validation windows (it must still beat the champion).
+        force: train even when the data is exactly what the replayed version saw.
 
     Returns:
         The decision, both scores and the data span.
@@ -220,6 +247,29 @@ def retrain(
                 "retrain %s: replaying the spec of v%d (%s) on %d rows up to %s",
                 name, version.version, spec.family, frame.rows, frame.end.isoformat(),
             )  # fmt: skip
+            skipped = None if force else unchanged_data(tracker, version, frame)
+            if skipped is not None:
+                tracker.set_version_tags(name, version.version, {"retrain_skipped": skipped})
+                logger.info("retrain %s: skipped: %s", name, skipped)
+                return RetrainResult(
+                    model_name=name,
+                    challenger_version=None,
+                    champion_version_before=before,
+                    champion_version_after=before,
+                    promoted=False,
+                    metric=spec.gate_metric,
+                    challenger_score=math.nan,
+                    champion_score=None,
+                    margin=spec.gate_margin,
+                    rows=frame.rows,
+                    start=frame.start.isoformat(),
+                    end=frame.end.isoformat(),
+                    source=frame.source,
+                    run_id="",
+                    spec_version=version.version,
+                    seconds=time.monotonic() - started,
+                    skipped=skipped,
+                )
             result = pipeline.train(
                 spec,
                 tracker.uri,

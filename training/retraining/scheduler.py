@@ -281,6 +281,11 @@ class Scheduler:
             if not isinstance(exc, Exception):
                 raise  # KeyboardInterrupt / SystemExit: recorded, then honoured
         else:
+            if result.skipped is not None:
+                self._finish(job, run_id, started, {"status": "skipped", "error": result.skipped})
+                logger.info("schedule %s: cycle for %s skipped: %s", job.name,
+                            due.isoformat(), result.skipped)  # fmt: skip
+                return self.runs(job.name, limit=1)[0]
             versions = {
                 "challenger": result.challenger_version,
                 "champion_before": result.champion_version_before,
