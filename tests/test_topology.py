@@ -591,6 +591,16 @@ def _serve_retrain_and_survive(
         )
         processes.marks["switch_seconds"] = round(time.monotonic() - promoted_at, 2)
 
+        # A day more of observations, so the scheduled cycle has new data to train on (a cycle
+        # without new observations skips: tests/training/test_retrain.py).
+        more_stamps, more_values = new_pattern(datetime.fromisoformat(stamps[-1]))
+        more = a.post(
+            f"/v1/series/{SERIES}/observations",
+            headers=ADMIN,
+            json={"timestamps": more_stamps[:24], "values": more_values[:24]},
+        )
+        assert more.status_code == 200 and more.json()["inserted"] == 24, more.text
+
         # The scheduler's cycle: a new process that finds the job the first one registered.
         wait = (due - utc_now()).total_seconds() + 1.0
         assert wait < 65, f"the job is due at {due}, {wait:.0f} s from now"

@@ -243,3 +243,13 @@ def test_bundled_configs_cover_four_datasets_and_four_families() -> None:
     for dataset in ("load-etth1", "stock-aapl", "demand-bike-hourly", "demand-sales-weekly"):
         for family in ("lstm", "gru", "rnn", "esn"):
             assert f"{dataset}-{family}" in stems
+
+
+def test_the_spec_lists_exactly_the_registered_families_and_protocols() -> None:
+    """The spec's Literal types exist for pydantic's messages; the registries stay the truth."""
+    from models.registry import FAMILIES as REGISTERED
+    from training.evaluation.protocols import PROTOCOLS as KNOWN
+    from training.jobs import experiment
+
+    assert set(experiment.FAMILIES) == {*REGISTERED, "auto"}
+    assert set(experiment.PROTOCOLS) == set(KNOWN)

@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from models.base import EpochCallback
+from models.config import BASELINE_FAMILIES
 from training.data.frame import SeriesFrame
 from training.errors import USER_ERRORS
 from training.jobs.defaults import RECURRENT
@@ -37,7 +38,6 @@ from training.jobs.steps import (
     result_of,
     run_tags,
 )
-from training.registry.gate import BASELINE_FAMILIES
 from training.registry.tracking import Tracker
 from training.settings import TrainSettings
 

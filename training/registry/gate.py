@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from models.config import BASELINE_FAMILIES
 from training.errors import USER_ERRORS, ExperimentError
 from training.registry.tracking import Tracker
 
@@ -35,7 +36,6 @@ logger = logging.getLogger(__name__)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 BASELINE_LABELS = {"naive": "naive", "seasonal_naive": "seasonal naive"}
-BASELINE_FAMILIES = ("naive", "seasonal_naive", "kalman")
 
 ChampionScorer = Callable[[Path], float]
 """Scores a downloaded forecaster directory on the challenger's validation windows."""
