@@ -45,6 +45,12 @@ def train_all(uri: str, epochs: int, retrain: bool) -> None:
             config = REPO / "configs" / f"{name}-{family}.toml"
             console.rule(f"{name}: {family}")
             train_command(config=config, epochs=epochs, tracking_uri=uri)
+        fallback = REPO / "configs" / f"{name}-naive.toml"
+        if "champion" not in tracker.aliases(name) and fallback.exists():
+            # The gate refused every learned family (on daily stocks, nothing may beat the
+            # random walk): the random walk itself serves, as `--family auto` would choose.
+            console.rule(f"{name}: naive (no learned family beat the baselines)")
+            train_command(config=fallback, tracking_uri=uri)
 
 
 def show_leaderboards(uri: str) -> None:
