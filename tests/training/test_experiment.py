@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.config import ESNConfig, RecurrentConfig
+from models.config import BASELINE_FAMILIES, BaselineConfig, ESNConfig, RecurrentConfig
 from training.errors import ExperimentError
 from training.jobs.experiment import FAMILIES, TrainSpec
 from training.jobs.preparation import build_config, default_lookback, fit_series, load_frame
@@ -230,7 +230,14 @@ def test_every_bundled_config_builds_a_valid_model_config(path: Path) -> None:
     frame = load_frame(spec)
     lookback = spec.lookback or default_lookback(frame, spec)
     config = build_config(spec, frame, lookback)
-    assert isinstance(config, ESNConfig if spec.family == "esn" else RecurrentConfig)
+    expected = (
+        ESNConfig
+        if spec.family == "esn"
+        else BaselineConfig
+        if spec.family in BASELINE_FAMILIES
+        else RecurrentConfig
+    )
+    assert isinstance(config, expected)
     assert config.max_horizon == spec.horizon
     assert config.frequency == frame.frequency
     train, val = fit_series(frame, spec, lookback)
