@@ -38,8 +38,7 @@ from models.base import EpochCallback, EpochStats, FitReport, Forecast, ModelMet
 from models.config import BaselineConfig
 from models.errors import ForecastInputError
 from models.loop import resolve_device
-from models.persist import load_module, save_module
-from models.versions import library_versions
+from models.persist import fresh_meta, load_module, save_module
 from models.windows import WindowSet, check_series, stack_series_windows
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -217,16 +216,7 @@ class BaselineForecaster(nn.Module):
         )
         if c.family != "kalman":  # fixed by the family; kalman's waits for fit()
             self.projection.copy_(torch.from_numpy(self._projection(1.0)))
-        self._meta = ModelMeta(
-            family=c.family,
-            lookback=c.lookback,
-            max_horizon=c.max_horizon,
-            frequency=c.frequency,
-            target=c.target,
-            covariates=c.covariates,
-            calendar=c.calendar,
-            versions=library_versions(),
-        )
+        self._meta = fresh_meta(c)
 
     projection: Tensor
 

@@ -65,9 +65,8 @@ from models.config import ESNConfig
 from models.errors import ForecastInputError
 from models.features import calendar_features, calendar_width
 from models.loop import resolve_device
-from models.persist import load_module, save_module
+from models.persist import fresh_meta, load_module, save_module
 from models.reservoir import normal_equations, reservoir_weights, run_reservoir, solve_ridge
-from models.versions import library_versions
 from models.windows import check_series
 
 _PREDICT_BATCH = 1024  # history rows per reservoir pass at inference (bounds memory)
@@ -105,16 +104,7 @@ class ESNForecaster(nn.Module):
         self.register_buffer("input_scale", torch.ones(1 + len(c.covariates)))
         self.register_buffer("readout_weight", torch.zeros(self.n_features, c.max_horizon))
         self.register_buffer("readout_bias", torch.zeros(c.max_horizon))
-        self._meta = ModelMeta(
-            family="esn",
-            lookback=c.lookback,
-            max_horizon=c.max_horizon,
-            frequency=c.frequency,
-            target=c.target,
-            covariates=c.covariates,
-            calendar=c.calendar,
-            versions=library_versions(),
-        )
+        self._meta = fresh_meta(c)
 
     w_in: Tensor
     w: Tensor

@@ -17,8 +17,10 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from models.base import ModelMeta
+from models.config import FamilyConfig
 from models.errors import ModelFileError
 from models.loop import resolve_device
+from models.versions import library_versions
 
 FILES = ("config.json", "meta.json", "weights.safetensors")
 
@@ -176,3 +178,17 @@ def load_module(
     module.to(resolve_device(device))
     module.eval()
     return module, meta
+
+
+def fresh_meta(config: FamilyConfig) -> ModelMeta:
+    """The metadata of a model just built from `config`, before fit adds intervals and facts."""
+    return ModelMeta(
+        family=config.family,
+        lookback=config.lookback,
+        max_horizon=config.max_horizon,
+        frequency=config.frequency,
+        target=config.target,
+        covariates=config.covariates,
+        calendar=config.calendar,
+        versions=library_versions(),
+    )

@@ -38,9 +38,8 @@ from models.features import (
     future_timestamps,
 )
 from models.loop import LoopSettings, resolve_device, train_loop
-from models.persist import load_module, save_module
+from models.persist import fresh_meta, load_module, save_module
 from models.scaling import denormalise, normalise
-from models.versions import library_versions
 from models.windows import WindowSet, stack_series_windows
 
 _CELLS: dict[str, Any] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -70,16 +69,7 @@ class RecurrentForecaster(nn.Module):
         self.dirs = 2 if c.bidirectional else 1
         seg = c.segment_length
         self.out_segments = math.ceil(c.max_horizon / seg)
-        self._meta = ModelMeta(
-            family=c.family,
-            lookback=c.lookback,
-            max_horizon=c.max_horizon,
-            frequency=c.frequency,
-            target=c.target,
-            covariates=c.covariates,
-            calendar=c.calendar,
-            versions=library_versions(),
-        )
+        self._meta = fresh_meta(c)
         with torch.random.fork_rng(devices=[]):  # seeded init, global RNG left untouched
             torch.manual_seed(c.seed)
             self._build()
