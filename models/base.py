@@ -2,7 +2,11 @@
 
 Arrays are NumPy at this boundary (float32 values, datetime64 timestamps); tensors stay
 inside the families. Shapes: B = series in a batch, T = history length, H = horizon,
-C = past covariates.
+C = past covariates, K = future covariates.
+
+Past covariates are known only up to the forecast origin; future covariates (a weather
+forecast, a holiday calendar, a planned promotion) are known over the horizon as well, so
+`predict` takes them for history and horizon, `[B, T + H, K]`.
 """
 
 from __future__ import annotations
@@ -24,12 +28,15 @@ class SeriesData:
         timestamps: [T] datetime64 stamps, needed when the model uses calendar features.
         covariates: [T, C] past covariates, in the order of the model's `covariates`.
         series_id: label used in error messages.
+        future_covariates: [T, K] future-known covariates, in the order of the model's
+            `future_covariates` (their recorded values; training reads the horizon's from here).
     """
 
     values: np.ndarray
     timestamps: np.ndarray | None = None
     covariates: np.ndarray | None = None
     series_id: str = ""
+    future_covariates: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,11 @@ class ModelMeta:
         target: name of the target column.
         covariates: names of past covariates, in input order.
         calendar: whether calendar features of the timestamps are inputs.
+        future_covariates: names of future-known covariates, in input order ("holiday:US"
+            style names are holiday indicators computed from timestamps, see training.data).
+        future_stats: (mean, std) of each future covariate on the training series, in the
+            order of `future_covariates`; the model feeds (value - mean) / std. Empty when the
+            family ignores future covariates (the baselines; `extra` says so) or before fit.
         conformal: level -> per-step absolute-residual quantiles [H] (from validation).
         versions: library versions at training time.
         extra: free-form JSON-safe facts (training windows, seed, ...).
@@ -108,6 +120,8 @@ class ModelMeta:
     target: str
     covariates: tuple[str, ...] = ()
     calendar: bool = False
+    future_covariates: tuple[str, ...] = ()
+    future_stats: tuple[tuple[float, float], ...] = ()
     conformal: dict[int, tuple[float, ...]] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -116,14 +130,17 @@ class ModelMeta:
 class Forecaster(Protocol):
     """What every family implements. Families inherit at most nn.Module.
 
-    Capability flags (class attributes): `reads_covariates` / `reads_calendar` say whether
-    the forecast depends on past covariates / calendar features. A family that does not read
-    them (the baselines) still checks the ones its config declares, so every family of one
-    config takes the same inputs.
+    Capability flags (class attributes): `reads_covariates` / `reads_calendar` /
+    `reads_future_covariates` say whether the forecast depends on past covariates / calendar
+    features / future covariates. A family that does not read them (the baselines) still
+    checks the ones its config declares, so every family of one config takes the same inputs.
     """
 
     @property
     def reads_covariates(self) -> bool: ...
+
+    @property
+    def reads_future_covariates(self) -> bool: ...
 
     @property
     def reads_calendar(self) -> bool: ...
@@ -142,7 +159,9 @@ class Forecaster(Protocol):
         """Train on every window of `train`, early-stop and calibrate on `val`.
 
         `val` series carry their own look-back context: each val series starts
-        `lookback` steps before its first forecast target.
+        `lookback` steps before its first forecast target. Future covariates are columns of
+        each series (`SeriesData.future_covariates` [T, K]); a window reads their values over
+        its look-back and its horizon.
         """
         ...
 
@@ -154,11 +173,14 @@ class Forecaster(Protocol):
         *,
         timestamps: np.ndarray | None = None,
         covariates: np.ndarray | None = None,
+        future_covariates: np.ndarray | None = None,
     ) -> Forecast:
         """Forecast `horizon` steps after each row of `history` [B, T] (T >= lookback).
 
         `timestamps` [B, T] are required when the model uses calendar features;
-        `covariates` [B, T, C] when it declares past covariates.
+        `covariates` [B, T, C] when it declares past covariates; `future_covariates`
+        [B, T + H, K] (history then horizon, in the order of `meta.future_covariates`) when it
+        declares future covariates.
         """
         ...
 

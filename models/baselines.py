@@ -207,6 +207,7 @@ class BaselineForecaster(nn.Module):
 
     reads_covariates = False  # covariates named in the config are checked, then unused
     reads_calendar = False
+    reads_future_covariates = False  # likewise; meta.extra["future_covariates"] says so
 
     def __init__(self, config: BaselineConfig) -> None:
         super().__init__()
@@ -262,8 +263,10 @@ class BaselineForecaster(nn.Module):
         self.to(resolve_device(c.device))
         cal = c.frequency if c.calendar else None
         for i, s in enumerate([*train, *val]):
-            check_series(s, i, cal, len(c.covariates))
+            check_series(s, i, cal, len(c.covariates), len(c.future_covariates))
         extra: dict[str, float | int | str] = {}
+        if c.future_covariates:
+            extra["future_covariates"] = "ignored: a baseline reads the target only"
         if c.family == "kalman":
             q = fit_level_ratio([np.asarray(s.values) for s in train])
             self.projection.copy_(torch.from_numpy(self._projection(q)))
@@ -324,10 +327,12 @@ class BaselineForecaster(nn.Module):
         *,
         timestamps: np.ndarray | None = None,
         covariates: np.ndarray | None = None,
+        future_covariates: np.ndarray | None = None,
     ) -> Forecast:
         """Forecast `horizon` steps after each row of `history` [B, T] (T >= lookback).
 
-        Horizons beyond `max_horizon` roll forward block by block (`rolled=True`).
+        Declared covariates and future covariates are checked, then ignored. Horizons beyond
+        `max_horizon` roll forward block by block (`rolled=True`).
 
         Raises:
             ForecastInputError: naming the argument, the value and the fix.
@@ -335,14 +340,17 @@ class BaselineForecaster(nn.Module):
         projection = self.projection.detach().cpu().numpy()  # [L, H]
         lookback = self.config.lookback
 
-        def step(h: np.ndarray, st: np.ndarray | None, cv: np.ndarray | None) -> np.ndarray:
-            del st, cv  # baselines read the target only
+        def step(
+            h: np.ndarray, st: np.ndarray | None, cv: np.ndarray | None, fu: np.ndarray | None
+        ) -> np.ndarray:
+            del st, cv, fu  # baselines read the target only
             out: np.ndarray = h[:, -lookback:].astype(np.float64) @ projection  # [B, L] @ [L, H]
             return out
 
         return rollout.forecast(
-            step, self._meta, history, horizon, levels, timestamps=timestamps, covariates=covariates
-        )
+            step, self._meta, history, horizon, levels,
+            timestamps=timestamps, covariates=covariates, future_covariates=future_covariates,
+        )  # fmt: skip
 
     def save(self, directory: Path) -> None:
         """Write config.json, meta.json and weights.safetensors (the projection)."""

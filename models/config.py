@@ -111,8 +111,9 @@ class FamilyConfig:
     """What every family's config holds first: what the model reads and emits.
 
     `family`; `lookback` steps read; `max_horizon` steps emitted per pass; the series'
-    `frequency`, `target` name, past `covariates` (names, in input order) and whether
-    `calendar` features of the timestamps are inputs.
+    `frequency`, `target` name, past `covariates` (names, in input order), whether
+    `calendar` features of the timestamps are inputs, and `future_covariates` (names, in
+    input order): columns known over the horizon too (weather forecasts, holidays, promotions).
     """
 
     family: str = "gru"
@@ -122,6 +123,7 @@ class FamilyConfig:
     target: str = "value"
     covariates: tuple[str, ...] = ()
     calendar: bool = False
+    future_covariates: tuple[str, ...] = ()
 
     def check_shared(self) -> None:
         """The rules on the shared fields (each family's __post_init__ calls it)."""
@@ -131,6 +133,16 @@ class FamilyConfig:
         require(
             len(set(self.covariates)) == len(self.covariates),
             f"covariates {list(self.covariates)} repeat a name; list each column once",
+        )
+        require(
+            len(set(self.future_covariates)) == len(self.future_covariates),
+            f"future_covariates {list(self.future_covariates)} repeat a name; list each once",
+        )
+        both = sorted(set(self.covariates) & set(self.future_covariates))
+        require(
+            not both,
+            f"{both} are listed in both covariates and future_covariates; a column known "
+            "over the horizon belongs in future_covariates only",
         )
 
     def to_dict(self) -> dict[str, Any]:

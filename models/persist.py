@@ -51,6 +51,8 @@ def meta_to_dict(meta: ModelMeta) -> dict[str, Any]:
         "target": meta.target,
         "covariates": list(meta.covariates),
         "calendar": meta.calendar,
+        "future_covariates": list(meta.future_covariates),
+        "future_stats": [list(pair) for pair in meta.future_stats],
         "conformal": {str(k): list(v) for k, v in meta.conformal.items()},
         "versions": dict(meta.versions),
         "extra": dict(meta.extra),
@@ -72,6 +74,8 @@ def meta_from_dict(data: dict[str, Any], where: str = "meta.json") -> ModelMeta:
             target=str(data["target"]),
             covariates=tuple(str(c) for c in data.get("covariates", ())),
             calendar=bool(data.get("calendar", False)),
+            future_covariates=tuple(str(c) for c in data.get("future_covariates", ())),
+            future_stats=tuple((float(m), float(sd)) for m, sd in data.get("future_stats", ())),
             conformal={
                 int(k): tuple(float(x) for x in v) for k, v in data.get("conformal", {}).items()
             },
@@ -190,5 +194,6 @@ def fresh_meta(config: FamilyConfig) -> ModelMeta:
         target=config.target,
         covariates=config.covariates,
         calendar=config.calendar,
+        future_covariates=config.future_covariates,
         versions=library_versions(),
     )

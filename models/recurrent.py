@@ -12,6 +12,12 @@ embedded by Linear+ReLU, so a 720-step look-back of 24-step segments is 30 recur
 - "seq2seq": a recurrent decoder seeded with the encoder state runs over the horizon, fed
   learned step embeddings and future calendar features, emitting one value per step.
 
+Future covariates (models.future) travel with the calendar features as "known" inputs
+[B, L+H, K]: the encoder reads their look-back values, and each head gets the horizon's values
+of the step it predicts ("direct": all H steps' values next to the final state; "segments":
+each output segment's values; "seq2seq": each decoder step's value). They are z-scored with
+the training series' mean and std (buffers `future_mean` / `future_std`, and meta).
+
 Every window is normalised on its own (models.scaling) and mapped back after the forward pass.
 """
 
@@ -37,6 +43,7 @@ from models.features import (
     calendar_width,
     future_timestamps,
 )
+from models.future import fit_stats
 from models.loop import LoopSettings, resolve_device, train_loop
 from models.persist import fresh_meta, load_module, save_module
 from models.scaling import denormalise, normalise
@@ -59,13 +66,22 @@ class RecurrentForecaster(nn.Module):
 
     reads_covariates = True
     reads_calendar = True
+    reads_future_covariates = True
+
+    future_mean: Tensor
+    future_std: Tensor
 
     def __init__(self, config: RecurrentConfig) -> None:
         super().__init__()
         self.config = config
         c = config
-        self.cal_width = calendar_width(c.frequency) if c.calendar else 0
+        self.n_future = len(c.future_covariates)
+        # "known" inputs: calendar features and future covariates, over look-back and horizon
+        self.cal_width = (calendar_width(c.frequency) if c.calendar else 0) + self.n_future
         self.channels = 1 + len(c.covariates) + self.cal_width
+        if self.n_future:  # [K'] training mean / std of each future covariate, set by fit
+            self.register_buffer("future_mean", torch.zeros(self.n_future))
+            self.register_buffer("future_std", torch.ones(self.n_future))
         self.dirs = 2 if c.bidirectional else 1
         seg = c.segment_length
         self.out_segments = math.ceil(c.max_horizon / seg)
@@ -164,7 +180,8 @@ class RecurrentForecaster(nn.Module):
         Args:
             x: [B, L] normalised look-back values.
             covariates: [B, L, C] normalised past covariates, or None.
-            calendar: [B, L+H, K] calendar features of look-back and horizon, or None.
+            calendar: [B, L+H, K] known inputs of look-back and horizon (calendar features,
+                then z-scored future covariates), or None.
 
         Returns:
             [B, H] normalised forecasts, H = max_horizon.
@@ -227,6 +244,16 @@ class RecurrentForecaster(nn.Module):
 
     # ---- windows -> loss / forecasts ---------------------------------------------------------
 
+    def _known(self, batch: WindowSet) -> Tensor | None:
+        """Calendar features and z-scored future covariates: [B, L+H, K + K'] or None."""
+        parts = [] if batch.calendar is None else [batch.calendar]  # [B, L+H, K]
+        if self.n_future and batch.known is not None:
+            scaled = (batch.known - self.future_mean) / self.future_std  # [B, L+H, K']
+            parts.append(scaled.to(batch.target.dtype))
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)  # [B, L+H, K + K']
+
     def _norm_inputs(self, batch: WindowSet) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
         """(x [B, L], covariates [B, L, C] | None, loc [B, 1], scale [B, 1]) of a batch."""
         x, loc, scale = normalise(batch.history, self.config.norm)  # [B, L]
@@ -241,7 +268,7 @@ class RecurrentForecaster(nn.Module):
         """The config's loss in normalised units (series of every size weigh alike: "revin")."""
         x, cov, loc, scale = self._norm_inputs(batch)
         target = (batch.future - loc) / scale  # [B, H]
-        pred = self(x, cov, batch.calendar).float()  # [B, H]
+        pred = self(x, cov, self._known(batch)).float()  # [B, H]
         if self.config.loss == "mae":
             return nn.functional.l1_loss(pred, target)
         if self.config.loss == "huber":
@@ -256,7 +283,7 @@ class RecurrentForecaster(nn.Module):
                 torch.arange(i, min(i + _PREDICT_BATCH, len(batch))).to(batch.target.device)
             )
             x, cov, loc, scale = self._norm_inputs(part)
-            outs.append(denormalise(self(x, cov, part.calendar).float(), loc, scale))
+            outs.append(denormalise(self(x, cov, self._known(part)).float(), loc, scale))
         return torch.cat(outs)  # [N, H]
 
     # ---- the Forecaster contract -------------------------------------------------------------
@@ -282,6 +309,10 @@ class RecurrentForecaster(nn.Module):
         self.to(device)
         windows = self._windows(train, device)
         val_windows = self._windows(val, device)
+        stats = fit_stats(train, self.n_future)
+        if self.n_future:
+            self.future_mean.copy_(torch.tensor([m for m, _ in stats]))
+            self.future_std.copy_(torch.tensor([sd for _, sd in stats]))
         fingerprint = json.dumps([c.to_dict(), len(windows), len(val_windows)], sort_keys=True)
         settings = LoopSettings(
             epochs=c.epochs,
@@ -312,6 +343,7 @@ class RecurrentForecaster(nn.Module):
             )
         self._meta = dataclasses.replace(
             self._meta,
+            future_stats=stats,
             conformal=conformal,
             extra={
                 "train_windows": len(windows),
@@ -335,6 +367,7 @@ class RecurrentForecaster(nn.Module):
             device=device,
             calendar_freq=c.frequency if c.calendar else None,
             covariates=len(c.covariates),
+            future_covariates=self.n_future,
         )
 
     def predict(
@@ -345,11 +378,13 @@ class RecurrentForecaster(nn.Module):
         *,
         timestamps: np.ndarray | None = None,
         covariates: np.ndarray | None = None,
+        future_covariates: np.ndarray | None = None,
     ) -> Forecast:
         """Forecast `horizon` steps after each row of `history` [B, T] (T >= lookback).
 
+        `future_covariates` [B, T + H, K'] hold the known values of history and horizon.
         Horizons beyond `max_horizon` are rolled forward block by block (`rolled=True`); past
-        covariates are then held at their last value.
+        covariates are then held at their last value, future ones read block by block.
 
         Raises:
             ForecastInputError: naming the argument, the value and the fix.
@@ -357,8 +392,10 @@ class RecurrentForecaster(nn.Module):
         c = self.config
         device = self._device()
 
-        def step(h: np.ndarray, st: np.ndarray | None, cv: np.ndarray | None) -> np.ndarray:
-            batch = self._predict_window(h[:, -c.lookback :], st, cv, device)
+        def step(
+            h: np.ndarray, st: np.ndarray | None, cv: np.ndarray | None, fu: np.ndarray | None
+        ) -> np.ndarray:
+            batch = self._predict_window(h[:, -c.lookback :], st, cv, fu, device)
             return self._forecast(batch).cpu().numpy()  # [B, max_horizon]
 
         was_training = self.training
@@ -369,6 +406,7 @@ class RecurrentForecaster(nn.Module):
                 return rollout.forecast(
                     step, self._meta, history, horizon, levels,
                     timestamps=timestamps, covariates=covariates,
+                    future_covariates=future_covariates,
                 )  # fmt: skip
         finally:
             if was_training:
@@ -379,11 +417,13 @@ class RecurrentForecaster(nn.Module):
         hist: np.ndarray,
         stamps: np.ndarray | None,
         cov: np.ndarray | None,
+        fut: np.ndarray | None,
         device: torch.device,
     ) -> WindowSet:
         """One look-back per row as a WindowSet with an empty-valued horizon.
 
-        hist [B, L]; stamps [B, T'] and cov [B, T', C] end where hist ends.
+        hist [B, L]; stamps [B, T'] and cov [B, T', C] end where hist ends; fut
+        [B, T' + max_horizon, K'] runs max_horizon steps past it.
         """
         c = self.config
         b = hist.shape[0]
@@ -396,12 +436,17 @@ class RecurrentForecaster(nn.Module):
             ahead = future_timestamps(stamps[:, -1], c.frequency, c.max_horizon)  # [B, H]
             window = np.concatenate([stamps[:, -c.lookback :].astype(ahead.dtype), ahead], 1)
             cal_t = torch.from_numpy(calendar_features(window, c.frequency)).to(device)
+        known_t = None
+        if fut is not None:
+            window_fut = fut[:, -(c.lookback + c.max_horizon) :]  # [B, L+H, K']
+            known_t = torch.from_numpy(np.ascontiguousarray(window_fut)).to(device)
         return WindowSet(
             target=torch.from_numpy(target).to(device),  # [B, L+H]
             covariates=cov_t,  # [B, L, C]
             calendar=cal_t,  # [B, L+H, K]
             lookback=c.lookback,
             horizon=c.max_horizon,
+            known=known_t,  # [B, L+H, K']
         )
 
     def save(self, directory: Path) -> None:

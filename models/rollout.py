@@ -6,6 +6,7 @@ block by block until the horizon is covered, and wraps the mean with conformal i
 
 Rolling: each block's forecast is appended to the history (its timestamps to the stamps, and
 past covariates held at their last row, since they are unknown ahead) and the step runs again.
+Future covariates are known ahead: each block reads the given values of its own steps.
 Errors compound across blocks, so a `Forecast` made this way says `rolled=True`, and a horizon
 beyond `max_roll` times `max_horizon` (default `MAX_ROLL` = 4) is refused rather than guessed:
 its intervals would extend calibrated quantiles far past the steps they were measured on.
@@ -21,11 +22,13 @@ from models import intervals
 from models.base import Forecast, ModelMeta
 from models.errors import ForecastInputError
 from models.features import future_timestamps
+from models.future import check_future, hold_rows
 from models.windows import check_predict_inputs
 
-# step(history [B, T'], timestamps [B, T'] | None, covariates [B, T', C] | None)
-#   -> [B, max_horizon]; T' grows by max_horizon per block, the step reads what it needs.
-StepFn = Callable[[np.ndarray, np.ndarray | None, np.ndarray | None], np.ndarray]
+# step(history [B, T'], timestamps [B, T'] | None, covariates [B, T', C] | None,
+#      future covariates [B, T' + max_horizon, K] | None) -> [B, max_horizon];
+# T' grows by max_horizon per block, the step reads what it needs.
+StepFn = Callable[[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None], np.ndarray]
 MAX_ROLL = 4  # the longest rolled forecast, in multiples of max_horizon
 
 
@@ -53,6 +56,7 @@ def roll_forward(
     timestamps: np.ndarray | None = None,
     covariates: np.ndarray | None = None,
     frequency: str | None = None,
+    future_covariates: np.ndarray | None = None,
 ) -> tuple[np.ndarray, bool]:
     """Forecast `horizon` steps with a model that emits `max_horizon` per call.
 
@@ -64,6 +68,8 @@ def roll_forward(
         timestamps: [B, T] datetime64 stamps of `history`, extended block by block when given.
         covariates: [B, T, C] past covariates, held at their last row block by block.
         frequency: the series frequency; required with `timestamps`.
+        future_covariates: [B, T + H, K] known values over history and horizon; each block
+            gets the rows of its history and its own max_horizon steps.
 
     Returns:
         (mean [B, H], rolled) where rolled is True when more than one block was needed.
@@ -72,7 +78,10 @@ def roll_forward(
     done = 0
     hist, stamps, cov = history, timestamps, covariates
     while done < horizon:
-        block = step(hist, stamps, cov)  # [B, max_horizon]
+        fut = None
+        if future_covariates is not None:
+            fut = hold_rows(future_covariates, hist.shape[1] + max_horizon)  # [B, T'+max_h, K]
+        block = step(hist, stamps, cov, fut)  # [B, max_horizon]
         blocks.append(block)
         done += max_horizon
         if done < horizon:
@@ -96,6 +105,7 @@ def forecast(
     *,
     timestamps: np.ndarray | None,
     covariates: np.ndarray | None,
+    future_covariates: np.ndarray | None = None,
     max_roll: int = MAX_ROLL,
 ) -> Forecast:
     """A family's `predict`: validate, roll forward, add intervals and future timestamps.
@@ -103,7 +113,8 @@ def forecast(
     Args:
         step: the family's forward pass (see `StepFn`).
         meta: the family's metadata (lookback, max_horizon, inputs, conformal quantiles).
-        history, horizon, levels, timestamps, covariates: as in `Forecaster.predict`.
+        history, horizon, levels, timestamps, covariates, future_covariates: as in
+            `Forecaster.predict`.
         max_roll: the longest horizon accepted, in multiples of `meta.max_horizon`.
 
     Raises:
@@ -115,8 +126,10 @@ def forecast(
         calibrated=bool(meta.conformal),
     )  # fmt: skip
     check_roll(horizon, meta.max_horizon, max_roll)
+    fut = check_future(future_covariates, hist.shape[0], hist.shape[1], horizon,
+                       meta.future_covariates)  # fmt: skip
     mean, rolled = roll_forward(
         step, hist, horizon, meta.max_horizon,
-        timestamps=stamps, covariates=cov, frequency=meta.frequency,
+        timestamps=stamps, covariates=cov, frequency=meta.frequency, future_covariates=fut,
     )  # fmt: skip
     return intervals.forecast(mean, hist, meta, levels, stamps=stamps, rolled=rolled)

@@ -30,6 +30,7 @@ class WindowSet:
         calendar: [N, L+H, K] calendar features of history and future, or None.
         lookback: L.
         horizon: H.
+        known: [N, L+H, K'] future covariates over history and horizon (raw units), or None.
     """
 
     target: Tensor
@@ -37,6 +38,7 @@ class WindowSet:
     calendar: Tensor | None
     lookback: int
     horizon: int
+    known: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.target.shape[0])
@@ -59,6 +61,7 @@ class WindowSet:
             calendar=None if self.calendar is None else self.calendar[index],  # [B, L+H, K]
             lookback=self.lookback,
             horizon=self.horizon,
+            known=None if self.known is None else self.known[index],  # [B, L+H, K']
         )
 
 
@@ -80,8 +83,10 @@ def make_windows(series: Tensor, lookback: int, horizon: int) -> Tensor:
     return series.unfold(0, size, 1).transpose(1, 2)  # [N, L+H, F]
 
 
-def check_series(s: SeriesData, i: int, calendar_freq: str | None, covariates: int) -> None:
-    """Validate one training series: 1-D finite values, timestamps, covariate width.
+def check_series(
+    s: SeriesData, i: int, calendar_freq: str | None, covariates: int, future: int = 0
+) -> None:
+    """Validate one training series: 1-D finite values, timestamps, covariate widths.
 
     Raises:
         ForecastInputError: naming the series (its id, else its position `i`).
@@ -121,6 +126,31 @@ def check_series(s: SeriesData, i: int, calendar_freq: str | None, covariates: i
             raise ForecastInputError(
                 f"series {name}: covariates hold NaN or inf; fill them before training"
             )
+    _check_future_columns(s, name, len(values), future)
+
+
+def _check_future_columns(s: SeriesData, name: str, length: int, future: int) -> None:
+    """The future-covariate columns of one training series: [T, K] finite values."""
+    width = 0 if s.future_covariates is None else np.asarray(s.future_covariates).shape[-1]
+    if width != future:
+        raise ForecastInputError(
+            f"series {name}: future_covariates have {width} columns, the model expects "
+            f"{future}; pass the future_covariates named in the config, in order"
+        )
+    if not future:
+        return
+    fut = np.asarray(s.future_covariates)
+    if fut.shape != (length, future):
+        raise ForecastInputError(
+            f"series {name}: future_covariates shape {fut.shape} must be [T, K] = "
+            f"[{length}, {future}]"
+        )
+    if not np.isfinite(fut).all():
+        row, col = (int(i[0]) for i in np.nonzero(~np.isfinite(fut)))
+        raise ForecastInputError(
+            f"series {name}: future_covariates hold NaN or inf (row {row}, column {col}); "
+            "fill them before training"
+        )
 
 
 def stack_series_windows(
@@ -131,6 +161,7 @@ def stack_series_windows(
     device: torch.device | str,
     calendar_freq: str | None,
     covariates: int,
+    future_covariates: int = 0,
 ) -> WindowSet:
     """Every window of every series, concatenated once on `device`.
 
@@ -144,6 +175,7 @@ def stack_series_windows(
         device: where the tensors live for the whole fit.
         calendar_freq: frequency for calendar features, or None for no calendar inputs.
         covariates: C, the number of past covariate columns each series must carry.
+        future_covariates: K', the number of future covariate columns each series must carry.
 
     Raises:
         ForecastInputError: non-finite values, wrong covariate width, missing timestamps,
@@ -152,8 +184,9 @@ def stack_series_windows(
     targets: list[Tensor] = []
     covs: list[Tensor] = []
     cals: list[Tensor] = []
+    knowns: list[Tensor] = []
     for i, s in enumerate(series):
-        check_series(s, i, calendar_freq, covariates)
+        check_series(s, i, calendar_freq, covariates, future_covariates)
         values = torch.as_tensor(np.asarray(s.values, dtype=np.float32), device=device)  # [T]
         if values.shape[0] < lookback + horizon:
             continue
@@ -165,6 +198,9 @@ def stack_series_windows(
             feats = calendar_features(np.asarray(s.timestamps), calendar_freq)  # [T, K]
             cal = torch.as_tensor(feats, device=device)
             cals.append(make_windows(cal, lookback, horizon))  # [N, L+H, K]
+        if future_covariates:
+            fut = torch.as_tensor(np.asarray(s.future_covariates, dtype=np.float32), device=device)
+            knowns.append(make_windows(fut, lookback, horizon))  # [N, L+H, K']
     if not targets:
         longest = max((len(s.values) for s in series), default=0)
         raise ForecastInputError(
@@ -182,6 +218,7 @@ def stack_series_windows(
         calendar=cat(cals) if cals else None,
         lookback=lookback,
         horizon=horizon,
+        known=cat(knowns) if knowns else None,
     )
 
 

@@ -18,6 +18,7 @@ from models.base import ModelMeta
 from models.features import future_timestamps, parse_frequency
 from service.errors import InvalidInputError, PayloadTooLargeError
 from service.settings import ServiceSettings
+from training.data.known import holiday_indicator, is_holiday_column
 from training.store import StoreError
 from training.store import timestamps as stamp_rules
 
@@ -29,6 +30,7 @@ class CheckedSeries:
     values: np.ndarray  # [L] float32
     stamps: np.ndarray  # [T] datetime64[s], the whole history (for the checks)
     covariates: np.ndarray | None  # [L, C] float32
+    future: np.ndarray | None = None  # [L + H, K] float32 future covariates, history + horizon
 
 
 def parse_timestamps(texts: Sequence[str], field: str) -> np.ndarray:
@@ -82,8 +84,14 @@ def check_series(
     timestamps: Sequence[str],
     values: Sequence[float],
     covariates: dict[str, list[float]] | None,
+    future_covariates: dict[str, list[float | None]] | None = None,
+    horizon: int = 0,
 ) -> CheckedSeries:
-    """Lengths, lookback and covariates of one series (timestamps are checked in bulk later)."""
+    """Lengths, lookback and covariates of one series (timestamps are checked in bulk later).
+
+    Future covariates (`check_future_covariates`) take their history from `covariates` or
+    from their own list; holiday indicators are computed from the timestamps.
+    """
     n, lookback = len(values), meta.lookback
     if len(timestamps) != n:
         raise InvalidInputError(
@@ -99,11 +107,17 @@ def check_series(
         )
     stamps = parse_timestamps(timestamps, f"{where}timestamps")  # [T]
     full = check_float32(values, f"{where}values")  # [T]
-    cov = _check_covariates(meta, name, where, covariates, n)
+    known = set(data_future_covariates(meta))
+    past = {k: v for k, v in (covariates or {}).items() if k not in known}
+    cov = _check_covariates(meta, name, where, past or None, n)
+    future = check_future_covariates(
+        meta, name, where, future_covariates, covariates or {}, stamps, horizon
+    )  # [T + H, K] or None
     return CheckedSeries(
         values=full[-lookback:],  # [T] -> [L]
         stamps=stamps,
         covariates=None if cov is None else cov[-lookback:],  # [T, C] -> [L, C]
+        future=None if future is None else future[-(lookback + horizon) :],  # [L + H, K]
     )
 
 
@@ -136,6 +150,103 @@ def _check_covariates(
             )
     columns = [check_float32(given[key], f"{field}.{key}") for key in wanted]  # C x [T]
     return np.stack(columns, axis=1)  # C x [T] -> [T, C]
+
+
+def data_future_covariates(meta: ModelMeta) -> list[str]:
+    """The future covariates a request sends (every one but the computed holiday indicators)."""
+    return [k for k in meta.future_covariates if not is_holiday_column(k)]
+
+
+def check_future_covariates(
+    meta: ModelMeta,
+    name: str,
+    where: str,
+    future: dict[str, list[float | None]] | None,
+    covariates: dict[str, list[float]],
+    stamps: np.ndarray,
+    horizon: int,
+) -> np.ndarray | None:
+    """[T + H, K] future covariates in the model's order (history then horizon), or None.
+
+    Each sent column has `horizon` values (its history then comes from `covariates`) or
+    T + `horizon` values; holiday columns are computed from the history's stamps and the
+    forecast's. Fields named: "future_covariates.<name>" and "future_covariates.<name>[i]".
+
+    Raises:
+        InvalidInputError: a missing, unknown, wrongly long or non-finite covariate.
+    """
+    field = f"{where}future_covariates"
+    wanted, given = data_future_covariates(meta), future or {}
+    if not meta.future_covariates:
+        if given:
+            raise InvalidInputError(
+                f"model {name!r} takes no future covariates but {field} has {sorted(given)}; "
+                "remove them",
+                field,
+            )
+        return None
+    unknown = sorted(set(given) - set(wanted))
+    if unknown:
+        computed = [k for k in unknown if is_holiday_column(k)]
+        why = "is computed from the timestamps" if computed else "is not one the model reads"
+        raise InvalidInputError(
+            f"{field}.{unknown[0]} {why}; model {name!r} needs exactly {wanted} there; remove it",
+            f"{field}.{unknown[0]}",
+        )
+    n = len(stamps)
+    columns = []
+    for key in meta.future_covariates:
+        if is_holiday_column(key):
+            ahead = future_timestamps(stamps[-1:], meta.frequency, horizon)[0]  # [H]
+            columns.append(holiday_indicator(np.concatenate([stamps, ahead]), key))  # [T + H]
+            continue
+        if key not in given:
+            raise InvalidInputError(
+                f"model {name!r} needs future covariate {key!r}: send {field}.{key} with its "
+                f"{horizon} values ahead (and its history in covariates.{key})",
+                f"{field}.{key}",
+            )
+        columns.append(_future_column(given[key], covariates.get(key), n, horizon, field, key))
+    return np.stack(columns, axis=1)  # K x [T + H] -> [T + H, K]
+
+
+def _future_column(
+    values: list[float | None],
+    history: list[float] | None,
+    n: int,
+    horizon: int,
+    field: str,
+    key: str,
+) -> np.ndarray:
+    """One future covariate as [T + H] float32: its own T + H values, or history + H values."""
+    where = f"{field}.{key}"
+    if len(values) not in (horizon, n + horizon):
+        raise InvalidInputError(
+            f"{where} has {len(values)} entries; send {horizon} (the steps ahead, with its "
+            f"history in covariates.{key}) or {n + horizon} (history then horizon) for "
+            f"horizon {horizon} and {n} values",
+            where,
+        )
+    missing = [i for i, v in enumerate(values) if v is None]
+    if missing:
+        raise InvalidInputError(
+            f"{where}[{missing[0]}] is null (NaN); a future covariate needs a value at every "
+            "step: fill it (e.g. from the weather forecast) before sending",
+            f"{where}[{missing[0]}]",
+        )
+    own = check_float32([float(v) for v in values if v is not None], where)  # [H] or [T + H]
+    if len(values) == n + horizon:
+        return own
+    if history is None or len(history) != n:
+        given = "none" if history is None else str(len(history))
+        raise InvalidInputError(
+            f"{where} has the {horizon} values ahead, but covariates.{key} has {given} of the "
+            f"{n} past values the model reads; send covariates.{key} with one value per "
+            "timestamp, or history and horizon in one list",
+            where,
+        )
+    past = check_float32(history, f"{field.removesuffix('future_covariates')}covariates.{key}")
+    return np.concatenate([past, own])  # [T] + [H] -> [T + H]
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -205,8 +316,26 @@ def check_stamps(series: Sequence[CheckedSeries], meta: ModelMeta, name: str, pr
 
 
 def check_request(
-    settings: ServiceSettings, meta: ModelMeta, horizon: int, levels: list[int], points: int
+    settings: ServiceSettings,
+    meta: ModelMeta,
+    horizon: int,
+    levels: list[int],
+    points: int,
+    series: int = 1,
 ) -> None:
+    """The caps and levels of a request of `series` series holding `points` values in all,
+    before any model runs.
+
+    The answer's size is capped too: series x horizon x (2 + 2 x levels) points (a timestamp,
+    a mean and two bounds per level for every step), so that no request makes the service
+    build gigabytes of JSON. Field named: "horizon" for one series, "series" for a batch.
+
+    Raises:
+        InvalidInputError: horizon above FORECAST_MAX_HORIZON, or a level outside the
+            calibrated ones.
+        PayloadTooLargeError: more points sent than FORECAST_MAX_POINTS, or more to answer
+            than FORECAST_MAX_RESPONSE_POINTS.
+    """
     if horizon > settings.max_horizon:
         raise InvalidInputError(
             f"horizon {horizon} is above this service's cap of {settings.max_horizon}; "
@@ -218,6 +347,17 @@ def check_request(
             f"the request holds {points} points, above the cap of {settings.max_points}; "
             "send only the last lookback points of each series, or split the request",
             "values",
+        )
+    answer = series * horizon * (2 + 2 * len(set(levels)))
+    if answer > settings.max_response_points:
+        fits = settings.max_response_points // (2 + 2 * len(set(levels)))  # series x steps
+        raise PayloadTooLargeError(
+            f"the answer would hold {answer} points ({series} series x horizon {horizon} x "
+            f"(2 + 2 x {len(set(levels))} levels)), above the cap of "
+            f"{settings.max_response_points}; ask for at most {fits} series x steps in all: "
+            "a shorter horizon, fewer levels, or fewer series per request "
+            "(FORECAST_MAX_RESPONSE_POINTS sets the cap)",
+            "horizon" if series == 1 else "series",
         )
     stored = sorted(int(level) for level in meta.conformal)
     for level in levels:

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.errors import ConfigError, ForecastInputError
@@ -71,6 +72,22 @@ class BodyTooLargeError(StarletteHTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, too_large_message(f"more than {limit}", limit))
+        self.field = "body"
+
+
+class BodyEncodingError(StarletteHTTPException):
+    """A request body that is not UTF-8, found while it is read (422, field "body").
+
+    JSON is exchanged as UTF-8 (RFC 8259); checked as the body streams in, so every route
+    answers alike, whichever parser it uses. An HTTPException for the reason given above.
+    """
+
+    def __init__(self, offset: int, byte: int) -> None:
+        super().__init__(
+            422,
+            f"the request body is not UTF-8: byte 0x{byte:02x} at offset {offset} does not "
+            "decode; send the JSON encoded as UTF-8",
+        )
         self.field = "body"
 
 
@@ -181,15 +198,42 @@ async def _on_model_input_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(str(exc), None), status_code=422)
 
 
-async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path.
+
+    Starlette's 405 names only the methods of the first route matching the path, so a path
+    served by two routes (GET and PUT /v1/series/{id}) would advertise one of them. Each
+    method is tried against the app's routes (a 405 is rare: the cost does not matter).
+    """
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    field = getattr(exc, "field", None)
+    headers = dict(exc.headers or {})
     if exc.status_code == 404 and detail == "Not Found":
         detail = "no such route; the API lives under /v1 (see /docs)"
     elif exc.status_code == 405:
-        detail = "method not allowed on this route; see /docs for the allowed methods"
-    field = getattr(exc, "field", None)
-    return JSONResponse(error_body(detail, field), status_code=exc.status_code, headers=exc.headers)
+        allowed = allowed_methods(request) or headers.get("Allow", "").split(", ")
+        headers["Allow"] = ", ".join(allowed)
+        detail = (
+            f"method {request.method} is not allowed on {request.url.path}; use "
+            f"{' or '.join(allowed)} (see /docs)"
+        )
+        field = "method"
+    return JSONResponse(error_body(detail, field), status_code=exc.status_code, headers=headers)
 
 
 class UnexpectedErrors:

@@ -4,22 +4,28 @@ FastAPI reads and parses a route's body *before* it resolves the route's depende
 auth dependency alone lets anyone make the server parse 100 MB of JSON before the 401. This
 ASGI middleware runs first, on the headers only:
 
-1. auth (every route but the probes and the docs): no key -> 401, unknown key -> 403; the
-   routes' own dependencies still decide read vs admin and document it in OpenAPI;
+1. auth (every route but the probes, the docs and the console's static files): no key -> 401,
+   unknown key -> 403; the routes' own dependencies still decide read vs admin and document
+   it in OpenAPI;
 2. content type: a body must be JSON (`application/json`), else 415;
 3. size: a Content-Length above the limit -> 413 at once; a body sent without one (chunked)
-   is counted while it is read and stops with 413 at the limit.
+   is counted while it is read and stops with 413 at the limit;
+4. encoding: the body is decoded as UTF-8 while it is read, and one that is not answers 422
+   (field "body") on every route, whichever parser the route uses.
 
 Answers are the service's one error shape, {"detail", "field"}.
 """
 
 from __future__ import annotations
 
+import codecs
+
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.deps import check_key
 from service.errors import (
+    BodyEncodingError,
     BodyTooLargeError,
     MissingKeyError,
     PayloadTooLargeError,
@@ -30,8 +36,10 @@ from service.errors import (
 )
 from service.settings import ServiceSettings
 
-PUBLIC_PATHS = frozenset({"/v1/health", "/v1/ready", "/docs", "/openapi.json"})
-PUBLIC_PREFIXES = ("/docs-assets/",)
+# The docs and the web console are public pages: they hold no data, and what they show comes
+# from protected routes, called with the key the user gives them.
+PUBLIC_PATHS = frozenset({"/v1/health", "/v1/ready", "/docs", "/openapi.json", "/", "/console"})
+PUBLIC_PREFIXES = ("/docs-assets/", "/console/")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -88,14 +96,22 @@ class RequestGuard:
 
     def _counting(self, receive: Receive) -> Receive:
         limit, seen = self.limit, 0
+        utf8 = codecs.getincrementaldecoder("utf-8")()  # a character may span two chunks
 
         async def counted() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+                chunk: bytes = message.get("body", b"")
+                seen += len(chunk)
                 if seen > limit:
                     raise BodyTooLargeError(limit)
+                try:
+                    utf8.decode(chunk, final=not message.get("more_body", False))
+                except UnicodeDecodeError as exc:
+                    # exc.object: the bytes held back from the last chunk, then this one
+                    offset = seen - len(exc.object) + exc.start
+                    raise BodyEncodingError(offset, exc.object[exc.start]) from None
             return message
 
         return counted

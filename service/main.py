@@ -3,8 +3,8 @@ built at import time. Run with `forecast serve` or
 `uvicorn --factory service.main:create_app`.
 
 The lifespan starts the registry poller (which loads every model at once), waits up to
-FORECAST_STARTUP_WAIT_SECONDS for that first load, opens the series store, and stops both on
-shutdown.
+FORECAST_STARTUP_WAIT_SECONDS for that first load, opens the series store, starts the
+forecast log's writer, and stops them on shutdown (the writer first writes what is queued).
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ import torch
 from fastapi import FastAPI
 
 from service.errors import UnexpectedErrors, install_error_handlers
+from service.forecast_log import ForecastRecorder
 from service.guard import RequestGuard
 from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.openapi import install_docs
 from service.registry import ModelCache
-from service.routes import admin, forecast, health, models, series
+from service.routes import admin, console, forecast, health, models, performance, series
 from service.settings import ServiceSettings, load_settings
 from service.store_deps import StoreHandle, load_store_settings
 
@@ -55,6 +56,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
     # The series store may be down at start: the series routes answer 503 and retry opening.
     await anyio.to_thread.run_sync(app.state.series_store.try_open)
+    recorder = _recorder(app)
+    app.state.forecast_recorder = recorder
+    if recorder is not None:
+        recorder.start()
     # Everything allocated so far (torch, MLflow, pydantic, the models: ~400,000 objects) lives
     # as long as the process. Frozen, the cyclic GC stops rescanning it: a full collection took
     # 264 ms before (a stall of every request in flight, the p99 under load) and ~0 ms after.
@@ -63,7 +68,25 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await anyio.to_thread.run_sync(cache.stop)
+        if recorder is not None:  # in-flight requests are done: write what they queued
+            await anyio.to_thread.run_sync(recorder.stop)
         await anyio.to_thread.run_sync(app.state.series_store.close)
+        app.state.metrics.close()  # several workers: this one's live gauges leave /metrics
+
+
+def _recorder(app: FastAPI) -> ForecastRecorder | None:
+    """The forecast log's writer for the app's store, unless FORECAST_FORECAST_LOG is off."""
+    handle: StoreHandle = app.state.series_store
+    config = handle.settings
+    if not config.forecast_log:
+        return None
+    return ForecastRecorder(
+        handle,
+        app.state.metrics,
+        buffer=config.forecast_log_buffer,
+        refresh_seconds=config.live_refresh_seconds,
+        window=config.live_window,
+    )
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -88,12 +111,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.metrics = ServiceMetrics()
     # Built here, not in the lifespan, so a test can swap in its own store before start-up.
     app.state.series_store = StoreHandle(load_store_settings())
+    app.state.forecast_recorder = None  # built by the lifespan, for the store it opens
     install_error_handlers(app)
     # Outermost last: metrics see every answer, including the guard's and the 500s.
     app.add_middleware(RequestGuard, settings=settings)
     app.add_middleware(UnexpectedErrors)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    for module in (health, models, forecast, series, admin):
+    for module in (health, models, forecast, series, performance, admin):
         app.include_router(module.router)
     install_docs(app)
+    app.include_router(console.router)  # the web console at /console/ (and /)
     return app

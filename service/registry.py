@@ -101,6 +101,25 @@ class RefreshReport:
     registry_error: str | None = None
 
 
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """One registered version of a name, as the registry holds it (the console's history).
+
+    Attributes:
+        version: "3".
+        aliases: the aliases pointing at it ("champion", "challenger").
+        created_at: when it was registered (UTC).
+        run_id: the training run, or None.
+        tags: its version tags (family, val_score, gate_decision, gate_reason, ...).
+    """
+
+    version: str
+    aliases: tuple[str, ...]
+    created_at: datetime | None
+    run_id: str | None
+    tags: dict[str, str]
+
+
 @dataclass
 class _State:
     served: dict[str, LoadedModel] = field(default_factory=dict)
@@ -187,6 +206,42 @@ class ModelCache:
         missing = [name for name in self._state.names if name not in served]
         ready = self._first_refresh.is_set() and not missing and bool(served)
         return ready, loaded, missing
+
+    def versions(self, name: str) -> list[RegisteredVersion]:
+        """Every registered version of the served name `name`, newest first (blocks on I/O).
+
+        Raises:
+            ModelNotFoundError, NotReadyError: as `get` for an unknown or unloaded name.
+            NotReadyError: the registry is degraded or does not answer.
+        """
+        self._lookup(name, None)  # served names only: never a filter built from a stranger
+        status = self.health.status()
+        if not status.up and self.health.busy():
+            raise NotReadyError(
+                f"the model registry is unreachable ({status.detail}); retry later", "name"
+            )
+        try:
+            registered = self._registry(partial(self._client.get_registered_model, name))
+            found = self._registry(partial(self._client.search_model_versions, f"name = '{name}'"))
+        except Exception as exc:
+            self.metrics.registry_errors.inc()
+            raise NotReadyError(
+                f"the model registry did not answer ({_short(exc)}); retry later", "name"
+            ) from None
+        aliases = dict(registered.aliases or {})
+        out = [
+            RegisteredVersion(
+                version=str(mv.version),
+                aliases=tuple(sorted(a for a, v in aliases.items() if str(v) == str(mv.version))),
+                created_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC)
+                if mv.creation_timestamp
+                else None,
+                run_id=mv.run_id or None,
+                tags={str(k): str(v) for k, v in (mv.tags or {}).items()},
+            )
+            for mv in found
+        ]
+        return sorted(out, key=lambda v: int(v.version), reverse=True)
 
     def _lookup(self, name: str, version: str | None) -> LoadedModel | Future[LoadedModel]:
         current = self._state.served.get(name)

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from service.registry import VERSION_PATTERN, check_version
+from training.store import StoreError, check_series_id
 
 Level = Annotated[int, Field(ge=1, le=99, description="central interval level in percent")]
 
@@ -25,6 +26,13 @@ _FORECAST_EXAMPLE: dict[str, Any] = {
     "values": [41.2, 40.8, 39.9, 40.5, 42.0, 43.1],
     "horizon": 3,
     "levels": [80, 95],
+}
+# A model trained with `--future-covariates temp --holidays US`: the history's temperatures
+# in `covariates`, the forecast's (a weather forecast) in `future_covariates`.
+_FUTURE_FORECAST_EXAMPLE: dict[str, Any] = {
+    **_FORECAST_EXAMPLE,
+    "covariates": {"temp": [11.0, 10.4, 10.1, 9.8, 9.9, 10.6]},
+    "future_covariates": {"temp": [11.8, 13.0, 14.1]},
 }
 _FORECAST_RESPONSE_EXAMPLE: dict[str, Any] = {
     "model": "load-etth1",
@@ -78,16 +86,45 @@ class _Levels(_Request):
         return sorted(levels)
 
 
+_FUTURE_DESCRIPTION = (
+    "future-known covariates by name (weather forecast, promotion; GET /v1/models/{name} "
+    "lists what the model needs): `horizon` values for the steps ahead, with the history's "
+    "values in `covariates`; or len(values) + horizon values, history then horizon. Holiday "
+    'indicators ("holiday:US") are computed from the timestamps: do not send them'
+)
+FutureCovariates = dict[str, list[float | None]]
+
+
 class ForecastRequest(_Levels):
     """One series: its recent history, at the model's frequency, oldest first."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [_FORECAST_EXAMPLE]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [_FORECAST_EXAMPLE, _FUTURE_FORECAST_EXAMPLE]}
+    )
 
     timestamps: list[str] = Field(description="ISO-8601, increasing, one per value")
     values: list[float] = Field(description="target history, at least the model's lookback")
     covariates: dict[str, list[float]] | None = Field(
         default=None, description="past covariates by name, one value per timestamp"
     )
+    future_covariates: FutureCovariates | None = Field(
+        default=None, description=_FUTURE_DESCRIPTION
+    )
+    series_id: str | None = Field(
+        default=None,
+        description="the stored series this history belongs to: the forecast is logged and "
+        "scored as the series' actuals are ingested (GET /v1/series/{id}/performance)",
+    )
+
+    @field_validator("series_id")
+    @classmethod
+    def _valid_series_id(cls, series_id: str | None) -> str | None:
+        if series_id is not None:
+            try:
+                check_series_id(series_id)
+            except StoreError as exc:
+                raise ValueError(str(exc)) from None
+        return series_id
 
     @field_validator("timestamps", mode="before")
     @classmethod
@@ -105,6 +142,9 @@ class BatchSeries(_Request):
     timestamps: list[str] = Field(description="ISO-8601, increasing, one per value")
     values: list[float]
     covariates: dict[str, list[float]] | None = None
+    future_covariates: FutureCovariates | None = Field(
+        default=None, description=_FUTURE_DESCRIPTION
+    )
 
 
 class BatchForecastRequest(_Levels):
@@ -197,6 +237,11 @@ class ModelInfo(BaseModel):
     max_horizon: int
     target: str
     covariates: list[str]
+    future_covariates: list[str] = Field(
+        default_factory=list,
+        description='covariates known ahead, in input order; "holiday:US"-style ones are '
+        "computed by the service, the others are sent in `future_covariates`",
+    )
     calendar: bool
     levels: list[int] = Field(description="interval levels calibrated on validation windows")
     metrics: dict[str, float] = Field(description="test_* metrics of the training run")

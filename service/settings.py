@@ -15,6 +15,9 @@ Every variable, with its default:
     FORECAST_MAX_HORIZON         largest horizon a request may ask for (2000)
     FORECAST_MAX_SERIES          most series in one batch request (10000)
     FORECAST_MAX_POINTS          most history points in one request, all series together (5000000)
+    FORECAST_MAX_RESPONSE_POINTS most points in one forecast answer: series x horizon x (2 + 2 x
+                                 levels), a timestamp, a mean and two bounds per level a step
+                                 (5000000, about 100 MB of JSON)
     FORECAST_MAX_PINNED          most pinned (non-alias) versions kept loaded per service (8)
     FORECAST_MAX_BODY_BYTES      largest request body, enforced while reading (default: 48
                                  bytes per point of FORECAST_MAX_POINTS, plus 1 MiB)
@@ -76,6 +79,7 @@ class ServiceSettings(BaseSettings):
     max_horizon: int = Field(default=2000, ge=1)
     max_series: int = Field(default=10_000, ge=1)
     max_points: int = Field(default=5_000_000, ge=1)
+    max_response_points: int = Field(default=5_000_000, ge=1)
     max_pinned: int = Field(default=8, ge=0)
     max_body_bytes: int | None = Field(default=None, ge=1024)
     registry_timeout_seconds: float = Field(default=1.0, gt=0)

@@ -28,8 +28,15 @@ def smoke_forecast(forecaster: Forecaster) -> None:
     covariates = None
     if meta.covariates:
         covariates = np.zeros((1, lookback, len(meta.covariates)), dtype=np.float32)  # [1, L, C]
+    future = None
+    if meta.future_covariates:  # each at its training mean (0 when the family keeps none)
+        means = [m for m, _ in meta.future_stats] or [0.0] * len(meta.future_covariates)
+        future = np.tile(np.asarray(means, np.float32), (1, lookback + horizon, 1))  # [1, L+H, K]
     levels = sorted(meta.conformal) or [80, 95]
-    out = forecaster.predict(history, horizon, levels, timestamps=stamps, covariates=covariates)
+    out = forecaster.predict(
+        history, horizon, levels, timestamps=stamps, covariates=covariates,
+        future_covariates=future,
+    )  # fmt: skip
     mean = np.asarray(out.mean)
     if mean.shape != (1, horizon):
         raise SmokeTestError(f"smoke forecast mean has shape {mean.shape}, expected (1, {horizon})")

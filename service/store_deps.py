@@ -12,6 +12,10 @@ Variables (prefix FORECAST_), with their defaults:
     FORECAST_INGEST_MAX_BATCH       most observations in one POST .../observations (10000)
     FORECAST_READ_MAX_POINTS        most observations one GET .../observations returns (10000)
     FORECAST_DATABASE_BUSY_TIMEOUT  seconds a SQLite writer waits for the write lock (10)
+    FORECAST_FORECAST_LOG           record forecasts made from stored history (true)
+    FORECAST_FORECAST_LOG_BUFFER    forecasts waiting to be logged before new ones drop (10000)
+    FORECAST_LIVE_WINDOW            latest scored forecasts per version in the gauges (500)
+    FORECAST_LIVE_REFRESH_SECONDS   seconds between live-accuracy gauge refreshes (30; 0 off)
 """
 
 from __future__ import annotations
@@ -61,6 +65,18 @@ class StoreSettings(BaseSettings):
     ingest_max_batch: int = Field(default=DEFAULT_MAX_BATCH, ge=1)
     read_max_points: int = Field(default=10_000, ge=1)
     database_busy_timeout: float = Field(default=10.0, gt=0)
+    forecast_log: bool = Field(
+        default=True, description="record forecasts made from stored history (live accuracy)"
+    )
+    forecast_log_buffer: int = Field(
+        default=10_000, ge=1, description="forecasts queued for the log before new ones drop"
+    )
+    live_window: int = Field(
+        default=500, ge=1, description="latest scored forecasts per version the gauges cover"
+    )
+    live_refresh_seconds: float = Field(
+        default=30.0, ge=0, description="seconds between live gauge refreshes (0: never)"
+    )
 
 
 def load_store_settings(**overrides: object) -> StoreSettings:

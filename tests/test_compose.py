@@ -10,6 +10,7 @@ CLIs: `forecast ...` against the typer app of `training.cli`, `mlflow ...` again
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -33,7 +34,7 @@ ENV_EXAMPLE = REPO / ".env.example"
 SECRETS = ("POSTGRES_PASSWORD", "FORECAST_API_KEYS", "FORECAST_ADMIN_KEYS")
 OWN_IMAGE_ENTRYPOINT = ["forecast"]  # the Dockerfile's ENTRYPOINT, for services without one
 OWN_IMAGE_CMD = ["serve", "--host", "0.0.0.0"]  # the Dockerfile's CMD
-SERVICES = ("postgres", "mlflow", "api", "scheduler", "trainer")
+SERVICES = ("postgres", "mlflow", "api", "scheduler", "trainer", "ray-head", "ray-worker")
 
 # --- Compose interpolation ------------------------------------------------------------------
 
@@ -290,7 +291,11 @@ def test_services_follow_the_spec(services: dict[str, dict[str, Any]], raw: dict
             assert spec["condition"] in CONDITIONS, f"{name}: condition {spec['condition']}"
             if spec["condition"] == "service_healthy":
                 assert "test" in services[dependency]["healthcheck"], f"{dependency} has none"
-            assert "profiles" not in services[dependency], f"{name} needs a profiled service"
+            # A service may wait on a profiled one only inside that profile.
+            theirs = services[dependency].get("profiles")
+            assert not theirs or set(theirs) <= set(service.get("profiles", [])), (
+                f"{name} needs a profiled service"
+            )
 
 
 def test_every_long_running_service_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
@@ -439,21 +444,63 @@ def test_trainer_commands_parse(
 ) -> None:
     monkeypatch.chdir(REPO)
     commands = container_commands(services["trainer"])
-    assert commands and all(argv[:2] == ["forecast", "train"] for argv in commands)
+    assert commands and all(argv[1] in ("train", "load-series") for argv in commands)
     for argv in commands:
-        assert_config_in_repo(parse_command_line(forecast_cli(), argv), argv)
+        parsed = parse_command_line(forecast_cli(), argv)
+        if argv[1] == "train":
+            assert_config_in_repo(parsed, argv)
 
 
 def test_trainer_registers_every_model_the_scheduler_retrains(
     services: dict[str, dict[str, Any]],
 ) -> None:
     schedule = tomllib.loads((REPO / "configs" / "schedule.toml").read_text())
-    scheduled = {job["name"] for job in schedule["jobs"]}
-    trained = set()
+    scheduled = {job.get("model", job["name"]) for job in schedule["jobs"]}
+    trained, seeded = set(), []
     for argv in container_commands(services["trainer"]):
-        config = argv[argv.index("--config") + 1]
-        trained.add(tomllib.loads((REPO / config).read_text())["name"])
+        if argv[1] == "load-series":
+            seeded.append(argv[argv.index("--series-id") + 1])
+            continue
+        config = tomllib.loads((REPO / argv[argv.index("--config") + 1]).read_text())
+        trained.add(config["name"])
+        # A store-backed spec trains on a series an earlier trainer step seeded.
+        assert set(config["data"].get("series", [])) <= set(seeded), (argv, seeded)
     assert scheduled <= trained, f"no trainer job registers {sorted(scheduled - trained)}"
+
+
+def test_ray_nodes_parse_against_the_real_ray_cli_and_join_one_cluster(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    head, worker = services["ray-head"], services["ray-worker"]
+    assert head["profiles"] == worker["profiles"] == ["ray"]
+    [head_argv] = container_commands(head)
+    [worker_argv] = container_commands(worker)
+    head_args, worker_args = ray_start_params(head_argv), ray_start_params(worker_argv)
+    assert head_args["head"] and head_args["block"] and worker_args["block"]
+    assert worker_args["address"] == f"ray-head:{head_args['port']}"
+    # RAY_ADDRESS (empty by default: in-container) reaches the services that shard work.
+    for name in ("scheduler", "trainer"):
+        assert services[name]["environment"]["RAY_ADDRESS"] == ""
+    assert head_args["ray_client_server_port"] == 10001  # ray://ray-head:10001 in .env.example
+
+
+def ray_start_params(argv: list[str]) -> dict[str, Any]:
+    """The options `ray start` parses from `argv`, by the real ray CLI in a child process
+    (importing ray here would fix its auth settings before the Ray cluster tests set them)."""
+    code = (
+        "import json, sys\n"
+        "from ray.scripts.scripts import cli\n"
+        "argv = json.loads(sys.argv[1])\n"
+        "assert argv[:2] == ['ray', 'start'], argv\n"
+        "ctx = cli.get_command(None, 'start').make_context('ray start', argv[2:])\n"
+        "print(json.dumps(ctx.params, default=str))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(argv)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    params: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return params
 
 
 def test_parsing_rejects_unknown_options_and_commands() -> None:

@@ -390,12 +390,10 @@ def test_production_topology_end_to_end(processes: Processes, databases: tuple[s
     forecast, mlflow = str(BIN / "forecast"), str(BIN / "mlflow")
     mlflow_port, port_a, port_b = free_port(), free_port(), free_port()
     tracking = f"http://127.0.0.1:{mlflow_port}"
-    jobs_env = compose_env(
-        "scheduler", {"MLFLOW_TRACKING_URI": tracking, "FORECAST_DATABASE_URL": store_db}
-    )
-    trainer_env = compose_env(
-        "trainer", {"MLFLOW_TRACKING_URI": tracking, "FORECAST_DATABASE_URL": store_db}
-    )
+    # RAY_ADDRESS empty, as .env.example leaves it: batch work runs in the process itself.
+    ours = {"MLFLOW_TRACKING_URI": tracking, "FORECAST_DATABASE_URL": store_db, "RAY_ADDRESS": ""}
+    jobs_env = compose_env("scheduler", ours)
+    trainer_env = compose_env("trainer", ours)
     api_env = compose_env(
         "api",
         {
@@ -548,7 +546,7 @@ def _serve_retrain_and_survive(
         assert info.status_code == 200, info.text
         assert (info.json()["count"], info.json()["last_timestamp"]) == (
             SEED_ROWS + NEW_ROWS,
-            stamps[-1],
+            stamps[-1] + "Z",  # answered in UTC, with the offset
         )
         denied = b.post(
             f"/v1/series/{SERIES}/observations", headers=READ, json={"timestamps": [], "values": []}

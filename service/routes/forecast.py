@@ -25,7 +25,7 @@ import torch
 from fastapi import APIRouter, Request, Response
 from pydantic_core import to_json
 
-from models.base import Forecast
+from models.base import Forecast, ModelMeta
 from models.features import future_timestamps
 from service.checks import (
     CheckedSeries,
@@ -36,15 +36,19 @@ from service.checks import (
 )
 from service.deps import CacheDep, MetricsDep, ReadAccess, SettingsDep
 from service.errors import InvalidInputError, PayloadTooLargeError
+from service.forecast_log import record_forecast
 from service.registry import LoadedModel
 from service.schemas import (
     BatchForecastRequest,
     BatchForecastResponse,
+    BatchSeries,
     ForecastRequest,
     ForecastResponse,
+    FutureCovariates,
     json_body_schema,
     read_json_body,
 )
+from training.store import SeriesStore
 
 router = APIRouter(prefix="/v1/models", tags=["forecast"], dependencies=[ReadAccess])
 
@@ -73,17 +77,20 @@ def _run(
     stamps = np.stack([s.stamps[-lookback:] for s in series])  # B x [L] -> [B, L]
     covs = [s.covariates for s in series if s.covariates is not None]
     covariates = np.stack(covs) if covs else None  # B x [L, C] -> [B, L, C]
+    futs = [s.future for s in series if s.future is not None]
+    future = np.stack(futs) if futs else None  # B x [L + H, K] -> [B, L + H, K]
     with torch.inference_mode():
         out = model.forecaster.predict(
-            history, horizon, levels, timestamps=stamps, covariates=covariates
-        )
+            history, horizon, levels, timestamps=stamps, covariates=covariates,
+            future_covariates=future,
+        )  # fmt: skip
     finite = np.isfinite(out.mean).all(axis=1)  # [B]
     for bound in (*out.lower.values(), *out.upper.values()):
         finite &= np.isfinite(bound).all(axis=1)
-    future = out.timestamps
-    if future is None:
-        future = future_timestamps(stamps[:, -1], model.meta.frequency, horizon)  # [B, H]
-    text: list[list[str]] = np.datetime_as_string(future, unit="s").tolist()
+    ahead = out.timestamps
+    if ahead is None:
+        ahead = future_timestamps(stamps[:, -1], model.meta.frequency, horizon)  # [B, H]
+    text: list[list[str]] = np.datetime_as_string(ahead, unit="s").tolist()
     return out, text, finite
 
 
@@ -107,7 +114,9 @@ def _run_singles(model: LoadedModel, items: list[_Single]) -> list[dict[str, Any
     results: list[dict[str, Any] | Exception] = [ValueError("not run")] * len(items)
     groups: dict[tuple[int, tuple[int, ...], bool], list[int]] = {}
     for i, (series, horizon, levels) in enumerate(items):
-        groups.setdefault((horizon, levels, series.covariates is None), []).append(i)
+        # series without covariates never share a pass with series that have them
+        inputs = series.covariates is None and series.future is None
+        groups.setdefault((horizon, levels, inputs), []).append(i)
     for (horizon, levels, _), rows in groups.items():
         try:
             out, future, finite = _run(model, [items[i][0] for i in rows], horizon, levels)
@@ -144,6 +153,38 @@ def _intervals(out: Forecast) -> list[dict[str, dict[str, list[float]]]]:
         {str(k): {"lower": lowers[k][b], "upper": uppers[k][b]} for k in lowers}
         for b in range(out.mean.shape[0])
     ]
+
+
+def _future_points(body: ForecastRequest | BatchSeries) -> int:
+    """Values sent in `future_covariates` (they count toward the request's point cap)."""
+    return sum(len(v) for v in (body.future_covariates or {}).values())
+
+
+def stored_future_covariates(
+    store: SeriesStore,
+    series_id: str,
+    meta: ModelMeta,
+    stamps: np.ndarray,
+    given: FutureCovariates | None,
+    horizon: int,
+) -> FutureCovariates | None:
+    """The series route's future covariates: the store's history of each one (at `stamps`,
+    the stored look-back) followed by the request's `horizon` values ahead.
+
+    A column sent with history and horizon already, or one the store lacks at some stamp, is
+    passed on as sent: the forecast checks then name what is missing.
+    """
+    if not given or not meta.future_covariates:
+        return given
+    _, _, stored = store.latest(series_id, len(stamps))  # name -> [L]
+    out: FutureCovariates = dict(given)
+    for key, ahead in given.items():
+        history = stored.get(key)
+        if history is None or len(history) != len(stamps) or np.isnan(history).any():
+            continue
+        if len(ahead) == horizon:  # only the horizon was sent
+            out[key] = [*history.tolist(), *ahead]
+    return out
 
 
 def _json(payload: dict[str, Any]) -> Response:
@@ -195,6 +236,9 @@ async def forecast_one(
         item = await anyio.to_thread.run_sync(_check_single, model, name, body, settings)
     result: dict[str, Any] = await model.batcher.submit(item, partial(_run_singles, model))
     metrics.forecasts.labels(name, model.version).inc()
+    if body.series_id is not None:  # the caller names the stored series: log the forecast
+        series = item[0]
+        record_forecast(request, model, body.series_id, series.stamps[-1], series.values, result)
     # A Response, not a model: skips FastAPI's dump-and-revalidate of the return value.
     return _json({"model": name, "version": model.version, **result})
 
@@ -212,9 +256,12 @@ def _check_single(
 ) -> _Single:
     """The checked series of a single-series request, for `model`."""
     meta = model.meta
-    points = len(body.values) * (1 + len(body.covariates or {}))
+    points = len(body.values) * (1 + len(body.covariates or {})) + _future_points(body)
     check_request(settings, meta, body.horizon, body.levels, points)
-    series = check_series(meta, name, "", body.timestamps, body.values, body.covariates)
+    series = check_series(
+        meta, name, "", body.timestamps, body.values, body.covariates,
+        body.future_covariates, body.horizon,
+    )  # fmt: skip
     check_stamps([series], meta, name, "")
     check_future_in_range([series], meta, body.horizon, "")
     return series, body.horizon, tuple(body.levels)
@@ -242,8 +289,10 @@ def forecast_batch(
         )
     model = cache.get(name, body.version)
     meta = model.meta
-    points = sum(len(s.values) * (1 + len(s.covariates or {})) for s in body.series)
-    check_request(settings, meta, body.horizon, body.levels, points)
+    points = sum(
+        len(s.values) * (1 + len(s.covariates or {})) + _future_points(s) for s in body.series
+    )
+    check_request(settings, meta, body.horizon, body.levels, points, len(body.series))
     seen: set[str] = set()
     series = []
     for i, s in enumerate(body.series):
@@ -254,7 +303,11 @@ def forecast_batch(
             )
         seen.add(s.id)
         where = f"series[{i}]."
-        series.append(check_series(meta, name, where, s.timestamps, s.values, s.covariates))
+        checked = check_series(
+            meta, name, where, s.timestamps, s.values, s.covariates,
+            s.future_covariates, body.horizon,
+        )  # fmt: skip
+        series.append(checked)
     check_stamps(series, meta, name, "series")
     check_future_in_range(series, meta, body.horizon, "series")
     out, future, finite = _run(model, series, body.horizon, body.levels)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.deps import CacheDep, MetricsDep, ReadAccess
 from service.schemas import Health, Readiness, RegistryState
@@ -44,5 +44,6 @@ async def ready(cache: CacheDep, response: Response) -> Readiness:
 )
 async def metrics(metrics: MetricsDep) -> Response:
     """Request counts and latency by route and status, forecasts by model and version, load
-    failures and the served version per model, in the Prometheus text format."""
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    failures and the served version per model, in the Prometheus text format; with several
+    workers, summed over all of them."""
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

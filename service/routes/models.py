@@ -1,11 +1,16 @@
-"""Model listing routes: what each name serves, its metadata and its test scores."""
+"""Model listing routes: what each name serves, its metadata, its test scores and the
+champion/challenger history of its registered name."""
 
 from __future__ import annotations
 
+import math
+from datetime import datetime
+
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
 from service.deps import CacheDep, ReadAccess
-from service.registry import LoadedModel
+from service.registry import LoadedModel, RegisteredVersion
 from service.schemas import ModelInfo, ModelList
 
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[ReadAccess])
@@ -24,6 +29,7 @@ def model_info(model: LoadedModel) -> ModelInfo:
         max_horizon=meta.max_horizon,
         target=meta.target,
         covariates=list(meta.covariates),
+        future_covariates=list(meta.future_covariates),
         calendar=meta.calendar,
         levels=sorted(int(level) for level in meta.conformal),
         metrics=model.metrics,
@@ -43,3 +49,76 @@ async def list_models(cache: CacheDep) -> ModelList:
 async def get_model(name: str, cache: CacheDep) -> ModelInfo:
     """The alias version served under `name`."""
     return model_info(cache.get(name))
+
+
+class VersionInfo(BaseModel):
+    """One registered version and what the champion gate decided about it."""
+
+    version: str
+    aliases: list[str] = Field(description='aliases pointing at it: "champion", "challenger"')
+    served: bool = Field(description="whether this service serves it for its alias now")
+    created_at: datetime | None = Field(description="when it was registered (UTC)")
+    run_id: str | None
+    family: str | None
+    gate_decision: str | None = Field(description='"promoted", "rejected", ...')
+    gate_metric: str | None = Field(description='validation metric compared ("val_mase")')
+    val_score: float | None = Field(description="its validation score on that metric")
+    champion_score: float | None = Field(description="the champion's score on the same windows")
+    champion_version_at_gate: str | None
+    gate_reason: str | None
+
+
+class VersionHistory(BaseModel):
+    """Every registered version of a served name, newest first."""
+
+    model: str
+    alias: str = Field(description="the alias this service serves")
+    versions: list[VersionInfo]
+
+
+@router.get(
+    "/{name}/versions",
+    summary="Champion/challenger history of a served model",
+    responses={
+        404: {"description": "not a served model"},
+        503: {"description": "the model registry does not answer"},
+    },
+)
+def model_versions(name: str, cache: CacheDep) -> VersionHistory:
+    """Every registered version of `name` with its aliases and the gate's decision and scores,
+    read from the registry now (plain `def`: it blocks on the registry)."""
+    served = cache.get(name).version
+    return VersionHistory(
+        model=name,
+        alias=cache.settings.alias,
+        versions=[_version(v, served) for v in cache.versions(name)],
+    )
+
+
+def _version(found: RegisteredVersion, served: str) -> VersionInfo:
+    tags = found.tags
+
+    def text(key: str) -> str | None:
+        return tags.get(key) or None
+
+    def number(key: str) -> float | None:
+        try:
+            value = float(tags.get(key, ""))
+        except ValueError:
+            return None
+        return value if math.isfinite(value) else None
+
+    return VersionInfo(
+        version=found.version,
+        aliases=list(found.aliases),
+        served=found.version == served,
+        created_at=found.created_at,
+        run_id=found.run_id,
+        family=text("family"),
+        gate_decision=text("gate_decision"),
+        gate_metric=text("gate_metric"),
+        val_score=number("val_score"),
+        champion_score=number("champion_score"),
+        champion_version_at_gate=text("champion_version_at_gate"),
+        gate_reason=text("gate_reason"),
+    )

@@ -1,5 +1,6 @@
-"""Series routes: write series and observations into the store (admin key), read them back,
-and forecast a stored series with a served model (read key).
+"""Series routes: write series and observations into the store (admin key), list and read
+them back, and forecast a stored series with a served model (read key; the forecast is
+logged for live accuracy).
 
 All are plain `def` (FastAPI runs them in its threadpool): every store call blocks on SQL.
 Each write is one store transaction, validated completely before anything is written, so a
@@ -12,14 +13,16 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from models.base import ModelMeta
 from models.features import is_on_frequency
 from service.deps import AdminAccess, CacheDep, MetricsDep, ReadAccess, SettingsDep
 from service.errors import InvalidInputError, PayloadTooLargeError, ServiceError
+from service.forecast_log import record_forecast
 from service.registry import LoadedModel, ModelCache
 from service.routes.forecast import forecast as forecast_history
+from service.routes.forecast import stored_future_covariates
 from service.schemas import ForecastRequest, ForecastResponse
 from service.series_schemas import (
     IngestResult,
@@ -27,6 +30,7 @@ from service.series_schemas import (
     ObservationPage,
     SeriesForecastRequest,
     SeriesInfoResponse,
+    SeriesList,
     SeriesUpsert,
 )
 from service.store_deps import StoreDep, StoreSettingsDep, store_errors
@@ -121,6 +125,22 @@ def post_observations(series_id: str, body: ObservationBatch, store: StoreDep) -
 
 
 @router.get(
+    "",
+    summary="List stored series by id prefix",
+    dependencies=[ReadAccess],
+    responses={k: v for k, v in _READ_ERRORS.items() if k != 404},
+)
+def list_series(
+    store: StoreDep,
+    prefix: str = Query("", max_length=128, description="only ids starting with this"),
+    limit: int = Query(50, ge=1, le=1000, description="most series returned"),
+) -> SeriesList:
+    """Series whose id starts with `prefix`, in id order, with their spans."""
+    with store_errors():
+        return SeriesList(series=[_info(info) for info in store.list_series(prefix, limit)])
+
+
+@router.get(
     "/{series_id}",
     summary="A series and the span of its observations",
     dependencies=[ReadAccess],
@@ -188,22 +208,29 @@ def forecast_series(
     cache: CacheDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    request: Request,
 ) -> ForecastResponse:
     """Take the series' latest `lookback` observations from the store and forecast them
-    exactly as POST /v1/models/{name}/forecast would (same checks, same response)."""
+    exactly as POST /v1/models/{name}/forecast would (same checks, same response). The
+    forecast is logged and scored as its actuals arrive (GET .../performance)."""
     model = _model(cache, body.model, body.version)
     stamps, values, covariates = _stored_history(store, series_id, model)
     history = ForecastRequest(
         timestamps=np.datetime_as_string(stamps, unit="s").tolist(),  # as a client sends them
         values=values.tolist(),
         covariates=covariates,
+        future_covariates=stored_future_covariates(
+            store, series_id, model.meta, stamps, body.future_covariates, body.horizon
+        ),  # the store's history of each future covariate + the request's values ahead
         horizon=body.horizon,
         levels=body.levels,
         # The version checked above: a champion swapped in meanwhile cannot change the
         # lookback or frequency under this request.
         version=model.version,
     )
-    return forecast_history(body.model, history, cache, settings, metrics)
+    answer = forecast_history(body.model, history, cache, settings, metrics)
+    record_forecast(request, model, series_id, stamps[-1], values, answer.model_dump())
+    return answer
 
 
 def _model(cache: ModelCache, name: str, version: str | None) -> LoadedModel:

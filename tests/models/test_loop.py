@@ -146,7 +146,12 @@ def test_levels_outside_0_100_are_refused(bad: int) -> None:
 def test_roll_forward_feeds_each_block_back_extends_timestamps_and_holds_covariates() -> None:
     seen: list[tuple[int, np.datetime64, list[float]]] = []
 
-    def step(history: np.ndarray, stamps: np.ndarray | None, cov: np.ndarray | None) -> np.ndarray:
+    def step(
+        history: np.ndarray,
+        stamps: np.ndarray | None,
+        cov: np.ndarray | None,
+        fut: np.ndarray | None = None,
+    ) -> np.ndarray:
         assert stamps is not None and cov is not None
         assert cov.shape[1] == history.shape[1] == stamps.shape[1]
         seen.append((history.shape[1], stamps[0, -1], cov[0, -4:, 0].tolist()))

@@ -289,7 +289,10 @@ def _protected_routes(app: FastAPI) -> list[tuple[str, str]]:
 
 def test_auth_on_every_route_but_health(client: TestClient, app: FastAPI) -> None:
     routes = _protected_routes(app)
-    assert len(routes) == 11  # models x2, forecast x2, series x5, reload, metrics
+    # models x3 (list, one, versions), forecast x2, series x6 (list, put, get, observations
+    # x2, forecast), live accuracy x3 (model and series performance, logged forecasts),
+    # reload, metrics
+    assert len(routes) == 16, sorted(routes)
     for method, path in routes:
         missing = client.request(method, path)
         assert missing.status_code == 401, (method, path)

@@ -76,7 +76,7 @@ def test_frequency_is_bounded(api: TestClient) -> None:
     posted = api.post("/v1/series/f-a/observations", headers=ADMIN, json=batch)
     assert posted.status_code == 200, posted.text
     page = api.get("/v1/series/f-a/observations", headers=READ).json()
-    assert page["timestamps"] == batch["timestamps"]
+    assert page["timestamps"] == [f"{stamp}Z" for stamp in batch["timestamps"]]  # UTC
 
 
 def test_ingestion_refuses_timestamps_outside_the_range(api: TestClient) -> None:
@@ -98,15 +98,15 @@ def test_ingestion_refuses_timestamps_outside_the_range(api: TestClient) -> None
     assert "(2300-01-01T00:00:00) is outside" in _error(api.post(url, headers=ADMIN, json=far))[2]
     assert api.get("/v1/series/r-a", headers=READ).json()["count"] == 0
 
-    # both ends are taken and read back as sent, in order
+    # both ends are taken and read back as sent (in UTC), in order
     for stamps in (["2199-12-31T00:00:00", "2200-01-01T00:00:00"], ["1900-01-01T00:00:00"]):
         batch = {"timestamps": stamps, "values": [5.0] * len(stamps)}
         assert api.post(url, headers=ADMIN, json=batch).status_code == 200
     page = api.get(url, headers=READ).json()
     assert page["timestamps"] == [
-        "1900-01-01T00:00:00",
-        "2199-12-31T00:00:00",
-        "2200-01-01T00:00:00",
+        "1900-01-01T00:00:00Z",
+        "2199-12-31T00:00:00Z",
+        "2200-01-01T00:00:00Z",
     ]
 
 

@@ -189,6 +189,15 @@ def test_frequency_is_fixed_once_there_are_observations(api: TestClient, store: 
 # ---------------------------------------------------------------- observations
 
 
+def utc(stamp: str) -> str:
+    """A naive UTC stamp as the series routes answer it: with its offset."""
+    return f"{stamp}Z"
+
+
+def utcs(stamps: list[str]) -> list[str]:
+    return [utc(stamp) for stamp in stamps]
+
+
 def test_ingest_is_idempotent_and_reads_back(api: TestClient, store: Store) -> None:
     h = store.hourly
     _create(api, "obs-a")
@@ -201,7 +210,7 @@ def test_ingest_is_idempotent_and_reads_back(api: TestClient, store: Store) -> N
         "inserted": 48,
         "updated": 0,
         "count": 48,
-        "last_timestamp": h.timestamps[-1],
+        "last_timestamp": utc(h.timestamps[-1]),
     }
     again = api.post(url, headers=ADMIN, json=batch)
     assert again.json() == {**first.json(), "inserted": 0, "updated": 48}
@@ -216,13 +225,13 @@ def test_ingest_is_idempotent_and_reads_back(api: TestClient, store: Store) -> N
         "inserted": 5,
         "updated": 10,
         "count": 53,
-        "last_timestamp": new[-1],
+        "last_timestamp": utc(new[-1]),
     }
     info = api.get("/v1/series/obs-a", headers=READ).json()
     assert (info["count"], info["first_timestamp"], info["last_timestamp"]) == (
         53,
-        h.timestamps[0],
-        new[-1],
+        utc(h.timestamps[0]),
+        utc(new[-1]),
     )
 
     # read-back equals write, across pages of PAGE observations
@@ -238,7 +247,7 @@ def test_ingest_is_idempotent_and_reads_back(api: TestClient, store: Store) -> N
         start = page["next_start"]
         if start is None:
             break
-    assert stamps == h.timestamps + new
+    assert stamps == utcs(h.timestamps + new)
     assert values == h.values[:-10] + [1.5] * 15
 
 
@@ -257,7 +266,7 @@ def test_covariates_and_time_zones(api: TestClient) -> None:
     page = api.get("/v1/series/cov-a/observations", headers=READ).json()
     assert page == {
         "series_id": "cov-a",
-        "timestamps": ["2024-03-01T00:00:00", "2024-03-01T01:00:00", "2024-03-01T02:00:00"],
+        "timestamps": ["2024-03-01T00:00:00Z", "2024-03-01T01:00:00Z", "2024-03-01T02:00:00Z"],
         "values": [1.0, 5.0, 6.0],
         "covariates": {"temp": [3.5, 4.5, None]},
         "next_start": None,
@@ -356,7 +365,7 @@ def test_bad_batches_are_rejected_and_write_nothing(api: TestClient, store: Stor
             failures.append(f"{name}: {response.status_code} {got}")
     assert not failures, "\n".join(failures)
     page = api.get("/v1/series/bad-a/observations", headers=READ).json()
-    assert (page["timestamps"], page["values"]) == (h.timestamps[:3], h.values[:3])
+    assert (page["timestamps"], page["values"]) == (utcs(h.timestamps[:3]), h.values[:3])
 
     unknown = api.post(
         "/v1/series/nobody/observations", headers=ADMIN, json={"timestamps": [], "values": []}
@@ -375,11 +384,11 @@ def test_reading_is_bounded_and_checked(api: TestClient, store: Store) -> None:
     _seed(api, "read-a", h)
     url = "/v1/series/read-a/observations"
     page = api.get(url, headers=READ, params={"limit": 5, "start": h.timestamps[10]}).json()
-    assert page["timestamps"] == h.timestamps[10:15]
-    assert page["next_start"] == h.timestamps[15]
+    assert page["timestamps"] == utcs(h.timestamps[10:15])
+    assert page["next_start"] == utc(h.timestamps[15])
     window = {"start": h.timestamps[3], "end": h.timestamps[6]}
     assert api.get(url, headers=READ, params=window).json()["values"] == h.values[3:7]
-    assert api.get(url, headers=READ).json()["timestamps"] == h.timestamps[:PAGE]
+    assert api.get(url, headers=READ).json()["timestamps"] == utcs(h.timestamps[:PAGE])
 
     too_big = api.get(url, headers=READ, params={"limit": PAGE + 1})
     assert (too_big.status_code, too_big.json()) == (

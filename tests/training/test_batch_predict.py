@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from training.cli import app
+from training.errors import ExperimentError
 from training.jobs.experiment import TrainSpec
 from training.jobs.pipeline import train
+from training.retraining.schedule import Job, load_schedule
+from training.retraining.scheduler import Scheduler
 from training.settings import TrainSettings
 from training.store import SeriesStore
 
@@ -115,9 +119,65 @@ def test_a_file_of_many_series_with_a_version_and_a_horizon(
     assert means["m1"] < means["m2"] < means["m3"]
 
 
+def test_to_store_records_once_per_origin_and_is_scored_on_ingestion(
+    uri: str, store_url: str, tmp_path: Path
+) -> None:
+    args = ["meters", "--series", "m1,m2", "--database-url", store_url, "--tracking-uri", uri,
+            "--to-store", "--output", str(tmp_path / "f.parquet")]  # fmt: skip
+    rows = _predict(*args)
+    _predict(*args)  # the same origin again: replaces, never duplicates
+    with SeriesStore(store_url) as store:
+        logged = store.forecast_log.forecasts("m1", model="meters")
+        assert len(logged) == 1 and store.forecast_log.forecasts("m3") == []
+        [m1] = logged
+        expected = rows[rows["series_id"] == "m1"].sort_values("step")
+        assert m1.version == "1" and m1.mean == pytest.approx(expected["mean"].tolist())
+        assert m1.intervals[80][0] == pytest.approx(expected["lower_80"].tolist())
+        assert m1.actuals == [None] * 6
+        assert store.forecast_log.scores(model="meters") == []
+        actual = [11.0, 12.0]
+        store.upsert_observations("m1", [str(t) for t in m1.timestamps[:2]], actual)
+        [scores] = store.forecast_log.scores(model="meters")
+    assert scores.overall.points == 2
+    errors = np.abs(np.array(actual) - expected["mean"].to_numpy()[:2])
+    assert scores.overall.mae == pytest.approx(errors.mean())
+
+
+def test_a_scheduled_predict_job_records_the_champions_forecasts(uri: str, store_url: str) -> None:
+    job = Job(name="forecast-meters", task="predict", model="meters", cron="* * * * *",
+              series=("m2",), horizon=3)  # fmt: skip
+    now = [datetime(2030, 1, 1, tzinfo=UTC)]
+    with Scheduler([job], store_url, uri, clock=lambda: now[0]) as scheduler:
+        now[0] += timedelta(minutes=2)
+        [cycle] = scheduler.run_pending()
+    assert cycle.status == "succeeded", cycle.error
+    assert {k: cycle.versions[k] for k in ("model", "version", "series", "recorded")} == {
+        "model": "meters", "version": 1, "series": 1, "recorded": 1,
+    }  # fmt: skip
+    with SeriesStore(store_url) as store:
+        [logged] = store.forecast_log.forecasts("m2", model="meters")
+    assert len(logged.mean) == 3 and logged.version == "1"
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('task = "predict"\ntrigger = "drift"', 'trigger = "drift" retrains; a predict job'),
+        ('series = ["a"]', 'model, series and horizon belong to task = "predict" jobs'),
+    ],
+)
+def test_predict_job_settings_are_checked(tmp_path: Path, table: str, message: str) -> None:
+    path = tmp_path / "schedule.toml"
+    path.write_text(f'[[jobs]]\nname = "p"\ncron = "0 3 * * *"\n{table}\n')
+    with pytest.raises(ExperimentError, match="jobs\\[0\\]") as caught:
+        load_schedule(path)
+    assert message in str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["meters", "--data", "x.csv", "--to-store"], "--to-store records forecasts of stored"),
         (["nobody", "--all"], "registered model 'nobody' has no alias 'champion'"),
         (["meters", "--all", "--alias", "gold"], "has no alias 'gold' (aliases: challenger"),
         (["meters", "--all", "--data", "x.csv"], "--all and --data given: pass exactly one"),

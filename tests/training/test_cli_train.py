@@ -149,6 +149,7 @@ def test_compare_json_plot_and_promote(
         "previous_champion": 1,
         "user": getpass.getuser(),
         "reason": "manual check",
+        "contract_changes": [],
     }
     table = runner.invoke(app, ["compare", "load-etth1", "--tracking-uri", uri])
     assert table.exit_code == 0, table.output

@@ -81,7 +81,18 @@ def test_load_schedule_reads_jobs(tmp_path: Path) -> None:
 def test_the_shipped_schedule_is_valid() -> None:
     jobs = load_schedule(Path(__file__).resolve().parents[2] / "configs" / "schedule.toml")
     # load-etth1 is on the ETT benchmark protocol (a fixed slice): it is served, not retrained.
-    assert {job.name for job in jobs} == {"stock-goog", "demand-bike-hourly"}
+    # Every scheduled model is store-backed, so each cycle sees the ingested observations.
+    assert {job.name: (job.task, job.trigger) for job in jobs} == {
+        "live-stock-goog": ("retrain", "cron"),
+        "live-bike-hourly": ("retrain", "drift"),
+        "forecast-bike-hourly": ("predict", "cron"),
+    }
+    for job in jobs:
+        spec = TrainSpec.from_toml(
+            next(Path(__file__).resolve().parents[2].glob(f"configs/{job.model_name}-*.toml"))
+        )
+        assert spec.source == "store" and spec.last_rows, job.name
+        assert set(job.series) <= set(spec.series)
 
 
 @pytest.mark.parametrize(

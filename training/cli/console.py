@@ -10,7 +10,7 @@ import contextlib
 import functools
 import sys
 from collections.abc import Callable, Iterator
-from typing import ParamSpec, TypeVar
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,6 +20,16 @@ from training.errors import USER_ERRORS
 # Piped output (CI logs, `| less`) gets a wide fixed width instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="Series store database, also used for the forecast log, locks and schedule state "
+        "(default: $FORECAST_DATABASE_URL, else sqlite:///./data/series.db).",
+    ),
+]
+"""The `--database-url` option of every command that reads or writes the series store."""
 
 P = ParamSpec("P")
 R = TypeVar("R")

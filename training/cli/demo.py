@@ -3,7 +3,8 @@
 Trains LSTM, GRU and ESN forecasters on one load, one stock and one demand dataset (the
 experiment files in configs/, with fewer epochs so the demo takes minutes on a laptop),
 registers each as a version of its dataset's model, prints each model's leaderboard, writes a
-ready-made forecast request per model and starts the service on 127.0.0.1.
+ready-made forecast request per model and starts the service on 127.0.0.1, with the web
+console's URL printed next to the curl lines.
 
 A second `make demo` reuses the trained models (pass `--retrain` to train again).
 
@@ -122,6 +123,13 @@ def main(argv: list[str] | None = None) -> None:
             highlight=False,
             soft_wrap=True,
         )
+    keyless = not (os.environ.get("FORECAST_API_KEYS") or os.environ.get("FORECAST_ADMIN_KEYS"))
+    console.print(
+        f"web console: {base}/console/  (open it in a browser; "
+        + ("choose Connect with the key field empty)" if keyless else "connect with a read key)"),
+        highlight=False,
+        soft_wrap=True,
+    )
     sys.stdout.flush()
     from training.cli.serve import serve
 

@@ -1,4 +1,5 @@
-"""`forecast predict NAME`: batch forecasts of many series from a registered model, to Parquet.
+"""`forecast predict NAME`: batch forecasts of many series from a registered model, to Parquet
+or into the series store's forecast log (`--to-store`).
 
 The series come from the series store (`--series a,b` or `--all`) or a file of many series
 (`--data FILE` with its columns). The model is the version an alias points at (`--alias`,
@@ -62,18 +63,25 @@ def predict_command(
     ] = None,
     alias: Annotated[str, Opt("--alias", help="Alias to forecast with.")] = "champion",
     output: Annotated[Path | None, Opt("--output", help="Write the rows to FILE.parquet.")] = None,
+    to_store: Annotated[
+        bool,
+        Opt("--to-store", help="Record the forecasts in the store's forecast log (live accuracy)."),
+    ] = False,
     ray_address: RayAddress = None,
     use_ray: Annotated[bool, Opt("--ray", help="Shard over Ray even without an address.")] = False,
     shard_size: Annotated[int, Opt("--shard-size", help="Series per shard.")] = 1000,
     tracking_uri: Annotated[str | None, Opt("--tracking-uri", help="MLflow tracking URI.")] = None,
     as_json: Annotated[bool, Opt("--json", help="Print exactly one JSON object.")] = False,
 ) -> None:
-    """Forecast many series with a registered model; write the rows to Parquet."""
+    """Forecast many series with a registered model; write the rows to Parquet and/or record
+    them in the series store's forecast log (--to-store: idempotent per version, series and
+    origin; scored as the actuals are ingested)."""
     from training.data.catalogue import load_file
     from training.data.sources.store import parse_series_ids
     from training.jobs.batch_predict import (
         load_forecaster,
         predict_batch,
+        record_to_store,
         resolve_model,
         store_frame,
         write_parquet,
@@ -85,6 +93,11 @@ def predict_command(
         level_list = [int(v) for v in levels.split(",") if v.strip()]
     except ValueError:
         raise ExperimentError(f"--levels {levels!r}: expected integers, e.g. 80,95") from None
+    if to_store and data is not None:
+        raise ExperimentError(
+            "--to-store records forecasts of stored series only. Fix: use --series or --all "
+            "(load the file with `forecast load-series` first), or --output FILE.parquet"
+        )
     if output is not None and output.suffix != ".parquet":
         raise ExperimentError(f"--output {str(output)!r}: must end in .parquet. Fix: out.parquet")
     tracker = Tracker(tracking_uri, TrainSettings())
@@ -104,16 +117,17 @@ def predict_command(
             use_ray=use_ray, shard_size=shard_size,
         )  # fmt: skip
     written = None if output is None else write_parquet(result.forecasts, output)
+    recorded = record_to_store(result, frame, database_url, level_list) if to_store else None
     summary = {
         "model_name": result.model, "version": result.version, "series": result.series,
         "rows": len(result.forecasts), "shards": result.shards, "seconds": result.seconds,
         "ray": None if result.cluster is None else vars(result.cluster),
-        "output": None if written is None else str(written),
+        "output": None if written is None else str(written), "recorded": recorded,
     }  # fmt: skip
     if as_json:
         typer.echo(json.dumps(summary, default=str))
         return
-    if written is None:
+    if written is None and recorded is None:
         console.print(_preview(result.forecasts))
     where = (
         "in this process" if result.cluster is None else (f"on {result.cluster.nodes} Ray node(s)")

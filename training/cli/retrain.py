@@ -18,21 +18,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from training.cli.console import console, json_stdout, user_errors
+from training.cli.console import DatabaseUrl, console, json_stdout, user_errors
 
 TrackingUri = Annotated[
     str | None,
     typer.Option(
         "--tracking-uri",
         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlruns/mlflow.db).",
-    ),
-]
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="Series store database, also used for locks and schedule state "
-        "(default: $FORECAST_DATABASE_URL, else sqlite:///./data/series.db).",
     ),
 ]
 
@@ -69,6 +61,14 @@ def retrain_command(
             help="Let the gate promote a challenger that does not beat naive / seasonal naive.",
         ),
     ] = False,
+    allow_contract_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-contract-change",
+            help="Let the gate promote a model whose look-back, frequency or covariates differ "
+            "from the champion's (clients must change their requests).",
+        ),
+    ] = False,
     force: Annotated[
         bool,
         typer.Option("--force", help="Train even when no observation was added since."),
@@ -84,6 +84,7 @@ def retrain_command(
             database_url=database_url,
             lock_timeout=lock_timeout,
             allow_worse_than_baseline=allow_worse_than_baseline,
+            allow_contract_change=allow_contract_change,
             force=force,
         )
     if as_json:
@@ -124,10 +125,20 @@ def schedule_command(
     database_url: DatabaseUrl = None,
     tracking_uri: TrackingUri = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="With --once: print the cycles as one JSON object.")
+        bool,
+        typer.Option("--json", help="With --once or --status: print one JSON object."),
+    ] = False,
+    status: Annotated[
+        bool,
+        typer.Option(
+            "--status", help="Print the jobs and their latest cycles (drift figures too), exit."
+        ),
     ] = False,
 ) -> None:
-    """Retrain registered models on their cron schedules (state kept in the database)."""
+    """Retrain registered models on their cron schedules (state kept in the database).
+
+    A job with trigger = "drift" checks the champion's live accuracy at each fire and retrains
+    only when it has drifted; --status shows each decision with its figures."""
     from training.errors import TrackingError
     from training.registry.tracking import Tracker
     from training.retraining.schedule import load_schedule
@@ -142,6 +153,9 @@ def schedule_command(
         tracker = None
     jobs = load_schedule(config, tracker)
     with Scheduler(jobs, database_url, tracking_uri) as scheduler:
+        if status:
+            _print_status(scheduler, as_json)
+            return
         if not once:
             scheduler.serve_forever()
             return
@@ -153,18 +167,7 @@ def schedule_command(
         typer.echo(
             json.dumps(
                 {
-                    "cycles": [
-                        {
-                            "name": c.name,
-                            "status": c.status,
-                            "scheduled_for": c.scheduled_for.isoformat(),
-                            "missed": c.missed,
-                            "promoted": c.promoted,
-                            "versions": c.versions,
-                            "error": c.error,
-                        }
-                        for c in cycles
-                    ],
+                    "cycles": [_cycle_json(c) for c in cycles],
                     "jobs": states,
                 }
             )
@@ -184,3 +187,54 @@ def schedule_command(
             )
     if failed:
         raise typer.Exit(code=1)
+
+
+def _print_status(scheduler: Any, as_json: bool) -> None:
+    """The jobs and their latest cycles, as a table (or one JSON object)."""
+    from training.retraining.scheduler import job_table
+
+    states = job_table(scheduler.job_states(), scheduler.jobs)
+    cycles = scheduler.runs(limit=20)
+    if as_json:
+        typer.echo(json.dumps({"jobs": states, "cycles": [_cycle_json(c) for c in cycles]}))
+        return
+    jobs = Table(title="jobs")
+    for column in ("name", "cron", "trigger", "next run (UTC)", "last run", "last status"):
+        jobs.add_column(column)
+    for s in states:
+        jobs.add_row(
+            s["name"] + ("" if s["active"] else " (paused)"),
+            s["cron"],
+            str(s["trigger"] or "-"),
+            str(s["next_run_at"]),
+            str(s["last_run_at"]),
+            str(s["last_status"]),
+        )
+    console.print(jobs)
+    runs = Table(title="latest cycles")
+    for column in ("id", "name", "started (UTC)", "status", "promoted", "detail"):
+        runs.add_column(column)
+    for c in cycles:
+        detail = c.error or ", ".join(
+            f"{k}={v}" for k, v in (c.versions or {}).items() if k != "drift"
+        )
+        drift = (c.versions or {}).get("drift")
+        if drift and c.status != "skipped":
+            detail += f"; {drift['reason']}"
+        runs.add_row(
+            str(c.id), c.name, c.started_at.isoformat(timespec="seconds"), c.status,
+            "-" if c.promoted is None else str(c.promoted), detail,
+        )  # fmt: skip
+    console.print(runs)
+
+
+def _cycle_json(c: Any) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "status": c.status,
+        "scheduled_for": c.scheduled_for.isoformat(),
+        "missed": c.missed,
+        "promoted": c.promoted,
+        "versions": c.versions,
+        "error": c.error,
+    }

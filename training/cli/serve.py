@@ -3,6 +3,12 @@
 The service is named by an import string, so `training` never imports `service`. Everything
 else is configured by environment variables (see service/settings.py): MLFLOW_TRACKING_URI,
 FORECAST_MODELS, FORECAST_API_KEYS, FORECAST_ADMIN_KEYS, FORECAST_POLL_SECONDS, FORECAST_ENV...
+
+With `--workers` above 1, every worker is a process with its own counters, so the workers
+share a PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode) and `/metrics` sums
+them: the directory is the one set in the environment (its metric files left by an earlier
+run are deleted at start and at exit, nothing else), or a fresh temporary directory removed
+at exit. One service per directory: a second service on it would wipe the first's counters.
 """
 
 from __future__ import annotations
@@ -10,6 +16,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,6 +30,9 @@ from training.cli.console import fail, user_errors
 
 APP_FACTORY = "service.main:create_app"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# The files prometheus_client writes there: counter_<pid>.db, gauge_livesum_<pid>.db, ...
+METRIC_FILE = re.compile(r"^(counter|histogram|summary|gauge_[a-z]+)_\d+\.db$")
 
 
 class JsonFormatter(logging.Formatter):
@@ -67,6 +82,56 @@ def check_bind(host: str, environ: dict[str, str]) -> None:
         )
 
 
+def wipe_metric_files(directory: Path) -> int:
+    """Delete the prometheus_client files in `directory` (and nothing else); returns how many."""
+    stale = [p for p in directory.iterdir() if p.is_file() and METRIC_FILE.match(p.name)]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
+@contextmanager
+def metrics_dir(workers: int, environ: MutableMapping[str, str]) -> Iterator[Path | None]:
+    """The PROMETHEUS_MULTIPROC_DIR the workers share, set in `environ` while the block runs.
+
+    prometheus_client picks its mode when it is imported, from the environment, so this runs
+    before uvicorn starts a worker (each worker is a fresh interpreter that inherits
+    `environ`). Yields None for one worker with no directory set: one process, one in-memory
+    registry, as in the tests.
+
+    Raises:
+        typer.Exit: (via `fail`) when the directory set cannot be created or is not a directory.
+    """
+    given = environ.get(MULTIPROC_ENV, "").strip()
+    if not given:
+        # prometheus_client switches mode on the name alone, even with an empty value.
+        environ.pop(MULTIPROC_ENV, None)
+    if workers == 1 and not given:
+        yield None
+        return
+    if given:
+        path = Path(given)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise fail(
+                f"{MULTIPROC_ENV}={given}: cannot create the metrics directory ({exc}); point "
+                "it at a writable directory, or unset it for a temporary one"
+            ) from None
+        wipe_metric_files(path)  # counters of an earlier run would be summed with ours
+    else:
+        path = Path(tempfile.mkdtemp(prefix="forecast-metrics-"))
+        environ[MULTIPROC_ENV] = str(path)
+    try:
+        yield path
+    finally:
+        if given:
+            wipe_metric_files(path)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            environ.pop(MULTIPROC_ENV, None)
+
+
 @user_errors
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
@@ -79,13 +144,14 @@ def serve(
     import uvicorn
 
     check_bind(host, dict(os.environ))
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=log_config(log_level),
-        log_level=log_level.lower(),
-        access_log=access_log,
-    )
+    with metrics_dir(workers, os.environ):
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=log_config(log_level),
+            log_level=log_level.lower(),
+            access_log=access_log,
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from models.base import EpochCallback, EpochStats
-from training.cli.console import console, err_console, json_stdout, user_errors
+from training.cli.console import DatabaseUrl, console, err_console, json_stdout, user_errors
 from training.errors import ExperimentError
 from training.jobs.experiment import TrainSpec
 from training.settings import TrainSettings
@@ -217,6 +218,30 @@ def train_command(
     covariates: Annotated[
         str | None, typer.Option("--covariates", help="Comma-separated past covariates.")
     ] = None,
+    future_covariates: Annotated[
+        str | None,
+        typer.Option(
+            "--future-covariates",
+            help="Comma-separated columns known over the horizon too (weather forecast, "
+            "promotions); backtests read their recorded values (oracle).",
+        ),
+    ] = None,
+    holidays: Annotated[
+        str | None,
+        typer.Option(
+            "--holidays",
+            help="Country (optionally -subdivision), e.g. US or US-CA: adds the future "
+            "covariate holiday:US from the holidays package.",
+        ),
+    ] = None,
+    covariate_noise: Annotated[
+        float | None,
+        typer.Option(
+            "--covariate-noise",
+            help="Test windows only: add Gaussian noise of this many column stds to the "
+            "future covariates' horizon values (0 = oracle, the default).",
+        ),
+    ] = None,
     family: Annotated[
         str | None,
         typer.Option(
@@ -234,6 +259,14 @@ def train_command(
         typer.Option(
             "--allow-worse-than-baseline",
             help="Let the gate promote a model that does not beat naive / seasonal naive.",
+        ),
+    ] = False,
+    allow_contract_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-contract-change",
+            help="Let the gate promote a model whose look-back, frequency or covariates differ "
+            "from the champion's (clients must change their requests).",
         ),
     ] = False,
     horizon: Annotated[int | None, typer.Option("--horizon", help="Forecast steps.")] = None,
@@ -272,6 +305,11 @@ def train_command(
         "covariates": None
         if covariates is None
         else tuple(c.strip() for c in covariates.split(",") if c.strip()),
+        "future_covariates": None
+        if future_covariates is None
+        else tuple(c.strip() for c in future_covariates.split(",") if c.strip()),
+        "holidays": holidays,
+        "covariate_noise": covariate_noise,
         "family": family,
         "horizon": horizon,
         "lookback": lookback,
@@ -291,6 +329,7 @@ def train_command(
     settings = TrainSettings()
     options: dict[str, Any] = {
         "allow_worse_than_baseline": allow_worse_than_baseline,
+        "allow_contract_change": allow_contract_change,
         "time_budget": float(time_budget or 0.0),
     }
     frame = load_frame(spec, database_url, names=FLAGS)
@@ -345,14 +384,17 @@ def compare_command(
         Path | None, typer.Option("--plot", help="Write a PNG: metric by version, error by step.")
     ] = None,
     tracking_uri: TrackingUri = None,
+    database_url: DatabaseUrl = None,
     as_json: AsJson = False,
 ) -> None:
-    """Leaderboard of every version of a registered model (read from MLflow)."""
-    from training.registry.compare import compare_plot, leaderboard, render
+    """Leaderboard of every version of a registered model (read from MLflow), with each
+    version's live accuracy from the series store's forecast log next to its test scores."""
+    from training.registry.compare import add_live, compare_plot, leaderboard, render
     from training.registry.tracking import Tracker
 
     tracker = Tracker(tracking_uri, TrainSettings())
     rows = leaderboard(tracker, name, metric)
+    add_live(rows, _live_scores(name, database_url))
     written = None if plot is None else compare_plot(tracker, name, rows, metric, plot)
     if as_json:
         champion = next((r["version"] for r in rows if r["champion"]), None)
@@ -371,20 +413,46 @@ def compare_command(
         console.print(f"plot written to {written}", highlight=False)
 
 
+def _live_scores(name: str, database_url: str | None) -> list[Any]:
+    """The forecast log's scores of `name` per version ([] when the store cannot be read)."""
+    from training.retraining.retrain import resolve_database_url
+    from training.store import DEFAULT_DATABASE_URL, SeriesStore, StoreError
+
+    url = resolve_database_url(database_url) or DEFAULT_DATABASE_URL
+    try:
+        with SeriesStore(url) as store:
+            return store.forecast_log.scores(model=name)
+    except StoreError as exc:
+        logging.getLogger(__name__).warning("compare: no live accuracy (%s)", exc)
+        return []
+
+
 @user_errors
 def promote_command(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     version: Annotated[int, typer.Argument(help="Version to make champion.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded with your user name).")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Promote even when the request contract (look-back, frequency, covariates) "
+            "differs from the champion's: its clients' requests will be refused.",
+        ),
+    ] = False,
     tracking_uri: TrackingUri = None,
     as_json: AsJson = False,
 ) -> None:
-    """Set the champion by hand, bypassing the gate; records who and why."""
+    """Set the champion by hand, bypassing the gate; records who and why.
+
+    Refused when the version's request contract differs from the champion's, unless --force.
+    """
     from training.registry.gate import promote_by_hand
     from training.registry.tracking import Tracker
 
     tracker = Tracker(tracking_uri, TrainSettings())
-    done = promote_by_hand(tracker, name, version, reason=reason, user=getpass.getuser())
+    user = getpass.getuser()
+    done = promote_by_hand(tracker, name, version, reason=reason, user=user, force=force)
     if as_json:
         _emit(
             {
@@ -393,6 +461,7 @@ def promote_command(
                 "previous_champion": done.previous_champion,
                 "user": done.user,
                 "reason": done.reason,
+                "contract_changes": list(done.contract_changes),
             }
         )
         return
@@ -401,3 +470,9 @@ def promote_command(
         f"by {done.user}: {done.reason}",
         highlight=False,
     )
+    if done.contract_changes:
+        console.print(
+            f"request contract changed (--force): {'; '.join(done.contract_changes)}",
+            style="yellow",
+            highlight=False,
+        )

@@ -1,7 +1,8 @@
 """The validated long table every source produces and every consumer reads.
 
 A `SeriesFrame` holds one pandas table with the columns `series_id` (str), `timestamp`
-(datetime64[ns]), `value` (float64) and then the covariates (float64), sorted by
+(datetime64[ns]), `value` (float64), then the past covariates and then the future covariates
+(known over the horizon too: weather forecasts, holidays; all float64), sorted by
 (series_id, timestamp), free of NaN, and regular at one frequency of `models.features`
 (for "B" that means every weekday between a series' first and last stamp is present).
 Sources build the table, apply their fill policies and record them in `notes`; the
@@ -33,12 +34,15 @@ class SeriesFrame:
     object, so copy `table` before changing it.
 
     Attributes:
-        table: columns series_id, timestamp, value, *covariates; sorted; no NaN.
+        table: columns series_id, timestamp, value, *covariates, *future_covariates; sorted;
+            no NaN.
         frequency: canonical frequency string ("h", "D", "B", "W", "<n>min", "<n>h").
         target: name of the target column in the source (the `value` column here).
         covariates: covariate column names, in table order.
         source: where the data came from ("bundled:load/etth1" or a file path).
         notes: one line per policy applied (fills, dropped rows, layout changes).
+        future_covariates: future-known covariate column names, in table order (after the
+            past covariates); see training.data.known.
     """
 
     table: pd.DataFrame
@@ -47,6 +51,7 @@ class SeriesFrame:
     covariates: tuple[str, ...] = ()
     source: str = ""
     notes: tuple[str, ...] = ()
+    future_covariates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_invariants(self)
@@ -88,13 +93,19 @@ class SeriesFrame:
 
         Returns:
             One SeriesData per series: values [T] float32, timestamps [T] datetime64[ns],
-            covariates [T, C] float32 (None when the frame has no covariates).
+            covariates [T, C] float32 (None when the frame has no covariates), future
+            covariates [T, K] float32 (None when it has none).
         """
         values = self.table["value"].to_numpy(dtype=np.float32)  # [N]
         stamps = self.table["timestamp"].to_numpy(dtype="datetime64[ns]")  # [N]
         covs = (
             self.table[list(self.covariates)].to_numpy(dtype=np.float32)  # [N, C]
             if self.covariates
+            else None
+        )
+        futs = (
+            self.table[list(self.future_covariates)].to_numpy(dtype=np.float32)  # [N, K]
+            if self.future_covariates
             else None
         )
         out = []
@@ -105,6 +116,7 @@ class SeriesFrame:
                     timestamps=stamps[lo:hi].copy(),  # [T]
                     covariates=None if covs is None else covs[lo:hi].copy(),  # [T, C]
                     series_id=sid,
+                    future_covariates=None if futs is None else futs[lo:hi].copy(),  # [T, K]
                 )
             )
         return out
@@ -129,14 +141,17 @@ class SeriesFrame:
         """Identify the exact data a model saw (logged with every run).
 
         Returns:
-            source, frequency, target, covariates, rows, series, start, end, and the sha256
-            of the table (column names, then each column's bytes in order).
+            source, frequency, target, covariates, future covariates (when any), rows, series,
+            start, end, and the sha256 of the table (column names, then each column's bytes).
         """
+        future = list(self.future_covariates)
+        extra = {"future_covariates": future} if future else {}  # old fingerprints unchanged
         return {
             "source": self.source,
             "frequency": self.frequency,
             "target": self.target,
             "covariates": list(self.covariates),
+            **extra,
             "rows": self.rows,
             "series": self.n_series,
             "start": self.start.isoformat(),
@@ -225,7 +240,7 @@ def _check_invariants(frame: SeriesFrame) -> None:
     hand-built frame); the message names the column or row."""
     table = frame.table
     where = frame.source or "SeriesFrame"
-    expected = [*BASE_COLUMNS, *frame.covariates]
+    expected = [*BASE_COLUMNS, *frame.covariates, *frame.future_covariates]
     if list(table.columns) != expected:
         raise DataError(
             f"{where}: table columns are {list(table.columns)}; "

@@ -50,7 +50,8 @@ PredictFn = Callable[..., Forecast]
 def predict_windows(
     predict_fn: PredictFn, windows: Windows, levels: Sequence[int], *, chunk_size: int = 4096
 ) -> tuple[np.ndarray, dict[int, np.ndarray], dict[int, np.ndarray]]:
-    """Call `predict_fn(history, horizon, levels, timestamps=, covariates=)` chunk by chunk.
+    """Call `predict_fn(history, horizon, levels, timestamps=, covariates=)` chunk by chunk
+    (and `future_covariates=` [b, L+H, K] when the windows carry them).
 
     Returns:
         mean [N, H], lower and upper level -> [N, H], as float64.
@@ -60,12 +61,16 @@ def predict_windows(
     means, lows, highs = [], [], []
     for lo in range(0, len(windows), chunk_size):
         hi = lo + chunk_size
+        known: dict[str, np.ndarray] = {}
+        if windows.future_covariates is not None:
+            known["future_covariates"] = windows.future_covariates[lo:hi]  # [b, L+H, K]
         fc = predict_fn(
             windows.history[lo:hi],  # [b, L]
             windows.horizon,
             tuple(levels),
             timestamps=None if windows.timestamps is None else windows.timestamps[lo:hi],
             covariates=None if windows.covariates is None else windows.covariates[lo:hi],
+            **known,
         )
         means.append(np.asarray(fc.mean, dtype=np.float64))  # [b, H]
         lows.append({lv: np.asarray(fc.lower[lv], dtype=np.float64) for lv in levels})

@@ -5,17 +5,23 @@
 standard ETT protocol (channel-major in mode "M"). Both return a `Windows` stack whose MASE
 scale is the in-sample seasonal-naive MAE of each window's series on its training rows, with
 the season taken from the data's frequency.
+
+Future covariates over the horizon are the *recorded* values: a backtest with them measures
+the model given perfect foresight of the covariate (an "oracle weather" evaluation, as the
+literature reports it). `with_covariate_noise` perturbs the horizon's values to show how
+accuracy degrades when the covariate's forecast is wrong.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from models.features import season_length
 from training.data.frame import SeriesFrame
+from training.data.known import HOLIDAY_PREFIX
 from training.errors import DataError, ExperimentError
 from training.evaluation import splits
 from training.evaluation.metrics import seasonal_naive_scale
@@ -35,6 +41,7 @@ class Windows:
         mase_scale: float, or [N] in-sample seasonal-naive MAE of each window's series.
         timestamps: [N, L] datetime64 stamps of the history (for calendar features), or None.
         covariates: [N, L, C] past covariates, or None.
+        future_covariates: [N, L+H, K] future covariates over history and horizon, or None.
     """
 
     history: np.ndarray
@@ -42,6 +49,7 @@ class Windows:
     mase_scale: float | np.ndarray
     timestamps: np.ndarray | None = None
     covariates: np.ndarray | None = None
+    future_covariates: np.ndarray | None = None
 
     @property
     def horizon(self) -> int:
@@ -77,7 +85,7 @@ def frame_windows(
     """
     _check_part(part)
     season = season_length(frame.frequency)
-    hists, acts, stamps, covs, scales = [], [], [], [], []
+    hists, acts, stamps, covs, futs, scales = [], [], [], [], [], []
     for s in frame.to_series():
         y = s.values.astype(np.float64)  # [T]
         sp = splits.ratio_split(
@@ -97,6 +105,10 @@ def frame_windows(
         if s.covariates is not None:
             c, _ = window_stack(s.covariates, origins, lookback, horizon)  # [N, C, L]
             covs.append(c.transpose(0, 2, 1))  # [N, C, L] -> [N, L, C]
+        if s.future_covariates is not None:
+            f_hist, f_ahead = window_stack(s.future_covariates, origins, lookback, horizon)
+            whole = np.concatenate([f_hist, f_ahead], axis=2)  # [N, K, L+H]
+            futs.append(whole.transpose(0, 2, 1))  # [N, K, L+H] -> [N, L+H, K]
         m = season if sp.train_end > season else 1
         scales.append(np.full(len(origins), seasonal_naive_scale(y[: sp.train_end], m)))
     return Windows(
@@ -105,7 +117,37 @@ def frame_windows(
         mase_scale=np.concatenate(scales),
         timestamps=np.concatenate(stamps) if len(stamps) == len(hists) else None,
         covariates=np.concatenate(covs) if covs and len(covs) == len(hists) else None,
+        future_covariates=np.concatenate(futs) if futs and len(futs) == len(hists) else None,
     )
+
+
+def with_covariate_noise(
+    windows: Windows, noise: float, names: Sequence[str], *, seed: int = 0
+) -> Windows:
+    """`windows` with Gaussian noise added to the future covariates' horizon values.
+
+    Each column gets noise of `noise` times its std over the stack (0.5: errors half as large
+    as the column's spread, a poor weather forecast). Holiday indicators ("holiday:..." columns)
+    are calendar facts and stay exact; the history's values are observed and stay exact.
+
+    Args:
+        windows: a stack with future covariates [N, L+H, K].
+        noise: >= 0, in column stds; 0 returns `windows` unchanged.
+        names: the K column names (to leave holiday indicators alone).
+        seed: the noise stream (fixed: a backtest is reproducible).
+    """
+    fut = windows.future_covariates
+    if fut is None or noise <= 0:
+        return windows
+    lookback = windows.history.shape[1]
+    rng = np.random.default_rng(seed)
+    noisy = fut.astype(np.float64, copy=True)  # [N, L+H, K]
+    std = fut.reshape(-1, fut.shape[2]).std(axis=0)  # [K]
+    exact = np.array([n.startswith(HOLIDAY_PREFIX) for n in names])  # [K]
+    scale = np.where(exact, 0.0, noise * std)  # [K]
+    ahead = noisy[:, lookback:]  # [N, H, K] view
+    ahead += rng.standard_normal(ahead.shape) * scale  # [N, H, K] + [K]
+    return replace(windows, future_covariates=noisy.astype(fut.dtype))
 
 
 def ett_windows(

@@ -104,6 +104,7 @@ def train_auto(
     allow_worse_than_baseline: bool = False,
     time_budget: float = 0.0,
     families: tuple[str, ...] = CANDIDATES,
+    allow_contract_change: bool = False,
 ) -> TrainResult:
     """Train every candidate family, register the best on validation (see the module docstring).
 
@@ -156,8 +157,10 @@ def train_auto(
         parent.json(rows, "candidates.json")
         log_candidate(parent, best, spec, frame, base)
         version, decision, _ = register_candidate(
-            parent, tracker, best, spec, frame, allow_worse_than_baseline=allow_worse_than_baseline
-        )
+            parent, tracker, best, spec, frame,
+            allow_worse_than_baseline=allow_worse_than_baseline,
+            allow_contract_change=allow_contract_change,
+        )  # fmt: skip
     result = result_of(parent, tracker, best, spec, frame, base, version, decision)
     result.data["auto_note"] = note
     return dataclasses.replace(result, candidates=tuple(rows))

@@ -9,7 +9,9 @@ of which loads the model once. Both paths forecast the same shards with the same
 they give the same rows.
 
 Output: one row per series and step: model_name, model_version, series_id, origin (the last
-observed timestamp), step (1..H), timestamp, mean, lower_<level> / upper_<level>.
+observed timestamp), step (1..H), timestamp, mean, lower_<level> / upper_<level>; written to
+Parquet, and/or (`record_to_store`) into the series store's forecast log, where the forecasts
+are scored for live accuracy as the actuals are ingested.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pandas as pd
 
 from training.data.frame import SeriesFrame
 from training.errors import DataError, ExperimentError, TrackingError
-from training.jobs.cluster import ClusterInfo, ray_session
+from training.jobs.cluster import ClusterInfo, ray_session, resolve_address
 from training.registry.tracking import Tracker
 
 DEFAULT_SHARD_SIZE = 1000
@@ -246,3 +248,91 @@ def store_frame(
         return load_store(store, ids, covariates=covariates)
     finally:
         store.close()
+
+
+def record_to_store(
+    result: BatchResult, frame: SeriesFrame, database_url: str | None, levels: Sequence[int]
+) -> int:
+    """Write the forecasts into the series store's forecast log, where they are scored as the
+    series' actuals are ingested (idempotent per model version, series and origin).
+
+    Returns:
+        How many forecasts (series) were written.
+    """
+    from training.store import SeriesStore
+    from training.store.forecast_log import ForecastRecord, naive_reference
+
+    table = result.forecasts
+    history = frame.table.sort_values(["series_id", "timestamp"], kind="stable")
+    values = {str(sid): part["value"].to_numpy() for sid, part in history.groupby("series_id")}
+    records = []
+    for key, part in table.groupby(["series_id", "origin"], sort=False):
+        series_id, origin = str(key[0]), pd.Timestamp(key[1])  # type: ignore[index, arg-type]
+        part = part.sort_values("step")
+        horizon = len(part)
+        records.append(
+            ForecastRecord(
+                model=result.model,
+                version=str(result.version),
+                series_id=series_id,
+                origin=origin.to_pydatetime(),
+                timestamps=[pd.Timestamp(t).to_pydatetime() for t in part["timestamp"]],
+                mean=part["mean"].tolist(),
+                intervals={
+                    int(level): (part[f"lower_{level}"].tolist(), part[f"upper_{level}"].tolist())
+                    for level in levels
+                },
+                naive=naive_reference(values[series_id], horizon, frame.frequency),
+            )
+        )
+    store = SeriesStore(database_url) if database_url else SeriesStore.from_env()
+    try:
+        return store.forecast_log.record(records)
+    finally:
+        store.close()
+
+
+def predict_to_store(
+    name: str,
+    *,
+    tracking_uri: str | None,
+    database_url: str | None,
+    series_ids: Sequence[str] = (),
+    horizon: int | None = None,
+    levels: Sequence[int] = (80, 95),
+) -> dict[str, Any]:
+    """Forecast stored series with `name`'s champion and record them in the forecast log: the
+    scheduled batch forecast (`task = "predict"` jobs of configs/schedule.toml).
+
+    Args:
+        series_ids: the stored series to forecast; empty: every stored series.
+        horizon: steps; None: the model's max_horizon.
+
+    With $RAY_ADDRESS set the series are sharded over that cluster; else they are forecast in
+    this process.
+
+    Returns:
+        JSON-ready summary: model, version, series, recorded, seconds.
+    """
+    ref = resolve_model(Tracker(tracking_uri), name)
+    meta = load_forecaster(ref.files).meta
+    if meta.future_covariates:
+        raise ExperimentError(
+            f"model {ref.name!r} version {ref.version} reads the future covariates "
+            f"{list(meta.future_covariates)} over the horizon, and the store holds only the "
+            "past. Fix: forecast it with POST /v1/series/{id}/forecast and future_covariates, "
+            "or schedule a model trained without future covariates"
+        )
+    covariates = meta.covariates
+    frame = store_frame(database_url, list(series_ids) or None, covariates)
+    # Sharded over the cluster at $RAY_ADDRESS when one is set, else in this process.
+    address = resolve_address(None)
+    result = predict_batch(ref, frame, horizon=horizon, levels=levels, ray_address=address)
+    recorded = record_to_store(result, frame, database_url, levels)
+    return {
+        "model": ref.name,
+        "version": ref.version,
+        "series": result.series,
+        "recorded": recorded,
+        "seconds": round(result.seconds, 3),
+    }

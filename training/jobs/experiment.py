@@ -10,9 +10,12 @@ that `forecast retrain` can replay it on fresh data. An experiment file (see con
     horizon = 24            # required: forecast steps
     [data]                  # exactly one of dataset (bundled), file (CSV/Parquet, relative to
     dataset = "load/etth1"  # this file, with time_col, target_col...) or series (in the store)
+    future_covariates = ["temp"]  # columns known over the horizon (weather forecast, promo)
+    holidays = "US"         # holiday indicator "holiday:US" as a future covariate ("US-CA")
     [model]                 # lookback, epochs, device, and forecaster config fields
     hidden_size = 64
-    [evaluation]            # protocol ("ratio" | "ett"), val_fraction, test_fraction, levels
+    [evaluation]            # protocol ("ratio" | "ett"), val_fraction, test_fraction, levels,
+                            # covariate_noise (test only: future covariates + noise, see below)
     [gate]                  # metric (mae | mse | rmse | smape | mase) and margin: how much
     margin = 0.01           # (relative) better than the champion a challenger must be
 """
@@ -47,7 +50,14 @@ Protocol = Literal["ratio", "ett"]
 GateMetric = Literal["mae", "mse", "rmse", "smape", "mase"]
 FAMILIES, DEVICES, PROTOCOLS, GATE_METRICS = map(get_args, (Family, Device, Protocol, GateMetric))
 # Config fields the pipeline derives from the data and the spec; an experiment may not set them.
-DERIVED_MODEL_KEYS = ("family", "max_horizon", "frequency", "target", "covariates")
+DERIVED_MODEL_KEYS = (
+    "family",
+    "max_horizon",
+    "frequency",
+    "target",
+    "covariates",
+    "future_covariates",
+)
 
 Count = Annotated[StrictInt, Field(ge=1)]
 Fraction = Annotated[float, Field(strict=True, gt=0, lt=1)]
@@ -76,6 +86,8 @@ class TrainSpec:
     max_gap: Count = DEFAULT_MAX_GAP  # max_gap, fill_limit: see training.data.fill
     fill_limit: Share = DEFAULT_FILL_LIMIT
     covariates: Names = ()  # past covariate columns
+    future_covariates: Names = ()  # columns known over the horizon too (training.data.known)
+    holidays: StrictStr | None = None  # "US" / "US-CA": a holiday indicator future covariate
     last_rows: Count | None = None  # keep only the newest rows of each series (None: all)
     lookback: Count | None = None  # None: a default from the frequency and the horizon
     epochs: Count | None = None  # None: the family default
@@ -85,6 +97,9 @@ class TrainSpec:
     val_fraction: Fraction = 0.1
     test_fraction: Fraction = 0.2
     levels: Levels = (80, 95)  # central interval levels in percent
+    # Test windows read the recorded future covariates (an oracle: perfect foresight of the
+    # weather); > 0 adds Gaussian noise of this many column stds to their horizon values.
+    covariate_noise: Annotated[float, Field(strict=True, ge=0)] = 0.0
     gate_metric: GateMetric = "mae"  # validation metric of the champion gate (lower: better)
     gate_margin: Margin = 0.01  # relative improvement a challenger needs
     name: ModelName | None = None  # registered model (None: from the dataset or file name)
@@ -108,6 +123,23 @@ class TrainSpec:
             raise ValueError(
                 f"[model] key(s) {', '.join(derived)} are set by the pipeline from the data and "
                 "the spec. Fix: remove them (use top-level family/horizon and [data] covariates)"
+            )
+        both = sorted(set(self.covariates) & set(self.future_covariates))
+        if both:
+            raise ValueError(
+                f"{both} are in both covariates and future_covariates. Fix: list a column known "
+                "over the horizon in future_covariates only"
+            )
+        known_ahead = bool(self.future_covariates or self.holidays)
+        if known_ahead and self.protocol == "ett":
+            raise ValueError(
+                "future_covariates / holidays need protocol 'ratio' (the ETT protocol scores "
+                'z-scored channels). Fix: set protocol = "ratio" in [evaluation]'
+            )
+        if self.covariate_noise and not known_ahead:
+            raise ValueError(
+                f"covariate_noise={self.covariate_noise} without future covariates does nothing. "
+                "Fix: declare future_covariates, or drop covariate_noise"
             )
         known = _model_keys(self.family)
         unknown = [key for key in self.model if key not in known]
@@ -142,7 +174,7 @@ class TrainSpec:
         """JSON-safe dict (tuples become lists); `from_dict` inverts it."""
         out = dataclasses.asdict(self)
         out["model"] = dict(self.model)
-        for key in ("covariates", "series", "levels"):
+        for key in ("covariates", "future_covariates", "series", "levels"):
             out[key] = list(out[key])
         return out
 
@@ -228,9 +260,12 @@ FILE_KEYS: dict[str, dict[str, str]] = {
         "file": "data",
         **{k: k for k in ("dataset", "series", "time_col", "target_col", "id_col", "freq")},
         **{k: k for k in ("fill", "max_gap", "fill_limit", "covariates", "last_rows")},
+        **{k: k for k in ("future_covariates", "holidays")},
     },
     "model": {k: k for k in ("lookback", "epochs", "device")},
-    "evaluation": {k: k for k in ("protocol", "val_fraction", "test_fraction", "levels")},
+    "evaluation": {
+        k: k for k in ("protocol", "val_fraction", "test_fraction", "levels", "covariate_noise")
+    },
     "gate": {"metric": "gate_metric", "margin": "gate_margin"},
 }
 

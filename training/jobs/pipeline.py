@@ -51,6 +51,7 @@ def train(
     frame: SeriesFrame | None = None,
     allow_worse_than_baseline: bool = False,
     time_budget: float = 0.0,
+    allow_contract_change: bool = False,
 ) -> TrainResult:
     """Run one training job end to end (see the module docstring).
 
@@ -65,6 +66,8 @@ def train(
         allow_worse_than_baseline: let the gate promote a model that does not beat naive /
             seasonal naive on the validation windows (recorded in the gate reason).
         time_budget: seconds of training for a recurrent family (auto: for all candidates).
+        allow_contract_change: let the gate promote a model whose request contract (look-back,
+            frequency, covariates) differs from the champion's (recorded in the gate reason).
 
     Raises:
         TrackingError, DataError, ExperimentError, ConfigError, ForecastInputError: user
@@ -74,6 +77,7 @@ def train(
         return train_auto(
             spec, tracking_uri, callback, settings=settings, frame=frame,
             allow_worse_than_baseline=allow_worse_than_baseline, time_budget=time_budget,
+            allow_contract_change=allow_contract_change,
         )  # fmt: skip
     tracker = Tracker(tracking_uri, settings)
     if frame is None:
@@ -85,6 +89,8 @@ def train(
         cand = fit_candidate(spec, frame, spec.family, chain_hooks(hooks), time_budget=time_budget)
         log_candidate(run, cand, spec, frame, base)
         version, decision, _ = register_candidate(
-            run, tracker, cand, spec, frame, allow_worse_than_baseline=allow_worse_than_baseline
-        )
+            run, tracker, cand, spec, frame,
+            allow_worse_than_baseline=allow_worse_than_baseline,
+            allow_contract_change=allow_contract_change,
+        )  # fmt: skip
     return result_of(run, tracker, cand, spec, frame, base, version, decision)

@@ -23,6 +23,7 @@ from models.features import season_length
 from training.data.catalogue import load_dataset, load_file
 from training.data.fill import CONFIG_KEYS, KEYWORDS, OptionNames
 from training.data.frame import SeriesFrame
+from training.data.known import with_future_covariates
 from training.errors import DataError
 from training.evaluation import backtest, splits
 from training.evaluation.metrics import Scores, evaluate
@@ -62,17 +63,19 @@ def load_frame(
         "max_gap": spec.max_gap,
         "fill_limit": spec.fill_limit,
     }
+    # future covariates load as covariate columns (same fill policies and errors), then move
+    columns = (*spec.covariates, *spec.future_covariates)
     if spec.series:
         from training.data.sources.store import load_store
         from training.store import SeriesStore
 
         store = SeriesStore(database_url) if database_url else SeriesStore.from_env()
         try:
-            frame = load_store(store, spec.series, covariates=spec.covariates, names=names, **fill)
+            frame = load_store(store, spec.series, covariates=columns, names=names, **fill)
         finally:
             store.close()
     elif spec.dataset is not None:
-        frame = load_dataset(spec.dataset, covariates=spec.covariates)
+        frame = load_dataset(spec.dataset, covariates=columns)
     else:
         frame = load_file(
             str(spec.data),
@@ -80,10 +83,11 @@ def load_frame(
             target_col=str(spec.target_col),
             id_col=spec.id_col,
             freq=spec.freq,
-            covariates=spec.covariates,
+            covariates=columns,
             names=names,
             **fill,
         )
+    frame = with_future_covariates(frame, spec.future_covariates, spec.holidays)
     if spec.last_rows is not None:
         table = frame.table.groupby("series_id", sort=False).tail(spec.last_rows)
         if len(table) < len(frame.table):
@@ -118,6 +122,7 @@ def build_config(
         "frequency": frame.frequency,
         "target": frame.target,
         "covariates": list(frame.covariates),
+        "future_covariates": list(frame.future_covariates),
         "device": spec.device,
         "levels": list(spec.levels),
     }
@@ -142,6 +147,7 @@ def _slice(s: SeriesData, lo: int, hi: int) -> SeriesData:
         timestamps=None if s.timestamps is None else s.timestamps[lo:hi],
         covariates=None if s.covariates is None else s.covariates[lo:hi],  # [T', C]
         series_id=s.series_id,
+        future_covariates=None if s.future_covariates is None else s.future_covariates[lo:hi],
     )
 
 

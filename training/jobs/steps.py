@@ -26,7 +26,7 @@ from models.base import EpochCallback, EpochStats, FitReport, Forecaster, Series
 from training.data.frame import SeriesFrame
 from training.evaluation import plots
 from training.evaluation.metrics import Scores
-from training.evaluation.windows import Windows
+from training.evaluation.windows import Windows, with_covariate_noise
 from training.jobs import defaults
 from training.jobs.defaults import RECURRENT, Derived
 from training.jobs.experiment import TrainSpec
@@ -143,18 +143,36 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def _input_example(series: SeriesData, lookback: int, covariates: tuple[str, ...]) -> pd.DataFrame:
-    """The last `lookback` rows of a validation series, in the pyfunc input layout."""
+def _input_example(
+    series: SeriesData,
+    lookback: int,
+    covariates: tuple[str, ...],
+    future: tuple[str, ...] = (),
+    horizon: int = 0,
+) -> pd.DataFrame:
+    """The last `lookback` rows of a validation series, in the pyfunc input layout.
+
+    With future covariates the example ends with `horizon` rows whose value is empty (NaN)
+    and whose future covariates are the values known ahead (training.registry.pyfunc_model).
+    """
+    ahead = horizon if future else 0
+    rows = slice(len(series.values) - lookback - ahead, len(series.values))  # L (+ H) rows
+    values = series.values[rows].astype(np.float64)  # [L (+ H)]
+    if ahead:
+        values[-ahead:] = np.nan  # the steps to forecast
     frame = pd.DataFrame(
         {
             "series_id": series.series_id,
-            "timestamp": series.timestamps[-lookback:],  # type: ignore[index]
-            "value": series.values[-lookback:].astype(np.float64),
+            "timestamp": series.timestamps[rows],  # type: ignore[index]
+            "value": values,
         }
     )
     if series.covariates is not None:
         for i, name in enumerate(covariates):
-            frame[name] = series.covariates[-lookback:, i].astype(np.float64)  # [L]
+            frame[name] = series.covariates[rows, i].astype(np.float64)  # [L (+ H)]
+    if series.future_covariates is not None:
+        for i, name in enumerate(future):
+            frame[name] = series.future_covariates[rows, i].astype(np.float64)  # [L (+ H)]
     return frame
 
 
@@ -221,7 +239,9 @@ def fit_candidate(
         config = dataclasses.replace(config, time_budget=float(time_budget))
     train_series, val_series = fit_series(frame, spec, lookback)
     val_windows = windows(frame, spec, lookback, "val")
-    test_windows = windows(frame, spec, lookback, "test")
+    test_windows = with_covariate_noise(
+        windows(frame, spec, lookback, "test"), spec.covariate_noise, frame.future_covariates
+    )  # recorded (oracle) future covariates, plus noise when --covariate-noise is set
     model = models_io.create(config)
     report = model.fit(train_series, val_series, callback=callback)
     return Candidate(
@@ -321,6 +341,7 @@ def register_candidate(
     frame: SeriesFrame,
     *,
     allow_worse_than_baseline: bool = False,
+    allow_contract_change: bool = False,
 ) -> tuple[int, GateDecision, dict[str, float]]:
     """Log the pyfunc, register a version, gate it against the baselines and the champion.
 
@@ -334,8 +355,16 @@ def register_candidate(
         version = run.log_model(
             directory,
             registered_name=name,
-            signature=model_signature(spec.horizon, spec.levels, frame.covariates),
-            input_example=_input_example(cand.val_series[0], cand.lookback, frame.covariates),
+            signature=model_signature(
+                spec.horizon, spec.levels, frame.covariates, frame.future_covariates
+            ),
+            input_example=_input_example(
+                cand.val_series[0],
+                cand.lookback,
+                frame.covariates,
+                frame.future_covariates,
+                spec.horizon,
+            ),
             horizon=spec.horizon,
         )
     metric = spec.gate_metric
@@ -353,6 +382,8 @@ def register_candidate(
             "horizon": spec.horizon,
             "lookback": cand.lookback,
             "protocol": spec.protocol,
+            "covariates": ",".join(frame.covariates),
+            "future_covariates": ",".join(frame.future_covariates),
         },
     )
     decision = run_gate(
@@ -367,6 +398,7 @@ def register_candidate(
         baseline_scores=floor,
         allow_worse_than_baseline=allow_worse_than_baseline,
         family=cand.family,
+        allow_contract_change=allow_contract_change,
     )
     run.metrics({"gate_promoted": float(decision.promoted)})
     if decision.champion_score is not None:
@@ -425,4 +457,5 @@ def run_tags(spec: TrainSpec, frame: SeriesFrame, family: str) -> dict[str, str]
         "protocol": spec.protocol,
         "horizon": str(spec.horizon),
         "data_sha256": str(_json_safe(frame.fingerprint()).get("sha256", "")),
+        "future_covariates": ",".join(frame.future_covariates),
     }

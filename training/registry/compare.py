@@ -8,6 +8,7 @@ nominal level.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,7 +50,8 @@ def leaderboard(tracker: Tracker, name: str, metric: str = "test_mae") -> list[d
     """One row per version of `name`, best `metric` first (versions without it last).
 
     Each row: version, family, champion, challenger, run_id, created_ms, dataset, horizon,
-    key params, the metrics of `_METRICS` (None when absent), `mae_vs_seasonal_naive`
+    covariates and future_covariates (the columns the version read), key params, the
+    metrics of `_METRICS` (None when absent), `mae_vs_seasonal_naive`
     (test MAE / seasonal naive test MAE on the same windows; < 1 beats it), gate tags.
 
     Raises:
@@ -84,6 +86,10 @@ def leaderboard(tracker: Tracker, name: str, metric: str = "test_mae") -> list[d
             "dataset": v.tags.get("dataset") or params.get("dataset", ""),
             "horizon": _int_or_none(params.get("max_horizon") or v.tags.get("horizon")),
             "params": {k: params[k] for k in _KEY_PARAMS if k in params},
+            "covariates": _names(v.tags.get("covariates"), params.get("covariates")),
+            "future_covariates": _names(
+                v.tags.get("future_covariates"), params.get("future_covariates")
+            ),
         }
         for key in _METRICS:
             value = metrics.get(key)
@@ -94,6 +100,37 @@ def leaderboard(tracker: Tracker, name: str, metric: str = "test_mae") -> list[d
         row["val_score"] = _number(v.tags.get("val_score")) if v.tags.get("val_score") else None
         rows.append(row)
     return sorted(rows, key=lambda r: (r[metric] is None, r[metric] or 0.0, r["version"]))
+
+
+def add_live(rows: list[dict[str, Any]], scores: Sequence[Any]) -> None:
+    """Put each version's live accuracy (forecast log scores of that version) on its row:
+    live_forecasts, live_mae, live_mase, live_coverage_80 (None where nothing is scored)."""
+    by_version = {entry.version: entry.overall for entry in scores}
+    for row in rows:
+        live = by_version.get(str(row["version"]))
+        row["live_forecasts"] = 0 if live is None else live.forecasts
+        row["live_mae"] = None if live is None else live.mae
+        row["live_mase"] = None if live is None else live.mase
+        row["live_coverage_80"] = None if live is None else live.coverage.get(80)
+
+
+def _names(tag: str | None, param: Any) -> list[str]:
+    """Column names from a version tag ("a,b") or, for older versions, a JSON list param."""
+    if tag is not None:
+        return [n for n in tag.split(",") if n]
+    if isinstance(param, str) and param.startswith("["):
+        try:
+            return [str(n) for n in json.loads(param)]
+        except json.JSONDecodeError:
+            return []
+    return []
+
+
+def _covariate_cell(row: dict[str, Any]) -> str:
+    """ "temp; ahead: hum,holiday:US" (past, then future-known covariates), or "-"."""
+    past, ahead = ",".join(row["covariates"]), ",".join(row["future_covariates"])
+    parts = [p for p in (past, f"ahead: {ahead}" if ahead else "") if p]
+    return "; ".join(parts) or "-"
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -118,6 +155,7 @@ def render(rows: Sequence[dict[str, Any]], name: str, metric: str) -> Table:
         "v",
         "family",
         "key params",
+        "covariates",
         "test MAE",
         "test MSE",
         "MASE",
@@ -126,9 +164,13 @@ def render(rows: Sequence[dict[str, Any]], name: str, metric: str) -> Table:
         "cov 80",
         "cov 95",
         "train s",
+        "live n",
+        "live MASE",
+        "live cov 80",
         "gate",
     ):
-        table.add_column(header, justify="left" if header in ("family", "key params") else "right")
+        left = header in ("family", "key params", "covariates")
+        table.add_column(header, justify="left" if left else "right")
     for r in rows:
         marker = "*" if r["champion"] else ("c" if r["challenger"] else "")
         params = " ".join(f"{k}={v}" for k, v in r["params"].items())
@@ -136,6 +178,7 @@ def render(rows: Sequence[dict[str, Any]], name: str, metric: str) -> Table:
             f"{r['version']}{marker}",
             str(r["family"]),
             params,
+            _covariate_cell(r),
             _fmt(r["test_mae"]),
             _fmt(r["test_mse"]),
             _fmt(r["test_mase"], 3),
@@ -144,6 +187,9 @@ def render(rows: Sequence[dict[str, Any]], name: str, metric: str) -> Table:
             _fmt(r["test_coverage_80"], 2),
             _fmt(r["test_coverage_95"], 2),
             _fmt(r["train_seconds"], 3),
+            _fmt(r.get("live_forecasts")),
+            _fmt(r.get("live_mase"), 3),
+            _fmt(r.get("live_coverage_80"), 2),
             str(r["gate_decision"]),
         )
     table.caption = "* champion, c challenger; MAE / sNaive < 1 beats seasonal naive"

@@ -14,6 +14,13 @@ worse than the trivial forecast. A challenger that fails gets the decision
 `rejected: worse than seasonal naive` (or `naive`) with both scores as tags, unless
 `allow_worse_than_baseline` is set. Baseline families themselves skip this check: they are the
 floor it measures against.
+
+Last, a challenger that would become champion must keep the champion's request contract
+(look-back, frequency, covariates, future covariates: training.registry.contract), or clients
+built for the champion would be refused. One that changes it is kept as challenger with the
+decision `rejected: request contract changed` and the changes in the reason and the
+`contract_changes` tag, unless `allow_contract_change` is set; `forecast promote --force`
+makes it champion by hand once the clients send the new contract.
 """
 
 from __future__ import annotations
@@ -29,6 +36,12 @@ from typing import Any
 
 from models.config import BASELINE_FAMILIES
 from training.errors import USER_ERRORS, ExperimentError
+from training.registry.contract import (
+    ContractChangeError,
+    RequestContract,
+    contract_of_directory,
+    contract_of_version,
+)
 from training.registry.tracking import Tracker
 
 logger = logging.getLogger(__name__)
@@ -61,6 +74,9 @@ class GateDecision:
         baseline_score: its validation score.
         worse_than_baseline: whether the challenger failed to beat it by the margin.
         baseline_overridden: whether `allow_worse_than_baseline` let it past that check.
+        contract_changes: how the challenger's request contract differs from the champion's
+            (checked only for a challenger that would be promoted), one line each.
+        contract_overridden: whether `allow_contract_change` let it past that check.
     """
 
     promoted: bool
@@ -77,12 +93,17 @@ class GateDecision:
     baseline_score: float | None = None
     worse_than_baseline: bool = False
     baseline_overridden: bool = False
+    contract_changes: tuple[str, ...] = ()
+    contract_overridden: bool = False
 
     @property
     def decision(self) -> str:
-        """The gate decision: promoted, rejected, or rejected: worse than seasonal naive."""
+        """The gate decision: promoted, rejected, rejected: worse than seasonal naive, or
+        rejected: request contract changed."""
         if self.promoted:
             return "promoted"
+        if self.contract_changes and not self.contract_overridden:
+            return "rejected: request contract changed"
         if self.worse_than_baseline and not self.baseline_overridden and self.baseline:
             return f"rejected: worse than {BASELINE_LABELS.get(self.baseline, self.baseline)}"
         return "rejected"
@@ -105,6 +126,7 @@ class GateDecision:
             if self.previous_champion is None
             else str(self.previous_champion),
             "gate_reason": self.reason,
+            "contract_changes": "; ".join(self.contract_changes),
         }
 
 
@@ -164,6 +186,7 @@ def run_gate(
     baseline_scores: Mapping[str, float] | None = None,
     allow_worse_than_baseline: bool = False,
     family: str = "",
+    allow_contract_change: bool = False,
 ) -> GateDecision:
     """Alias `version` challenger, score the champion now, promote or not, tag both places.
 
@@ -184,13 +207,18 @@ def run_gate(
         allow_worse_than_baseline: promote on the champion comparison alone, recording that
             the baseline was not beaten.
         family: the challenger's family; baseline families skip the baseline check.
+        allow_contract_change: promote even when the request contract differs from the
+            champion's, recording the changes.
     """
     previous = tracker.aliases(name).get(CHAMPION)
     tracker.set_alias(name, CHALLENGER, version)
     champion_score: float | None = None
+    champion_contract: RequestContract | None = None
     note = ""
     if previous is not None and previous != version:
-        champion_score, note = _score_champion(tracker, name, previous, score_champion)
+        champion_score, note, champion_contract = _score_champion(
+            tracker, name, previous, score_champion
+        )
     promoted, reason = decide(challenger_score, champion_score, margin)
     if note:
         reason = f"{reason} ({note})"
@@ -206,6 +234,27 @@ def run_gate(
             reason = f"{reason}; {line} (allowed by --allow-worse-than-baseline)"
         else:
             promoted, reason = False, line
+    changes: list[str] = []
+    if promoted and champion_contract is not None:
+        try:
+            changes = champion_contract.changes_to(contract_of_version(tracker, name, version))
+        except USER_ERRORS as exc:  # its files unreadable: the service will refuse it anyway
+            logger.warning("%s v%d: request contract not compared: %s", name, version, exc)
+    if changes:
+        line = (
+            f"request contract changed from champion v{previous}: {'; '.join(changes)}; its "
+            "clients' requests would be refused"
+        )
+        if allow_contract_change:
+            reason = f"{reason}; {line} (allowed by --allow-contract-change)"
+        else:
+            promoted, reason = (
+                False,
+                (
+                    f"{line}. Fix: once the clients send the new contract, run `forecast promote "
+                    f"{name} {version} --force --reason ...`"
+                ),
+            )
     if promoted:
         tracker.set_alias(name, CHAMPION, version)
     decision = GateDecision(
@@ -223,6 +272,8 @@ def run_gate(
         baseline_score=None if floor is None else floor[1],
         worse_than_baseline=worse,
         baseline_overridden=worse and allow_worse_than_baseline,
+        contract_changes=tuple(changes),
+        contract_overridden=bool(changes) and allow_contract_change,
     )
     tags = decision.tags()
     tracker.set_version_tags(name, version, tags)
@@ -234,11 +285,15 @@ def run_gate(
 
 def _score_champion(
     tracker: Tracker, name: str, version: int, score: ChampionScorer
-) -> tuple[float | None, str]:
+) -> tuple[float | None, str, RequestContract | None]:
+    """(score on the windows, a note on how, the champion's request contract or None when its
+    files cannot be read), from one download."""
+    contract: RequestContract | None = None
     with tempfile.TemporaryDirectory(prefix="forecast-champion-") as tmp:
         try:
             directory = tracker.download_forecaster(name, version, Path(tmp))
-            return float(score(directory)), f"champion v{version} re-evaluated"
+            contract = contract_of_directory(directory)
+            return float(score(directory)), f"champion v{version} re-evaluated", contract
         except USER_ERRORS as exc:
             recorded = tracker.version(name, version).tags.get("val_score", "")
             logger.warning("champion v%d could not be re-evaluated: %s", version, exc)
@@ -246,7 +301,8 @@ def _score_champion(
                 value: float | None = float(recorded)
             except ValueError:
                 value = None
-            return value, f"champion v{version} not re-evaluated ({exc}); recorded score used"
+            note = f"champion v{version} not re-evaluated ({exc}); recorded score used"
+            return value, note, contract
 
 
 @dataclass(frozen=True)
@@ -258,15 +314,20 @@ class ManualPromotion:
     previous_champion: int | None
     user: str
     reason: str
+    contract_changes: tuple[str, ...] = ()
 
 
 def promote_by_hand(
-    tracker: Tracker, name: str, version: int, *, reason: str, user: str
+    tracker: Tracker, name: str, version: int, *, reason: str, user: str, force: bool = False
 ) -> ManualPromotion:
     """Make `version` the champion regardless of scores; record who and why.
 
+    A version whose request contract differs from the champion's is refused unless `force`
+    (then the changes are recorded in the `contract_changes` tag).
+
     Raises:
         ExperimentError: for an empty reason.
+        ContractChangeError: the contract differs and `force` is not set; nothing changed.
         TrackingError: for an unknown model or version.
     """
     if not reason.strip():
@@ -275,6 +336,14 @@ def promote_by_hand(
         )
     info = tracker.version(name, version)
     previous = tracker.aliases(name).get(CHAMPION)
+    changes = _contract_changes(tracker, name, previous, version)
+    if changes and not force:
+        raise ContractChangeError(
+            f"{name} v{version} changes the request contract of champion v{previous}: "
+            f"{'; '.join(changes)}; clients sending the old contract would be refused. Fix: "
+            "pass --force once they send the new one",
+            changes,
+        )
     tracker.set_alias(name, CHAMPION, version)
     tags = {
         "gate_decision": "manual",
@@ -282,10 +351,33 @@ def promote_by_hand(
         "promoted_reason": reason,
         "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "champion_version_at_gate": "" if previous is None else str(previous),
+        "contract_changes": "; ".join(changes),
     }
     tracker.set_version_tags(name, version, tags)
     if info.run_id:
         tracker.set_run_tags(info.run_id, {f"manual_promotion_v{version}": f"{user}: {reason}"})
     return ManualPromotion(
-        name=name, version=version, previous_champion=previous, user=user, reason=reason
+        name=name,
+        version=version,
+        previous_champion=previous,
+        user=user,
+        reason=reason,
+        contract_changes=tuple(changes),
     )
+
+
+def _contract_changes(tracker: Tracker, name: str, previous: int | None, version: int) -> list[str]:
+    """How `version`'s request contract differs from champion `previous`'s; empty when there
+    is no other champion, or when either version's files cannot be read (a rollback away
+    from a broken champion must stay possible)."""
+    if previous is None or previous == version:
+        return []
+    try:
+        before = contract_of_version(tracker, name, previous)
+        after = contract_of_version(tracker, name, version)
+    except USER_ERRORS as exc:
+        logger.warning(
+            "%s: request contracts of v%d and v%d not compared: %s", name, previous, version, exc
+        )
+        return []
+    return before.changes_to(after)

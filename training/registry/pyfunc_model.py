@@ -12,6 +12,10 @@ Input (one row per observation, oldest first or in any order):
 
 Each series needs at least `lookback` rows; the newest `lookback` rows are the history.
 
+A model with future covariates (weather forecasts, holidays: `meta.future_covariates`) needs
+their columns on the history rows and on `horizon` more rows after them whose `value` is empty
+(NaN): the values known ahead. Holiday indicators ("holiday:US") are columns like any other.
+
 Params: `horizon` (int, default: the horizon the model was trained for), `levels` (list of
 interval levels in percent, default [80, 95]).
 
@@ -66,11 +70,13 @@ def forecast_frame(forecaster: Any, frame: pd.DataFrame, params: dict[str, Any])
     if horizon < 1:
         raise ForecastInputError(f"params.horizon={horizon}: must be >= 1. Fix: e.g. 24")
     levels = tuple(int(v) for v in (params.get("levels") or (80, 95)))
-    missing = [c for c in ("timestamp", "value", *meta.covariates) if c not in frame.columns]
+    ahead_names = tuple(getattr(meta, "future_covariates", ()))
+    wanted = ("timestamp", "value", *meta.covariates, *ahead_names)
+    missing = [c for c in wanted if c not in frame.columns]
     if missing:
         raise ForecastInputError(
             f"input columns {list(frame.columns)} lack {missing}. Fix: send columns "
-            f"series_id (optional), timestamp, value{''.join(', ' + c for c in meta.covariates)}"
+            f"series_id (optional), {', '.join(wanted)}"
         )
     table = frame.copy()
     if "series_id" not in table.columns:
@@ -78,8 +84,19 @@ def forecast_frame(forecaster: Any, frame: pd.DataFrame, params: dict[str, Any])
     table["series_id"] = table["series_id"].astype(str)
     table["timestamp"] = pd.to_datetime(table["timestamp"])
     table = table.sort_values(["series_id", "timestamp"], kind="stable")
-    ids, values, stamps, covs = [], [], [], []
+    ids, values, stamps, covs, futs = [], [], [], [], []
     for sid, rows in table.groupby("series_id", sort=True):
+        ahead = None
+        if ahead_names:
+            rows, ahead = _split_ahead(rows, str(sid), horizon)
+            futs.append(
+                np.concatenate(
+                    [
+                        rows[list(ahead_names)].to_numpy(dtype=np.float32)[-meta.lookback :],
+                        ahead[list(ahead_names)].to_numpy(dtype=np.float32),
+                    ]
+                )
+            )  # [L + H, K]
         if len(rows) < meta.lookback:
             raise ForecastInputError(
                 f"series {sid!r} has {len(rows)} rows; the model reads the last {meta.lookback}. "
@@ -94,8 +111,9 @@ def forecast_frame(forecaster: Any, frame: pd.DataFrame, params: dict[str, Any])
     history = np.stack(values)  # [B, L]
     timestamps = np.stack(stamps)  # [B, L]
     covariates = np.stack(covs) if covs else None  # [B, L, C]
+    known = {"future_covariates": np.stack(futs)} if futs else {}  # [B, L + H, K]
     forecast = forecaster.predict(
-        history, horizon, levels, timestamps=timestamps, covariates=covariates
+        history, horizon, levels, timestamps=timestamps, covariates=covariates, **known
     )
     future = forecast.timestamps
     if future is None:
@@ -113,6 +131,24 @@ def forecast_frame(forecaster: Any, frame: pd.DataFrame, params: dict[str, Any])
         out[f"lower_{level}"] = forecast.lower[level].astype(np.float64).reshape(-1)
         out[f"upper_{level}"] = forecast.upper[level].astype(np.float64).reshape(-1)
     return pd.DataFrame(out)
+
+
+def _split_ahead(rows: pd.DataFrame, sid: str, horizon: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(observed rows, the first `horizon` rows after the last observed value) of one series.
+
+    Raises:
+        ForecastInputError: fewer than `horizon` rows with an empty value after the history.
+    """
+    observed = rows["value"].notna().to_numpy()  # [R]
+    last = int(np.flatnonzero(observed)[-1]) + 1 if observed.any() else 0
+    ahead = rows.iloc[last:]
+    if len(ahead) < horizon:
+        raise ForecastInputError(
+            f"series {sid!r} has {len(ahead)} row(s) after its last value; the model needs the "
+            f"future covariates of {horizon} step(s) ahead. Fix: append {horizon} rows with an "
+            "empty value and the known future covariates"
+        )
+    return rows.iloc[:last], ahead.iloc[:horizon]
 
 
 mlflow.models.set_model(ForecasterPyfunc())

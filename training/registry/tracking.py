@@ -122,14 +122,22 @@ def _pinned_requirements() -> list[str]:
 
 
 def model_signature(
-    horizon: int, levels: Sequence[int], covariates: Sequence[str] = ()
+    horizon: int,
+    levels: Sequence[int],
+    covariates: Sequence[str] = (),
+    future_covariates: Sequence[str] = (),
 ) -> ModelSignature:
-    """The pyfunc signature: long input frame, long output frame, params horizon and levels."""
+    """The pyfunc signature: long input frame, long output frame, params horizon and levels.
+
+    Future covariates are input columns too: on the history rows and on the horizon rows
+    (whose value is empty), see training.registry.pyfunc_model.
+    """
     inputs: list[ColSpec | TensorSpec] = [
         ColSpec("string", "series_id", required=False),
         ColSpec("datetime", "timestamp"),
         ColSpec("double", "value"),
         *(ColSpec("double", c) for c in covariates),
+        *(ColSpec("double", c) for c in future_covariates),
     ]
     outputs: list[ColSpec | TensorSpec] = [
         ColSpec("string", "series_id"),

@@ -142,7 +142,8 @@ def replay_version(tracker: Tracker, name: str) -> VersionInfo:
 
 
 def load_spec(tracker: Tracker, version: VersionInfo) -> TrainSpec:
-    """The `TrainSpec` logged with `version`'s run, ready to replay.
+    """The `TrainSpec` logged with `version`'s run, ready to replay, its look-back pinned to the
+    version's.
 
     The experiment file it was read from is not re-logged (`source_file` is dropped): it may
     have changed or moved since; the replayed spec itself is logged with the new run.
@@ -170,6 +171,10 @@ def load_spec(tracker: Tracker, version: VersionInfo) -> TrainSpec:
     if not isinstance(doc, dict):
         raise TrackingError(f"{where}: {SPEC_ARTIFACT} holds {type(doc).__name__}, not an object")
     doc["source_file"] = None
+    # A look-back derived from the data (none given) is pinned to the one this version serves:
+    # re-derived on grown data it could change the request contract, which the gate refuses.
+    if doc.get("lookback") is None and str(version.tags.get("lookback", "")).isdigit():
+        doc["lookback"] = int(version.tags["lookback"])
     return TrainSpec.from_dict(doc)
 
 
@@ -210,6 +215,7 @@ def retrain(
     lock_dir: Path | None = None,
     allow_worse_than_baseline: bool = False,
     force: bool = False,
+    allow_contract_change: bool = False,
 ) -> RetrainResult:
     """Run one retraining cycle of registered model `name` (see the module docstring).
 
@@ -225,6 +231,8 @@ def retrain(
         allow_worse_than_baseline: let the gate promote a challenger that loses to naive /
             seasonal naive on the validation windows (it must still beat the champion).
         force: train even when the data is exactly what the replayed version saw.
+        allow_contract_change: let the gate promote a challenger whose request contract
+            (look-back, frequency, covariates) differs from the champion's.
 
     Returns:
         The decision, both scores and the data span.
@@ -276,6 +284,7 @@ def retrain(
                 callback,
                 frame=frame,
                 allow_worse_than_baseline=allow_worse_than_baseline,
+                allow_contract_change=allow_contract_change,
             )
         except Exception as exc:
             _record_failure(tracker, name, version.version, before, exc)

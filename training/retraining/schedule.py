@@ -7,6 +7,17 @@
     name = "load-etth1"          # a registered model
     cron = "0 3 * * *"           # minute hour day-of-month month day-of-week (0 or 7 = Sunday)
     timezone = "Europe/Berlin"   # optional
+    trigger = "drift"            # optional: each fire checks live accuracy, retrains on drift
+    drift_ratio = 1.5            # live MASE above 1.5 x validation MASE fires
+    drift_window = 100           # over the latest 100 scored forecasts
+    drift_min_forecasts = 10     # fewer decide nothing
+    coverage_band = [0.7, 0.9]   # optional: 80% coverage outside it fires too
+
+    [[jobs]]
+    name = "forecast-meters"     # a batch forecast: every stored series (or `series = [...]`)
+    task = "predict"             # with the champion of `model`, recorded in the forecast log
+    model = "load-meters"
+    cron = "5 * * * *"
 
 APScheduler's `CronTrigger` computes the fire times; weekday numbers are read as cron reads
 them. Every mistake is an ExperimentError naming the file, the job and the field.
@@ -17,10 +28,18 @@ from __future__ import annotations
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, ConfigDict, StrictStr, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 from pydantic.dataclasses import dataclass
 
 from training.config_files import ModelName, invalid, read_toml
@@ -72,6 +91,54 @@ class Job:
     name: ModelName  # the registered model to retrain
     cron: StrictStr  # "minute hour day month day-of-week" (day-of-week 0 or 7 = Sunday)
     timezone: StrictStr = "UTC"  # IANA zone the cron is read in, e.g. "Europe/Berlin"
+    # "retrain" the model `name`, or "predict": forecast stored series with the champion of
+    # `model` (default: `name`) and record them in the forecast log (live accuracy).
+    task: Literal["retrain", "predict"] = "retrain"
+    model: ModelName | None = None  # predict: the registered model (name is the job's own)
+    series: tuple[StrictStr, ...] = ()  # predict: stored series ids (empty: every one)
+    horizon: Annotated[int, Field(ge=1)] | None = None  # predict: steps (None: the model's)
+    # "cron": run at every fire; "drift" (retrain only): each fire checks live accuracy and
+    # retrains only when it has drifted (training.retraining.triggers).
+    trigger: Literal["cron", "drift"] = "cron"
+    drift_ratio: Annotated[float, Field(gt=0)] = 1.5  # live MASE > ratio x validation MASE
+    drift_window: Annotated[int, Field(ge=1)] = 100  # the latest N scored forecasts
+    drift_min_forecasts: Annotated[int, Field(ge=1)] = 10  # fewer decide nothing
+    coverage_band: tuple[float, float] | None = None  # e.g. [0.7, 0.9] for the 80% interval
+
+    @property
+    def model_name(self) -> str:
+        """The registered model the job retrains or forecasts with."""
+        return self.model or self.name
+
+    @model_validator(mode="after")
+    def _task_settings(self) -> Self:
+        if self.task == "retrain" and (self.model or self.series or self.horizon):
+            raise ValueError(
+                'model, series and horizon belong to task = "predict" jobs; a retrain job '
+                "retrains the model it is named after. Fix: remove them, or set task = "
+                '"predict"'
+            )
+        if self.task == "predict" and self.trigger == "drift":
+            raise ValueError(
+                'trigger = "drift" retrains; a predict job runs on its cron. Fix: remove '
+                "trigger, or use a retrain job"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _drift_settings(self) -> Self:
+        band = self.coverage_band
+        if band is not None and not 0 <= band[0] < band[1] <= 1:
+            raise ValueError(
+                f"coverage_band = {list(band)}: must be [low, high] with 0 <= low < high <= 1, "
+                "e.g. coverage_band = [0.7, 0.9]"
+            )
+        if self.drift_min_forecasts > self.drift_window:
+            raise ValueError(
+                f"drift_min_forecasts = {self.drift_min_forecasts} is above drift_window = "
+                f"{self.drift_window}: the check could never decide. Fix: lower it"
+            )
+        return self
 
     @model_validator(mode="after")
     def _fires(self) -> Self:
@@ -96,7 +163,7 @@ class Job:
             )
         return self
 
-    def trigger(self) -> CronTrigger:
+    def cron_trigger(self) -> CronTrigger:
         """The APScheduler trigger of `cron` in `timezone` (weekday numbers read as in cron)."""
         fields = self.cron.split()
         if len(fields) != 5:
@@ -107,7 +174,7 @@ class Job:
     def next_fire(self, after: datetime) -> datetime | None:
         """The first fire time strictly after `after` (naive UTC in and out); None: never."""
         start = after.replace(tzinfo=UTC) + timedelta(microseconds=1)
-        fire = self.trigger().get_next_fire_time(None, start)
+        fire = self.cron_trigger().get_next_fire_time(None, start)
         return None if fire is None else fire.astimezone(UTC).replace(tzinfo=None)
 
 
@@ -153,7 +220,7 @@ def load_schedule(path: str | Path = DEFAULT_CONFIG, tracker: Tracker | None = N
                 f"{where}: job {job.name!r} is listed twice. Fix: one [[jobs]] per model (use "
                 'a cron list such as "0 3,15 * * *" for several times a day)'
             )
-        if tracker is not None:
+        if tracker is not None and job.task == "retrain":
             _refuse_frozen_data(job, tracker, where)
         jobs.append(job)
     return jobs

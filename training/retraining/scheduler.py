@@ -22,6 +22,11 @@ Policies:
 - a due job is claimed by moving its next_run_at in one transaction first, so two schedulers on
   one database never run the same fire time twice (the model lock serialises the cycles too);
 - `serve_forever` stops on SIGTERM/SIGINT after the running cycle (a second signal aborts);
+- a job with `task = "predict"` forecasts stored series with its model's champion and records
+  them in the forecast log (batch forecasts, scored as the actuals arrive);
+- a job with `trigger = "drift"` checks the champion's live accuracy at each fire and runs a
+  cycle only when it has drifted; a check that does not fire is recorded as "skipped" with its
+  figures (training.retraining.triggers);
 - one log line per cycle.
 
 Times are stored as naive UTC, like the series store's.
@@ -44,9 +49,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from training.errors import ExperimentError
+from training.registry.tracking import Tracker
 from training.retraining.retrain import RetrainResult, resolve_database_url, retrain
 from training.retraining.schedule import Job
 from training.retraining.tables import SCHEDULER, scheduler_jobs, scheduler_runs
+from training.retraining.triggers import DriftCheck, check_drift
 from training.store.migrations import migrate
 
 logger = logging.getLogger(__name__)
@@ -264,12 +271,35 @@ class Scheduler:
     ) -> CycleRecord:
         """Run one claimed cycle, record it, and log one line."""
         tick = time.monotonic()
+        values: dict[str, Any]
+        check: DriftCheck | None = None
         try:
+            if job.task == "predict":
+                outcome = self.run_predict(job)
+                done = {"status": "succeeded", "versions": json.dumps(outcome)}
+                self._finish(job, run_id, started, done)
+                logger.info(
+                    "schedule %s: %d series forecast with %s v%s, %d recorded in %.1fs",
+                    job.name, outcome["series"], outcome["model"], outcome["version"],
+                    outcome["recorded"], time.monotonic() - tick,
+                )  # fmt: skip
+                return self.runs(job.name, limit=1)[0]
+            if job.trigger == "drift":
+                check = self.check_drift(job)
+                if not check.fired:
+                    quiet = {"status": "skipped", "error": check.reason,
+                             "versions": json.dumps({"drift": check.to_json()})}  # fmt: skip
+                    self._finish(job, run_id, started, quiet)
+                    logger.info("schedule %s: %s", job.name, check.reason)
+                    return self.runs(job.name, limit=1)[0]
+                logger.info("schedule %s: retraining on %s", job.name, check.reason)
             result = self.run_cycle(
                 job.name, tracking_uri=self.tracking_uri, database_url=self.database_url
             )
+            if check is not None and result.run_id:
+                Tracker(self.tracking_uri).set_run_tags(result.run_id, check.tags())
         except BaseException as exc:
-            values: dict[str, Any] = {
+            values = {
                 "status": "failed",
                 "error": f"{type(exc).__name__}: {exc}"[:10_000],
             }
@@ -286,11 +316,13 @@ class Scheduler:
                 logger.info("schedule %s: cycle for %s skipped: %s", job.name,
                             due.isoformat(), result.skipped)  # fmt: skip
                 return self.runs(job.name, limit=1)[0]
-            versions = {
+            versions: dict[str, Any] = {
                 "challenger": result.challenger_version,
                 "champion_before": result.champion_version_before,
                 "champion_after": result.champion_version_after,
             }
+            if check is not None:
+                versions["drift"] = check.to_json()
             values = {"status": "succeeded", "promoted": bool(result.promoted),
                       "versions": json.dumps(versions)}  # fmt: skip
             self._finish(job, run_id, started, values)
@@ -304,6 +336,21 @@ class Scheduler:
                 result.champion_version_before, result.champion_version_after, result.end,
             )  # fmt: skip
         return self.runs(job.name, limit=1)[0]
+
+    def run_predict(self, job: Job) -> dict[str, Any]:
+        """A `task = "predict"` job: forecast its stored series with the champion of its model
+        and record them in the forecast log (training.jobs.batch_predict.predict_to_store)."""
+        from training.jobs.batch_predict import predict_to_store
+
+        return predict_to_store(
+            job.model_name, tracking_uri=self.tracking_uri, database_url=self.database_url,
+            series_ids=job.series, horizon=job.horizon,
+        )  # fmt: skip
+
+    def check_drift(self, job: Job) -> DriftCheck:
+        """Whether a drift job's champion has drifted, from the forecast log in this
+        scheduler's database and the registry (training.retraining.triggers)."""
+        return check_drift(job, Tracker(self.tracking_uri), self._store)
 
     def _finish(self, job: Job, run_id: int, started: datetime, values: dict[str, Any]) -> None:
         finished = self.now()
@@ -413,6 +460,7 @@ def job_table(states: Sequence[JobState], configured: Mapping[str, Job]) -> list
             "next_run_at": None if s.next_run_at is None else s.next_run_at.isoformat(),
             "last_run_at": None if s.last_run_at is None else s.last_run_at.isoformat(),
             "last_status": s.last_status,
+            "trigger": configured[s.name].trigger if s.name in configured else None,
             "active": s.name in configured,
         }
         for s in states

@@ -158,11 +158,41 @@ def _v1_create_tables(conn: Connection) -> None:
     frozen.create_all(conn, checkfirst=False)
 
 
+def _v2_forecast_log(conn: Connection) -> None:
+    """Version 2: the forecast log (one row per logged forecast, scored on arrival)."""
+    frozen = sa.MetaData()
+    sa.Table(
+        "forecast_log",
+        frozen,
+        sa.Column("model", sa.String(200), primary_key=True),
+        sa.Column("version", sa.String(32), primary_key=True),
+        sa.Column("series_id", sa.String(ID_LENGTH), primary_key=True),
+        sa.Column("origin", sa.DateTime, primary_key=True),
+        sa.Column("horizon", sa.Integer, nullable=False),
+        sa.Column("first_ts", sa.DateTime, nullable=False),
+        sa.Column("last_ts", sa.DateTime, nullable=False),
+        sa.Column("stamps", sa.LargeBinary, nullable=False),
+        sa.Column("mean", sa.LargeBinary, nullable=False),
+        sa.Column("naive", sa.LargeBinary, nullable=True),
+        sa.Column("levels", sa.String(64), nullable=False),
+        sa.Column("lower", sa.LargeBinary, nullable=False),
+        sa.Column("upper", sa.LargeBinary, nullable=False),
+        sa.Column("actual", sa.LargeBinary, nullable=False),
+        sa.Column("scored", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Index("ix_forecast_log_series_span", "series_id", "last_ts"),
+    )
+    frozen.create_all(conn, checkfirst=False)
+
+
 STORE = Component(
     name="series store",
     version_table=schema_version,
     lock_key=0x5E_21E5_0001,
-    steps=(Migration(1, "create series and observations", _v1_create_tables),),
+    steps=(
+        Migration(1, "create series and observations", _v1_create_tables),
+        Migration(2, "create the forecast log", _v2_forecast_log),
+    ),
 )
 """The series store's tables; `STORE.version` is the version this code expects."""
 

@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from training.store import migrations, schema, validation
 from training.store.engine import create_engine, transaction
+from training.store.forecast_log import ForecastLog, score
 from training.store.schema import StoreError, observations, series
 from training.store.timestamps import parse_timestamp, parse_timestamps
 
@@ -162,6 +163,8 @@ class SeriesStore:
         except BaseException:
             self._engine.dispose()
             raise
+        self.forecast_log = ForecastLog(self._engine)
+        """Forecasts recorded from this store's series, scored as their actuals arrive."""
 
     @classmethod
     def from_env(cls, *, max_batch: int = DEFAULT_MAX_BATCH) -> SeriesStore:
@@ -266,6 +269,24 @@ class SeriesStore:
             conn.execute(stmt)
             return self._info(conn, series_id)
 
+    def list_series(self, prefix: str = "", limit: int = 100) -> list[SeriesInfo]:
+        """Series whose id starts with `prefix`, in id order, at most `limit`.
+
+        Raises:
+            StoreError: when limit is not a positive integer.
+        """
+        limit = validation.check_positive(limit, "limit")
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = (
+            sa.select(series)
+            .where(series.c.id.like(f"{escaped}%", escape="\\"))
+            .order_by(series.c.id)
+            .limit(limit)
+        )
+        with transaction(self._engine, write=False) as conn:
+            found = conn.execute(query).all()
+            return [_row_info(row, *_stats(conn, row.id)) for row in found]
+
     def get_series(self, series_id: str) -> SeriesInfo:
         """The series with its observation count and first/last timestamps.
 
@@ -345,6 +366,8 @@ class SeriesStore:
             updated = len(set(existing).intersection(stamp_list))
             rows = _rows(series_id, stamp_list, vals, covs, n)
             conn.execute(_upsert_statement(conn), rows)
+            # Logged forecasts of these timestamps are scored in the same transaction.
+            score(conn, series_id, stamp_list, vals)
         logger.debug("series %s: upserted %d observations (%d new)", series_id, n, n - updated)
         return UpsertResult(inserted=n - updated, updated=updated)
 

@@ -1,6 +1,7 @@
 """Tables of the series store as the code uses them now, and the store's error.
 
-The current shape of each table is declared once below (`series`, `observations`) and used by
+The current shape of each table is declared once below (`series`, `observations`,
+`forecast_log`) and used by
 every query. The database gets there through the frozen steps in `training.store.migrations`,
 whose runner records each applied step in `schema_version` (declared here too).
 
@@ -22,6 +23,10 @@ FREQUENCY_LENGTH = 16
 """Longest frequency text the `series.frequency` column holds."""
 TARGET_LENGTH = 200
 """Longest target name the `series.target` column holds."""
+MODEL_NAME_LENGTH = 200
+"""Longest registered model name the forecast log holds."""
+VERSION_LENGTH = 32
+"""Longest model version text the forecast log holds."""
 
 metadata = sa.MetaData()
 
@@ -48,6 +53,30 @@ observations = sa.Table(
     sa.Column("ts", sa.DateTime, primary_key=True),  # naive UTC
     sa.Column("value", sa.Double, nullable=False),
     sa.Column("covariates", sa.Text, nullable=True),  # JSON object name -> float, or NULL
+)
+
+forecast_log = sa.Table(
+    "forecast_log",
+    metadata,
+    # One row per logged forecast; arrays are packed little-endian bytes (float64, or int64
+    # microseconds since the epoch for stamps), [H] each, lower/upper [K, H] in `levels` order.
+    sa.Column("model", sa.String(MODEL_NAME_LENGTH), primary_key=True),
+    sa.Column("version", sa.String(VERSION_LENGTH), primary_key=True),
+    sa.Column("series_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("origin", sa.DateTime, primary_key=True),  # naive UTC: the last history stamp
+    sa.Column("horizon", sa.Integer, nullable=False),
+    sa.Column("first_ts", sa.DateTime, nullable=False),  # naive UTC: step 1
+    sa.Column("last_ts", sa.DateTime, nullable=False),  # naive UTC: step H
+    sa.Column("stamps", sa.LargeBinary, nullable=False),
+    sa.Column("mean", sa.LargeBinary, nullable=False),
+    sa.Column("naive", sa.LargeBinary, nullable=True),  # seasonal naive, same history
+    sa.Column("levels", sa.String(64), nullable=False),  # "80,95"
+    sa.Column("lower", sa.LargeBinary, nullable=False),
+    sa.Column("upper", sa.LargeBinary, nullable=False),
+    sa.Column("actual", sa.LargeBinary, nullable=False),  # NaN until observed
+    sa.Column("scored", sa.Integer, nullable=False),  # steps with an actual
+    sa.Column("created_at", sa.DateTime, nullable=False),  # naive UTC
+    sa.Index("ix_forecast_log_series_span", "series_id", "last_ts"),
 )
 
 schema_version = sa.Table(

@@ -1,0 +1,452 @@
+"""The forecast log: forecasts made from stored history, kept and scored as actuals arrive.
+
+Each logged forecast is one `forecast_log` row identified by (model, version, series, origin),
+the origin being the timestamp of the last observation it was made from. Its arrays (step
+timestamps, mean, seasonal-naive reference, bounds per level, actuals) are stored as packed
+little-endian float64 / int64 bytes: one row and no JSON per forecast keeps logging cheap
+enough to sit beside a busy service (measured in benchmarks/live.py). Logging the same
+forecast again replaces it whole, so a batch re-run, or a client asking twice, never counts
+twice.
+
+Scoring happens in the transaction that brings the actuals: when observations of a series
+are written (`SeriesStore.upsert_observations`), every logged forecast of that series whose
+steps overlap the written range takes the observed values into its `actual` array; a
+forecast logged after its actuals arrived is scored as it is logged. Both lock the series row
+first, so on PostgreSQL neither can miss the other's rows. Re-sent observations re-score.
+
+The figures (MAE, RMSE, MASE against seasonal naive, coverage and width) are computed from
+the scored steps by `training.store.live_scores`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from training.store.engine import transaction
+from training.store.live_scores import LiveScores, ScoredSteps, VersionScores, naive_reference
+from training.store.schema import StoreError, forecast_log, observations, series, utc_now
+from training.store.timestamps import parse_timestamp
+
+__all__ = [
+    "ForecastLog",
+    "ForecastRecord",
+    "LiveScores",
+    "LoggedForecast",
+    "VersionScores",
+    "forecast_row",
+    "naive_reference",
+    "parse_window",
+    "score",
+]
+
+MAX_RECORDED_STEPS = 10_000
+"""Longest horizon one logged forecast may hold."""
+_F8, _I8 = np.dtype("<f8"), np.dtype("<i8")
+
+
+@dataclass(frozen=True)
+class ForecastRecord:
+    """One forecast to log.
+
+    Attributes:
+        model: registered model name.
+        version: the version that made it (canonical text, e.g. "3").
+        series_id: the stored series it forecasts.
+        origin: naive UTC timestamp of the last history observation.
+        timestamps: [H] naive UTC timestamps of the forecast steps (datetimes, or a
+            datetime64 array).
+        mean: [H] point forecast.
+        intervals: level -> ([H] lower, [H] upper).
+        naive: [H] seasonal-naive forecast from the same history, or None when unknown.
+    """
+
+    model: str
+    version: str
+    series_id: str
+    origin: datetime
+    timestamps: Sequence[datetime] | np.ndarray
+    mean: Sequence[float]
+    intervals: Mapping[int, tuple[Sequence[float], Sequence[float]]]
+    naive: Sequence[float] | None = None
+
+
+@dataclass(frozen=True)
+class LoggedForecast:
+    """A logged forecast read back, with the actuals that have arrived ([H] each)."""
+
+    model: str
+    version: str
+    series_id: str
+    origin: datetime
+    created_at: datetime
+    timestamps: list[datetime]
+    mean: list[float]
+    intervals: dict[int, tuple[list[float], list[float]]]
+    actuals: list[float | None]
+
+
+class ForecastLog:
+    """The forecast log of one series store database.
+
+    Args:
+        engine: the store's engine (tables already migrated).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def record(self, records: Iterable[ForecastRecord]) -> int:
+        """Log forecasts (replacing any logged with the same model, version, series and
+        origin) and score them against the observations already stored.
+
+        Returns:
+            How many forecasts were written.
+
+        Raises:
+            StoreError: a record whose arrays disagree in length or hold non-finite values.
+        """
+        now = utc_now()
+        return self.write_rows([forecast_row(record, now) for record in records])
+
+    def write_rows(self, prepared: Iterable[dict[str, Any]]) -> int:
+        """`record` for rows already built by `forecast_row` (the service builds them on the
+        request path, so its writer thread only runs SQL).
+
+        Returns:
+            How many forecasts were written.
+        """
+        rows: dict[tuple[str, str, str, datetime], dict[str, Any]] = {}
+        for row in prepared:  # the last of repeated keys wins, as it would in sequence
+            rows[(row["model"], row["version"], row["series_id"], row["origin"])] = row
+        if not rows:
+            return 0
+        by_series: dict[str, list[dict[str, Any]]] = {}
+        for row in rows.values():
+            by_series.setdefault(row["series_id"], []).append(row)
+        with transaction(self._engine, write=True) as conn:
+            # Ingestion locks the series row before it writes and scores; so does this, so
+            # that one of two concurrent transactions always sees the other's rows. Sorted,
+            # so two writers never lock in opposite orders.
+            conn.execute(
+                sa.select(series.c.id).where(series.c.id.in_(sorted(by_series)))
+                .order_by(series.c.id).with_for_update()
+            )  # fmt: skip
+            for series_id, logged in by_series.items():
+                _score_new(conn, series_id, logged)
+            conn.execute(_upsert(conn), list(rows.values()))
+        return len(rows)
+
+    def scores(
+        self,
+        *,
+        model: str | None = None,
+        version: str | None = None,
+        series_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        last: int | None = None,
+    ) -> list[VersionScores]:
+        """Live accuracy per (model, version), over forecasts with origin in [since, until].
+
+        Args:
+            model, version, series_id: restrict to these (None: all).
+            since, until: naive UTC bounds on the forecast origin (inclusive).
+            last: keep only the latest `last` scored forecasts of each version (by origin).
+
+        Returns:
+            One entry per model version with scored steps, ordered by model, then version.
+        """
+        f = forecast_log.c
+        query = sa.select(
+            f.model, f.version, f.series_id, f.origin, f.mean, f.naive, f.levels, f.lower,
+            f.upper, f.actual,
+        ).where(f.scored > 0)  # fmt: skip
+        query = _filtered(query, model, version, series_id, since, until)
+        with transaction(self._engine, write=False) as conn:
+            rows = conn.execute(query.order_by(f.origin, f.series_id)).all()
+        groups: dict[tuple[str, str], list[Any]] = {}
+        for row in rows:
+            groups.setdefault((row.model, row.version), []).append(row)
+        return [
+            _steps(groups[key][-last:] if last else groups[key]).version_scores(
+                key[0], key[1], since, until
+            )
+            for key in sorted(groups, key=lambda k: (k[0], _version_order(k[1])))
+        ]
+
+    def forecasts(
+        self,
+        series_id: str,
+        *,
+        model: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 20,
+    ) -> list[LoggedForecast]:
+        """The latest `limit` forecasts of a series (origin in [since, until]), newest first."""
+        f = forecast_log.c
+        query = _filtered(sa.select(forecast_log), model, None, series_id, since, until)
+        query = query.order_by(f.origin.desc(), f.model, f.version).limit(limit)
+        with transaction(self._engine, write=False) as conn:
+            rows = conn.execute(query).all()
+        return [_logged(row) for row in rows]
+
+
+def score(conn: Connection, series_id: str, stamps: Sequence[datetime], values: np.ndarray) -> None:
+    """Put freshly written observations into the logged forecasts of `series_id` they cover.
+
+    Args:
+        conn: the transaction that wrote them (it holds the series row's lock).
+        stamps: [T] naive UTC timestamps, increasing.
+        values: [T] the observed values.
+    """
+    f = forecast_log.c
+    rows = conn.execute(
+        sa.select(f.model, f.version, f.series_id, f.origin, f.stamps, f.actual).where(
+            f.series_id == series_id, f.last_ts >= stamps[0], f.first_ts <= stamps[-1]
+        )
+    ).all()
+    if not rows:
+        return
+    observed = np.array(stamps, dtype="datetime64[us]").astype(np.int64)  # [T]
+    updates = []
+    for row in rows:
+        actual = np.frombuffer(row.actual, _F8).copy()  # [H]
+        if _fill(actual, np.frombuffer(row.stamps, _I8), observed, values):
+            updates.append(_actual_update(row, actual))
+    if updates:
+        conn.execute(_UPDATE_ACTUAL, updates)
+
+
+def parse_window(
+    since: str | datetime | None, until: str | datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """`since` and `until` as naive UTC datetimes, checked in range and in order.
+
+    Raises:
+        StoreError: unparseable, out of range, or since after until (field "since").
+    """
+    lo = None if since is None else parse_timestamp(since, "since")
+    hi = None if until is None else parse_timestamp(until, "until")
+    if lo is not None and hi is not None and lo > hi:
+        raise StoreError(
+            f"since {lo.isoformat()} is after until {hi.isoformat()}. Fix: pass since <= until",
+            "since",
+        )
+    return lo, hi
+
+
+# -- rows ------------------------------------------------------------------------------------
+
+_UPDATE_ACTUAL = (
+    sa.update(forecast_log)
+    .where(
+        forecast_log.c.model == sa.bindparam("k_model"),
+        forecast_log.c.version == sa.bindparam("k_version"),
+        forecast_log.c.series_id == sa.bindparam("k_series"),
+        forecast_log.c.origin == sa.bindparam("k_origin"),
+    )
+    .values(actual=sa.bindparam("new_actual"), scored=sa.bindparam("new_scored"))
+)
+
+
+def _actual_update(row: Any, actual: np.ndarray) -> dict[str, Any]:
+    return {
+        "k_model": row.model,
+        "k_version": row.version,
+        "k_series": row.series_id,
+        "k_origin": row.origin,
+        "new_actual": actual.astype(_F8).tobytes(),
+        "new_scored": int(np.count_nonzero(~np.isnan(actual))),
+    }
+
+
+def _fill(actual: np.ndarray, steps: np.ndarray, observed: np.ndarray, values: Any) -> bool:
+    """Copy `values` at `observed` stamps into `actual` where `steps` match; True if any did.
+
+    actual [H] float64 (changed in place), steps [H] int64 us, observed [T] int64 us sorted,
+    values [T].
+    """
+    at = np.searchsorted(observed, steps)  # [H]
+    inside = at < len(observed)
+    hit = np.zeros(len(steps), dtype=bool)
+    hit[inside] = observed[at[inside]] == steps[inside]
+    if not hit.any():
+        return False
+    actual[hit] = np.asarray(values, dtype=np.float64)[at[hit]]
+    return True
+
+
+def _score_new(conn: Connection, series_id: str, rows: list[dict[str, Any]]) -> None:
+    """Fill the `actual` of new rows from the observations stored already (one query)."""
+    first = min(row["first_ts"] for row in rows)
+    last = max(row["last_ts"] for row in rows)
+    o = observations.c
+    found = conn.execute(
+        sa.select(o.ts, o.value)
+        .where(o.series_id == series_id, o.ts >= first, o.ts <= last)
+        .order_by(o.ts)
+    ).all()
+    if not found:
+        return
+    observed = np.array([r.ts for r in found], dtype="datetime64[us]").astype(np.int64)  # [T]
+    values = np.array([r.value for r in found], dtype=np.float64)  # [T]
+    for row in rows:
+        actual = np.frombuffer(row["actual"], _F8).copy()
+        if _fill(actual, np.frombuffer(row["stamps"], _I8), observed, values):
+            row["actual"] = actual.tobytes()
+            row["scored"] = int(np.count_nonzero(~np.isnan(actual)))
+
+
+def forecast_row(record: ForecastRecord, now: datetime | None = None) -> dict[str, Any]:
+    """The table row of `record` (arrays packed, `actual` empty), checked; `now` is its
+    created_at (default: now).
+
+    Raises:
+        StoreError: arrays that disagree in length or hold non-finite values.
+    """
+    horizon = len(record.mean)
+    stamps = np.asarray(record.timestamps, dtype="datetime64[us]")  # [H]
+    if not 1 <= horizon <= MAX_RECORDED_STEPS or stamps.shape != (horizon,):
+        raise StoreError(
+            f"a logged forecast needs 1..{MAX_RECORDED_STEPS} steps with one timestamp "
+            f"each; got {horizon} values and {len(record.timestamps)} timestamps",
+            "mean",
+        )
+    levels = sorted(record.intervals)
+    names = ["mean", *(["naive"] if record.naive is not None else [])]
+    columns: list[Any] = [record.mean, *([record.naive] if record.naive is not None else [])]
+    for level in levels:  # one conversion and one check for every array (the writer's hot path)
+        names += [f"intervals.{level}.lower", f"intervals.{level}.upper"]
+        columns += list(record.intervals[level])
+    try:
+        table = np.array(columns, dtype=_F8)  # [A, H]
+        ragged = table.shape != (len(columns), horizon)
+    except ValueError:
+        ragged = True
+    if ragged or not np.isfinite(table).all():
+        bad = next(
+            name
+            for name, values in zip(names, columns, strict=True)
+            if len(values) != horizon or not np.isfinite(np.asarray(values, dtype=_F8)).all()
+        )
+        raise StoreError(f"{bad} of a logged forecast must hold {horizon} finite numbers", bad)
+    bounds = table[len(names) - 2 * len(levels) :]  # [2K, H]: lower, upper per level
+    return {
+        "model": record.model,
+        "version": record.version,
+        "series_id": record.series_id,
+        "origin": record.origin,
+        "horizon": horizon,
+        "first_ts": stamps[0].item(),
+        "last_ts": stamps[-1].item(),
+        "stamps": stamps.astype(_I8).tobytes(),
+        "mean": table[0].tobytes(),
+        "naive": table[1].tobytes() if record.naive is not None else None,
+        "levels": ",".join(str(k) for k in levels),
+        "lower": bounds[0::2].tobytes(),  # [K, H]
+        "upper": bounds[1::2].tobytes(),  # [K, H]
+        "actual": np.full(horizon, np.nan, dtype=_F8).tobytes(),
+        "scored": 0,
+        "created_at": utc_now() if now is None else now,
+    }
+
+
+def _upsert(conn: Connection) -> Any:
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    insert = module.insert(forecast_log)
+    key = ("model", "version", "series_id", "origin")
+    return insert.on_conflict_do_update(
+        index_elements=[forecast_log.c[name] for name in key],
+        set_={c.name: insert.excluded[c.name] for c in forecast_log.columns if c.name not in key},
+    )
+
+
+def _filtered(
+    query: Any,
+    model: str | None,
+    version: str | None,
+    series_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Any:
+    f = forecast_log.c
+    for column, value in ((f.model, model), (f.version, version), (f.series_id, series_id)):
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(f.origin >= since)
+    if until is not None:
+        query = query.where(f.origin <= until)
+    return query
+
+
+def _unpacked(row: Any) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """(levels, lower [K, H], upper [K, H]) of a row."""
+    levels = [int(k) for k in row.levels.split(",") if k]
+    shape = (len(levels), len(row.mean) // _F8.itemsize)
+    lower = np.frombuffer(row.lower, _F8).reshape(shape)
+    upper = np.frombuffer(row.upper, _F8).reshape(shape)
+    return levels, lower, upper
+
+
+def _steps(rows: list[Any]) -> ScoredSteps:
+    """The scored steps of `rows` (one version's forecasts) as flat arrays."""
+    parts: dict[str, list[np.ndarray]] = {"forecast": [], "step": [], "mean": [], "actual": []}
+    parts["naive"] = []
+    bounds: dict[int, list[np.ndarray]] = {}
+    every_level = sorted({int(k) for row in rows for k in row.levels.split(",") if k})
+    for i, row in enumerate(rows):
+        actual = np.frombuffer(row.actual, _F8)  # [H]
+        kept = ~np.isnan(actual)
+        horizon = len(actual)
+        naive = np.frombuffer(row.naive, _F8) if row.naive else np.full(horizon, np.nan)
+        levels, lower, upper = _unpacked(row)
+        parts["forecast"].append(np.full(int(kept.sum()), i))
+        parts["step"].append(np.arange(1, horizon + 1)[kept])
+        parts["mean"].append(np.frombuffer(row.mean, _F8)[kept])
+        parts["actual"].append(actual[kept])
+        parts["naive"].append(naive[kept])
+        for level in every_level:
+            pair = np.full((int(kept.sum()), 2), np.nan)  # [n, 2]
+            if level in levels:
+                k = levels.index(level)
+                pair[:, 0], pair[:, 1] = lower[k][kept], upper[k][kept]
+            bounds.setdefault(level, []).append(pair)
+    flat = {name: np.concatenate(arrays) for name, arrays in parts.items()}
+    return ScoredSteps(
+        forecast=flat["forecast"],
+        step=flat["step"],
+        mean=flat["mean"],
+        actual=flat["actual"],
+        naive=flat["naive"],
+        bounds={level: np.concatenate(pairs) for level, pairs in bounds.items()},
+    )
+
+
+def _logged(row: Any) -> LoggedForecast:
+    levels, lower, upper = _unpacked(row)
+    actual = np.frombuffer(row.actual, _F8)
+    return LoggedForecast(
+        model=row.model,
+        version=row.version,
+        series_id=row.series_id,
+        origin=row.origin,
+        created_at=row.created_at,
+        timestamps=np.frombuffer(row.stamps, _I8).astype("datetime64[us]").tolist(),
+        mean=np.frombuffer(row.mean, _F8).tolist(),
+        intervals={level: (lower[k].tolist(), upper[k].tolist()) for k, level in enumerate(levels)},
+        actuals=[None if np.isnan(x) else float(x) for x in actual],
+    )
+
+
+def _version_order(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (0, version)
