@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from benchmarks.serve import KEY, drive, ensure_champion, running, windows
+from benchmarks.serve import KEY, _free_port, drive, ensure_champion, running, windows
 
 T0 = datetime(2024, 1, 1)
 
@@ -106,14 +106,6 @@ def overhead(args: argparse.Namespace) -> None:
     summary["p99_ratio"] = round(summary["p99_ms_on"] / summary["p99_ms_off"], 3)
     summary["p50_ratio"] = round(summary["p50_ms_on"] / summary["p50_ms_off"], 3)
     _emit(summary)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def scoring(args: argparse.Namespace) -> None:

@@ -135,6 +135,16 @@ def test_a_drift_job_skips_while_live_accuracy_holds_and_retrains_once_it_falls(
     assert status["jobs"][0]["trigger"] == "drift"
     assert [c["status"] for c in status["cycles"]] == ["succeeded", "skipped", "skipped"]
 
+    # `forecast compare` puts each version's live figures next to its test scores.
+    compare = ["compare", name, "--database-url", url, "--tracking-uri", uri]
+    shown = CliRunner().invoke(app, [*compare, "--json"])
+    assert shown.exit_code == 0, shown.output
+    rows = {row["version"]: row for row in json.loads(shown.stdout)["versions"]}
+    assert rows[1]["live_forecasts"] == 11 and rows[2]["live_forecasts"] == 0
+    assert rows[1]["live_mase"] == pytest.approx((6 * 3 * 0.1 + 5 * 3 * 40.0) / 33)
+    table = CliRunner().invoke(app, compare)
+    assert table.exit_code == 0 and "live: the forecast log" in table.stdout  # live columns
+
 
 def _schedule(folder: Path, name: str) -> Path:
     path = folder / "schedule.toml"

@@ -149,32 +149,20 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def render(rows: Sequence[dict[str, Any]], name: str, metric: str) -> Table:
-    """A rich table of leaderboard rows (champion marked with *)."""
+    """A rich table of leaderboard rows (champion marked with *); the live-accuracy columns
+    only when some version has scored forecasts."""
+    live = any(r.get("live_forecasts") for r in rows)
     table = Table(title=f"{name}: versions ranked by {metric} (lower is better)")
-    for header in (
-        "v",
-        "family",
-        "key params",
-        "covariates",
-        "test MAE",
-        "test MSE",
-        "MASE",
-        "MAE / sNaive",
-        "sMAPE",
-        "cov 80",
-        "cov 95",
-        "train s",
-        "live n",
-        "live MASE",
-        "live cov 80",
-        "gate",
-    ):
+    headers = ["v", "family", "key params", "covariates", "test MAE", "test MSE", "MASE",
+               "MAE / sNaive", "sMAPE", "cov 80", "cov 95", "train s"]  # fmt: skip
+    headers += ["live n", "live MASE", "live cov 80"] if live else []
+    for header in [*headers, "gate"]:
         left = header in ("family", "key params", "covariates")
         table.add_column(header, justify="left" if left else "right")
     for r in rows:
         marker = "*" if r["champion"] else ("c" if r["challenger"] else "")
         params = " ".join(f"{k}={v}" for k, v in r["params"].items())
-        table.add_row(
+        cells = [
             f"{r['version']}{marker}",
             str(r["family"]),
             params,
@@ -187,12 +175,17 @@ def render(rows: Sequence[dict[str, Any]], name: str, metric: str) -> Table:
             _fmt(r["test_coverage_80"], 2),
             _fmt(r["test_coverage_95"], 2),
             _fmt(r["train_seconds"], 3),
-            _fmt(r.get("live_forecasts")),
-            _fmt(r.get("live_mase"), 3),
-            _fmt(r.get("live_coverage_80"), 2),
-            str(r["gate_decision"]),
-        )
-    table.caption = "* champion, c challenger; MAE / sNaive < 1 beats seasonal naive"
+        ]
+        if live:
+            cells += [
+                _fmt(r.get("live_forecasts")),
+                _fmt(r.get("live_mase"), 3),
+                _fmt(r.get("live_coverage_80"), 2),
+            ]
+        table.add_row(*cells, str(r["gate_decision"]))
+    table.caption = "* champion, c challenger; MAE / sNaive < 1 beats seasonal naive" + (
+        "; live: the forecast log's scored forecasts" if live else ""
+    )
     return table
 
 
