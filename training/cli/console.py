@@ -30,6 +30,15 @@ DatabaseUrl = Annotated[
     ),
 ]
 """The `--database-url` option of every command that reads or writes the series store."""
+AllowContractChange = Annotated[
+    bool,
+    typer.Option(
+        "--allow-contract-change",
+        help="Let the gate promote a model whose look-back, frequency or covariates differ "
+        "from the champion's (clients must change their requests).",
+    ),
+]
+"""The `--allow-contract-change` option of the commands that run the gate."""
 
 P = ParamSpec("P")
 R = TypeVar("R")

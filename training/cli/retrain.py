@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from training.cli.console import DatabaseUrl, console, json_stdout, user_errors
+from training.cli.console import AllowContractChange, DatabaseUrl, console, json_stdout, user_errors
 
 TrackingUri = Annotated[
     str | None,
@@ -61,14 +61,7 @@ def retrain_command(
             help="Let the gate promote a challenger that does not beat naive / seasonal naive.",
         ),
     ] = False,
-    allow_contract_change: Annotated[
-        bool,
-        typer.Option(
-            "--allow-contract-change",
-            help="Let the gate promote a model whose look-back, frequency or covariates differ "
-            "from the champion's (clients must change their requests).",
-        ),
-    ] = False,
+    allow_contract_change: AllowContractChange = False,
     force: Annotated[
         bool,
         typer.Option("--force", help="Train even when no observation was added since."),

@@ -20,7 +20,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from models.base import EpochCallback, EpochStats
-from training.cli.console import DatabaseUrl, console, err_console, json_stdout, user_errors
+from training.cli.console import (
+    AllowContractChange,
+    DatabaseUrl,
+    console,
+    err_console,
+    json_stdout,
+    user_errors,
+)
 from training.errors import ExperimentError
 from training.jobs.experiment import TrainSpec
 from training.settings import TrainSettings
@@ -261,14 +268,7 @@ def train_command(
             help="Let the gate promote a model that does not beat naive / seasonal naive.",
         ),
     ] = False,
-    allow_contract_change: Annotated[
-        bool,
-        typer.Option(
-            "--allow-contract-change",
-            help="Let the gate promote a model whose look-back, frequency or covariates differ "
-            "from the champion's (clients must change their requests).",
-        ),
-    ] = False,
+    allow_contract_change: AllowContractChange = False,
     horizon: Annotated[int | None, typer.Option("--horizon", help="Forecast steps.")] = None,
     lookback: Annotated[int | None, typer.Option("--lookback", help="History steps.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Training epochs.")] = None,
