@@ -1,10 +1,8 @@
 """The forecast log: forecasts made from stored history, kept and scored as actuals arrive.
 
 Each logged forecast is one `forecast_log` row identified by (model, version, series, origin),
-the origin being the timestamp of the last observation it was made from. Its arrays (step
-timestamps, mean, seasonal-naive reference, bounds per level, actuals) are stored as packed
-little-endian float64 / int64 bytes: one row and no JSON per forecast keeps logging cheap
-enough to sit beside a busy service (measured in benchmarks/live.py). Logging the same
+the origin being the timestamp of the last observation it was made from, its arrays packed
+as bytes (`training.store.forecast_rows`). Logging the same
 forecast again replaces it whole, so a batch re-run, or a client asking twice, never counts
 twice.
 
@@ -20,8 +18,7 @@ the scored steps by `training.store.live_scores`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,11 +28,23 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from training.store.engine import transaction
-from training.store.live_scores import LiveScores, ScoredSteps, VersionScores, naive_reference
+from training.store.forecast_rows import (
+    F8,
+    I8,
+    MAX_RECORDED_STEPS,
+    ForecastRecord,
+    LoggedForecast,
+    fill,
+    forecast_row,
+    logged,
+    scored_steps,
+)
+from training.store.live_scores import LiveScores, VersionScores, naive_reference
 from training.store.schema import StoreError, forecast_log, observations, series, utc_now
 from training.store.timestamps import parse_timestamp
 
 __all__ = [
+    "MAX_RECORDED_STEPS",
     "ForecastLog",
     "ForecastRecord",
     "LiveScores",
@@ -46,51 +55,6 @@ __all__ = [
     "parse_window",
     "score",
 ]
-
-MAX_RECORDED_STEPS = 10_000
-"""Longest horizon one logged forecast may hold."""
-_F8, _I8 = np.dtype("<f8"), np.dtype("<i8")
-
-
-@dataclass(frozen=True)
-class ForecastRecord:
-    """One forecast to log.
-
-    Attributes:
-        model: registered model name.
-        version: the version that made it (canonical text, e.g. "3").
-        series_id: the stored series it forecasts.
-        origin: naive UTC timestamp of the last history observation.
-        timestamps: [H] naive UTC timestamps of the forecast steps (datetimes, or a
-            datetime64 array).
-        mean: [H] point forecast.
-        intervals: level -> ([H] lower, [H] upper).
-        naive: [H] seasonal-naive forecast from the same history, or None when unknown.
-    """
-
-    model: str
-    version: str
-    series_id: str
-    origin: datetime
-    timestamps: Sequence[datetime] | np.ndarray
-    mean: Sequence[float]
-    intervals: Mapping[int, tuple[Sequence[float], Sequence[float]]]
-    naive: Sequence[float] | None = None
-
-
-@dataclass(frozen=True)
-class LoggedForecast:
-    """A logged forecast read back, with the actuals that have arrived ([H] each)."""
-
-    model: str
-    version: str
-    series_id: str
-    origin: datetime
-    created_at: datetime
-    timestamps: list[datetime]
-    mean: list[float]
-    intervals: dict[int, tuple[list[float], list[float]]]
-    actuals: list[float | None]
 
 
 class ForecastLog:
@@ -176,7 +140,7 @@ class ForecastLog:
         for row in rows:
             groups.setdefault((row.model, row.version), []).append(row)
         return [
-            _steps(groups[key][-last:] if last else groups[key]).version_scores(
+            scored_steps(groups[key][-last:] if last else groups[key]).version_scores(
                 key[0], key[1], since, until
             )
             for key in sorted(groups, key=lambda k: (k[0], _version_order(k[1])))
@@ -197,7 +161,7 @@ class ForecastLog:
         query = query.order_by(f.origin.desc(), f.model, f.version).limit(limit)
         with transaction(self._engine, write=False) as conn:
             rows = conn.execute(query).all()
-        return [_logged(row) for row in rows]
+        return [logged(row) for row in rows]
 
 
 def score(conn: Connection, series_id: str, stamps: Sequence[datetime], values: np.ndarray) -> None:
@@ -219,8 +183,8 @@ def score(conn: Connection, series_id: str, stamps: Sequence[datetime], values: 
     observed = np.array(stamps, dtype="datetime64[us]").astype(np.int64)  # [T]
     updates = []
     for row in rows:
-        actual = np.frombuffer(row.actual, _F8).copy()  # [H]
-        if _fill(actual, np.frombuffer(row.stamps, _I8), observed, values):
+        actual = np.frombuffer(row.actual, F8).copy()  # [H]
+        if fill(actual, np.frombuffer(row.stamps, I8), observed, values):
             updates.append(_actual_update(row, actual))
     if updates:
         conn.execute(_UPDATE_ACTUAL, updates)
@@ -264,25 +228,9 @@ def _actual_update(row: Any, actual: np.ndarray) -> dict[str, Any]:
         "k_version": row.version,
         "k_series": row.series_id,
         "k_origin": row.origin,
-        "new_actual": actual.astype(_F8).tobytes(),
+        "new_actual": actual.astype(F8).tobytes(),
         "new_scored": int(np.count_nonzero(~np.isnan(actual))),
     }
-
-
-def _fill(actual: np.ndarray, steps: np.ndarray, observed: np.ndarray, values: Any) -> bool:
-    """Copy `values` at `observed` stamps into `actual` where `steps` match; True if any did.
-
-    actual [H] float64 (changed in place), steps [H] int64 us, observed [T] int64 us sorted,
-    values [T].
-    """
-    at = np.searchsorted(observed, steps)  # [H]
-    inside = at < len(observed)
-    hit = np.zeros(len(steps), dtype=bool)
-    hit[inside] = observed[at[inside]] == steps[inside]
-    if not hit.any():
-        return False
-    actual[hit] = np.asarray(values, dtype=np.float64)[at[hit]]
-    return True
 
 
 def _score_new(conn: Connection, series_id: str, rows: list[dict[str, Any]]) -> None:
@@ -300,64 +248,10 @@ def _score_new(conn: Connection, series_id: str, rows: list[dict[str, Any]]) -> 
     observed = np.array([r.ts for r in found], dtype="datetime64[us]").astype(np.int64)  # [T]
     values = np.array([r.value for r in found], dtype=np.float64)  # [T]
     for row in rows:
-        actual = np.frombuffer(row["actual"], _F8).copy()
-        if _fill(actual, np.frombuffer(row["stamps"], _I8), observed, values):
+        actual = np.frombuffer(row["actual"], F8).copy()
+        if fill(actual, np.frombuffer(row["stamps"], I8), observed, values):
             row["actual"] = actual.tobytes()
             row["scored"] = int(np.count_nonzero(~np.isnan(actual)))
-
-
-def forecast_row(record: ForecastRecord, now: datetime | None = None) -> dict[str, Any]:
-    """The table row of `record` (arrays packed, `actual` empty), checked; `now` is its
-    created_at (default: now).
-
-    Raises:
-        StoreError: arrays that disagree in length or hold non-finite values.
-    """
-    horizon = len(record.mean)
-    stamps = np.asarray(record.timestamps, dtype="datetime64[us]")  # [H]
-    if not 1 <= horizon <= MAX_RECORDED_STEPS or stamps.shape != (horizon,):
-        raise StoreError(
-            f"a logged forecast needs 1..{MAX_RECORDED_STEPS} steps with one timestamp "
-            f"each; got {horizon} values and {len(record.timestamps)} timestamps",
-            "mean",
-        )
-    levels = sorted(record.intervals)
-    names = ["mean", *(["naive"] if record.naive is not None else [])]
-    columns: list[Any] = [record.mean, *([record.naive] if record.naive is not None else [])]
-    for level in levels:  # one conversion and one check for every array (the writer's hot path)
-        names += [f"intervals.{level}.lower", f"intervals.{level}.upper"]
-        columns += list(record.intervals[level])
-    try:
-        table = np.array(columns, dtype=_F8)  # [A, H]
-        ragged = table.shape != (len(columns), horizon)
-    except ValueError:
-        ragged = True
-    if ragged or not np.isfinite(table).all():
-        bad = next(
-            name
-            for name, values in zip(names, columns, strict=True)
-            if len(values) != horizon or not np.isfinite(np.asarray(values, dtype=_F8)).all()
-        )
-        raise StoreError(f"{bad} of a logged forecast must hold {horizon} finite numbers", bad)
-    bounds = table[len(names) - 2 * len(levels) :]  # [2K, H]: lower, upper per level
-    return {
-        "model": record.model,
-        "version": record.version,
-        "series_id": record.series_id,
-        "origin": record.origin,
-        "horizon": horizon,
-        "first_ts": stamps[0].item(),
-        "last_ts": stamps[-1].item(),
-        "stamps": stamps.astype(_I8).tobytes(),
-        "mean": table[0].tobytes(),
-        "naive": table[1].tobytes() if record.naive is not None else None,
-        "levels": ",".join(str(k) for k in levels),
-        "lower": bounds[0::2].tobytes(),  # [K, H]
-        "upper": bounds[1::2].tobytes(),  # [K, H]
-        "actual": np.full(horizon, np.nan, dtype=_F8).tobytes(),
-        "scored": 0,
-        "created_at": utc_now() if now is None else now,
-    }
 
 
 def _upsert(conn: Connection) -> Any:
@@ -387,65 +281,6 @@ def _filtered(
     if until is not None:
         query = query.where(f.origin <= until)
     return query
-
-
-def _unpacked(row: Any) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """(levels, lower [K, H], upper [K, H]) of a row."""
-    levels = [int(k) for k in row.levels.split(",") if k]
-    shape = (len(levels), len(row.mean) // _F8.itemsize)
-    lower = np.frombuffer(row.lower, _F8).reshape(shape)
-    upper = np.frombuffer(row.upper, _F8).reshape(shape)
-    return levels, lower, upper
-
-
-def _steps(rows: list[Any]) -> ScoredSteps:
-    """The scored steps of `rows` (one version's forecasts) as flat arrays."""
-    parts: dict[str, list[np.ndarray]] = {"forecast": [], "step": [], "mean": [], "actual": []}
-    parts["naive"] = []
-    bounds: dict[int, list[np.ndarray]] = {}
-    every_level = sorted({int(k) for row in rows for k in row.levels.split(",") if k})
-    for i, row in enumerate(rows):
-        actual = np.frombuffer(row.actual, _F8)  # [H]
-        kept = ~np.isnan(actual)
-        horizon = len(actual)
-        naive = np.frombuffer(row.naive, _F8) if row.naive else np.full(horizon, np.nan)
-        levels, lower, upper = _unpacked(row)
-        parts["forecast"].append(np.full(int(kept.sum()), i))
-        parts["step"].append(np.arange(1, horizon + 1)[kept])
-        parts["mean"].append(np.frombuffer(row.mean, _F8)[kept])
-        parts["actual"].append(actual[kept])
-        parts["naive"].append(naive[kept])
-        for level in every_level:
-            pair = np.full((int(kept.sum()), 2), np.nan)  # [n, 2]
-            if level in levels:
-                k = levels.index(level)
-                pair[:, 0], pair[:, 1] = lower[k][kept], upper[k][kept]
-            bounds.setdefault(level, []).append(pair)
-    flat = {name: np.concatenate(arrays) for name, arrays in parts.items()}
-    return ScoredSteps(
-        forecast=flat["forecast"],
-        step=flat["step"],
-        mean=flat["mean"],
-        actual=flat["actual"],
-        naive=flat["naive"],
-        bounds={level: np.concatenate(pairs) for level, pairs in bounds.items()},
-    )
-
-
-def _logged(row: Any) -> LoggedForecast:
-    levels, lower, upper = _unpacked(row)
-    actual = np.frombuffer(row.actual, _F8)
-    return LoggedForecast(
-        model=row.model,
-        version=row.version,
-        series_id=row.series_id,
-        origin=row.origin,
-        created_at=row.created_at,
-        timestamps=np.frombuffer(row.stamps, _I8).astype("datetime64[us]").tolist(),
-        mean=np.frombuffer(row.mean, _F8).tolist(),
-        intervals={level: (lower[k].tolist(), upper[k].tolist()) for k, level in enumerate(levels)},
-        actuals=[None if np.isnan(x) else float(x) for x in actual],
-    )
 
 
 def _version_order(version: str) -> tuple[int, str]:
