@@ -203,12 +203,16 @@ def kill_group(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def live_server(app: FastAPI) -> Iterator[int]:
+def live_server(
+    app: FastAPI, log_level: str = "warning", access_log: bool = False
+) -> Iterator[int]:
     """Serve `app` with a real uvicorn on a free loopback port (lifespan run); yields the port."""
     import uvicorn
 
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level=log_level, access_log=access_log
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from tests.service.conftest import (
     READ_KEY,
     STOCK,
     Store,
-    free_port,
+    live_server,
 )
 
 SERIES = "console-load"
@@ -122,16 +121,12 @@ class _Collect(logging.Handler):
 def live(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """uvicorn (access log on) serving both models and a series store with SERIES seeded and
     one logged forecast of it whose actuals arrived."""
-    import uvicorn
-
     db = tmp_path_factory.mktemp("console-series") / "series.db"
     app = create_app(store.settings())
     handle = StoreHandle(
         StoreSettings(database_url=SecretStr(f"sqlite:///{db}"), live_refresh_seconds=0)
     )
     app.state.series_store = handle
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="info", access_log=True)
     records: list[str] = []
     collector = _Collect(records)
     loggers = [logging.getLogger(n) for n in ("", "uvicorn", "uvicorn.access", "uvicorn.error")]
@@ -139,21 +134,12 @@ def live(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
         logger.addHandler(collector)
     levels = {logger.name: logger.level for logger in loggers}
     logging.getLogger().setLevel(logging.INFO)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 90
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
     try:
-        service = Live(url=f"http://127.0.0.1:{port}", records=records)
-        _seed(service, store)
-        yield service
+        with live_server(app, log_level="info", access_log=True) as port:
+            service = Live(url=f"http://127.0.0.1:{port}", records=records)
+            _seed(service, store)
+            yield service
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         handle.close()
         for logger in loggers:
             logger.removeHandler(collector)

@@ -234,3 +234,29 @@ def test_nothing_is_lost_across_a_restart_under_load(store: Store, tmp_path: Pat
     with SeriesStore(f"sqlite:///{path}") as reopened:
         origins = {f.origin for f in reopened.forecast_log.forecasts("r", limit=100)}
     assert dropped == 0 and len(origins) == 24 + 1  # 24 cuts, and the stored history's end
+
+
+def test_a_dead_store_never_slows_or_fails_logged_forecasts(store: Store) -> None:
+    """With the forecast log's database unreachable, forecasts that name a series still answer
+    200 as fast as ever (the writer holds them and retries, off the request path), and those it
+    never could write are counted as dropped at shutdown, not lost silently."""
+    application = create_app(store.settings())
+    dead = "postgresql://nobody@127.0.0.1:1/none"  # refused: the store never opens
+    application.state.series_store = StoreHandle(StoreSettings(database_url=SecretStr(dead)))
+    body = store.hourly.body(horizon=3, series_id="live-a")
+    with TestClient(application) as api:
+        recorder = application.state.forecast_recorder
+        assert application.state.series_store.current is None
+        started = time.monotonic()
+        answers = [
+            api.post(f"/v1/models/{HOURLY}/forecast", headers=READ, json=body) for _ in range(20)
+        ]
+        elapsed = time.monotonic() - started
+        assert [a.status_code for a in answers] == [200] * 20
+        assert elapsed < 10, elapsed  # ~10 ms each; a wait on the database would show here
+        series = api.get("/v1/series/live-a/performance", headers=READ)
+        assert series.status_code == 503  # the store's own routes say it is down
+    # At shutdown the writer tried again, then counted every forecast it could not write.
+    metrics = application.state.metrics
+    assert recorder.pending == 0 and metrics.forecast_log_recorded._value.get() == 0
+    assert metrics.forecast_log_dropped._value.get() == 20
