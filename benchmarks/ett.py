@@ -37,6 +37,7 @@ import torch
 from benchmarks.common import Column, add_data_arguments, check_data_arguments, report
 from models import io
 from models.base import EpochStats, SeriesData
+from models.config import DECODERS
 from models.loop import resolve_device
 from models.registry import LEARNED_FAMILIES
 from training.evaluation.backtest import evaluate_forecaster
@@ -95,9 +96,12 @@ def build_config(
     device: str,
     target: str,
     arch: str = "tuned",
+    decoder: str | None = None,
 ) -> Any:
     """The family's config for `horizon` (max_horizon = H: one direct pass, no roll-forward)."""
     settings = defaults(family, horizon, arch)
+    if decoder is not None and family != "esn":
+        settings["decoder"] = decoder
     if lookback is not None:
         settings["lookback"] = lookback
         if family == "esn":
@@ -175,6 +179,7 @@ def run_one(family: str, horizon: int, args: argparse.Namespace) -> dict[str, An
         device=args.device,
         target=problem.columns[problem.target_index],
         arch=args.arch,
+        decoder=args.decoder,
     )
     lookback = config.lookback
     train, val = fit_series(problem, lookback)
@@ -198,6 +203,7 @@ def run_one(family: str, horizon: int, args: argparse.Namespace) -> dict[str, An
         "horizon": horizon,
         "lookback": lookback,
         "arch": args.arch if family != "esn" else "tuned",
+        "decoder": getattr(config, "decoder", None),
         "mode": args.mode,
         "mse": round(scores.overall["mse"], 5),
         "mae": round(scores.overall["mae"], 5),
@@ -238,6 +244,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="tuned",
         choices=("tuned", "peer"),
         help="recurrent settings: the tuned per-horizon table, or the peers' LSTM shape",
+    )
+    parser.add_argument(
+        "--decoder", default=None, choices=DECODERS, help="recurrent decoder (default: the table's)"
     )
     parser.add_argument("--json", action="store_true", help="JSON lines only (no table)")
     parser.add_argument("--speed", action="store_true", help="add the bare-loop comparison")

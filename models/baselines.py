@@ -39,7 +39,7 @@ from models.config import BaselineConfig
 from models.errors import ForecastInputError
 from models.loop import resolve_device
 from models.persist import fresh_meta, load_module, save_module
-from models.windows import WindowSet, check_series, stack_series_windows
+from models.windows import PanelWindows, Windows, check_series, stack_series_windows
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 KALMAN_FIT_STEPS = 2000  # values per training series the likelihood of q reads
@@ -237,9 +237,9 @@ class BaselineForecaster(nn.Module):
         w, _ = local_level_weights(1.0, q, c.lookback)  # [L], in units of sigma2_eps
         return np.repeat(w[:, None], c.max_horizon, axis=1)  # [L, H]: the level, every step
 
-    def _mean(self, windows: WindowSet) -> Tensor:
+    def _mean(self, windows: Windows) -> Tensor:
         """[N, L] look-back windows -> [N, H] forecasts in data units."""
-        return windows.history.double() @ self.projection.to(windows.target.device)  # [N, H]
+        return windows.history.double() @ self.projection.to(windows.device)  # [N, H]
 
     def fit(
         self,
@@ -310,7 +310,7 @@ class BaselineForecaster(nn.Module):
             device=device,
         )
 
-    def _windows(self, series: Sequence[SeriesData]) -> WindowSet:
+    def _windows(self, series: Sequence[SeriesData]) -> PanelWindows:
         if not series:
             raise ForecastInputError("no series given; pass at least one SeriesData to fit()")
         target_only = [SeriesData(s.values, series_id=s.series_id) for s in series]

@@ -173,7 +173,9 @@ class RecurrentConfig(FamilyConfig):
     `lr_schedule` "plateau" halves the rate after each epoch without improvement; `max_epochs`
     > `epochs` lets the budget grow while the last epoch is still the best, and `time_budget`
     (seconds, 0 = none) ends training after the epoch that spends it (models.loop; the
-    defaults keep a constant rate, a fixed budget and no time limit).
+    defaults keep a constant rate, a fixed budget and no time limit). `epoch_windows` (0 =
+    every window) makes an epoch a fresh random sample of that many windows, for panels whose
+    full pass would take hours (early stopping and the budget then count such epochs).
 
     The defaults are a SegRNN-style GRU tuned on ETTh1 (hourly, z-scored OT, test MSE 0.026 /
     0.053 / 0.068 at H = 24 / 96 / 192 against naive 0.034 / 0.069 / 0.092). Longer horizons
@@ -201,6 +203,7 @@ class RecurrentConfig(FamilyConfig):
     lr_schedule: str = "constant"
     max_epochs: int = 0
     time_budget: float = 0.0
+    epoch_windows: int = 0
     grad_clip: float = 1.0
     tbptt: int = 0
     seed: int = 0
@@ -256,6 +259,10 @@ class RecurrentConfig(FamilyConfig):
             self.max_epochs == 0 or self.max_epochs >= self.epochs,
             f"max_epochs {self.max_epochs} is below epochs {self.epochs}; use 0 (no extension) "
             f"or a value >= {self.epochs}",
+        )
+        require(
+            self.epoch_windows >= 0,
+            f"epoch_windows {self.epoch_windows} must be >= 0 (0 = every window each epoch)",
         )
         require(self.grad_clip >= 0, f"grad_clip {self.grad_clip} must be >= 0 (0 = off)")
         require(self.tbptt >= 0, f"tbptt {self.tbptt} must be >= 0 (0 = off)")

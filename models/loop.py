@@ -1,10 +1,11 @@
 """The training loop every gradient-trained family shares: plain PyTorch, readable in one screen.
 
-Windows are built once on the device (models.windows); an epoch is a seeded permutation of row
-indices cut into batches. AdamW, gradient-norm clipping, bf16 autocast on CUDA only, early
-stopping on validation loss that restores the best weights. With a `checkpoint_dir`, the best
-weights, the last weights and the optimizer state are written after every epoch (safetensors +
-JSON), and a later call with the same config fingerprint resumes where it stopped.
+Windows are start rows into the series on the device (models.windows); an epoch is a seeded
+permutation of window indices cut into batches, each gathered when it is trained on. AdamW,
+gradient-norm clipping, bf16 autocast on CUDA only, early stopping on validation loss that
+restores the best weights. With a `checkpoint_dir`, the best weights, the last weights and the
+optimizer state are written after every epoch (safetensors + JSON), and a later call with the
+same config fingerprint resumes where it stopped.
 
 Convergence. A fixed learning rate and a fixed epoch count either stop a run that is still
 improving or waste epochs at a step size too large to settle. Two settings adapt instead:
@@ -12,8 +13,10 @@ improving or waste epochs at a step size too large to settle. Two settings adapt
 improve (so the next epochs take smaller steps before early stopping gives up), and
 `max_epochs > epochs` extends the budget by half of `epochs` whenever the last epoch of the
 budget was the best one, up to `max_epochs`. `time_budget` (seconds, 0 = none) stops after the
-epoch that exhausts it. The defaults (constant rate, no extension, no time limit) are the plain
-loop the tuned benchmark configs were measured with.
+epoch that exhausts it. `epoch_windows` > 0 makes each epoch a seeded random sample of that many
+windows (without replacement) instead of a full pass, for panels of millions of windows. The
+defaults (constant rate, no extension, no time limit, full passes) are the plain loop the tuned
+benchmark configs were measured with.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from torch import Tensor, nn
 from models.base import EpochCallback, EpochStats, FitReport
 from models.config import LR_SCHEDULES
 from models.errors import ConfigError
-from models.windows import WindowSet
+from models.windows import Windows, WindowSet
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ class LoopSettings:
     schedule: str = "constant"
     max_epochs: int = 0
     time_budget: float = 0.0
+    epoch_windows: int = 0
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -77,13 +81,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _mean_loss(module: nn.Module, data: WindowSet, loss_fn: LossFn, batch: int) -> float:
+def _mean_loss(module: nn.Module, data: Windows, loss_fn: LossFn, batch: int) -> float:
     """Window-weighted mean loss over `data`, without gradients."""
     module.eval()
     total, count = 0.0, 0
-    with torch.no_grad(), _autocast(data.target.device):
+    with torch.no_grad(), _autocast(data.device):
         for start in range(0, len(data), batch):
-            idx = torch.arange(start, min(start + batch, len(data)), device=data.target.device)
+            idx = torch.arange(start, min(start + batch, len(data)), device=data.device)
             total += float(loss_fn(module, data.take(idx))) * len(idx)
             count += len(idx)
     return total / max(count, 1)
@@ -138,17 +142,17 @@ def _load_checkpoint(
 
 def _train_epoch(
     module: nn.Module,
-    windows: WindowSet,
+    windows: Windows,
     order: Tensor,
     loss_fn: LossFn,
     opt: torch.optim.Optimizer,
     settings: LoopSettings,
 ) -> float:
-    """One pass over `windows` in the order given ([N] row indices); the mean train loss."""
+    """One pass over the windows at `order` ([M] indices, in that order); the mean train loss."""
     module.train()
-    device = windows.target.device
+    device = windows.device
     total = torch.zeros((), device=device)  # summed on device: no sync per batch
-    for i in range(0, len(windows), settings.batch_size):
+    for i in range(0, len(order), settings.batch_size):
         idx = order[i : i + settings.batch_size]  # [B]
         with _autocast(device):
             loss = loss_fn(module, windows.take(idx))
@@ -158,7 +162,7 @@ def _train_epoch(
             nn.utils.clip_grad_norm_(module.parameters(), settings.grad_clip)
         opt.step()
         total += loss.detach().float() * len(idx)
-    return float(total) / len(windows)
+    return float(total) / len(order)
 
 
 def _extend_budget(progress: dict[str, Any], settings: LoopSettings) -> None:
@@ -175,8 +179,8 @@ def _extend_budget(progress: dict[str, Any], settings: LoopSettings) -> None:
 
 def train_loop(
     module: nn.Module,
-    windows: WindowSet,
-    val: WindowSet,
+    windows: Windows,
+    val: Windows,
     loss_fn: LossFn,
     settings: LoopSettings,
     *,
@@ -197,7 +201,7 @@ def train_loop(
     Returns:
         FitReport with per-epoch losses (including epochs before a resume).
     """
-    device = windows.target.device
+    device = windows.device
     opt = torch.optim.AdamW(module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     progress: dict[str, Any] = {
         "fingerprint": settings.fingerprint,
@@ -225,10 +229,13 @@ def train_loop(
         start = time.perf_counter()
         torch.manual_seed(settings.seed + epoch)  # dropout masks: same epoch, same masks
         gen = torch.Generator().manual_seed(settings.seed * 7919 + epoch)
-        order = torch.randperm(len(windows), generator=gen).to(device)  # [N]
+        order = torch.randperm(len(windows), generator=gen)  # [N]
+        if 0 < settings.epoch_windows < len(windows):
+            order = order[: settings.epoch_windows]  # [M] a fresh sample every epoch
+        order = order.to(device)
         train_loss = _train_epoch(module, windows, order, loss_fn, opt, settings)
         pass_seconds += time.perf_counter() - start  # the float() in _train_epoch synced
-        seen += len(windows)
+        seen += len(order)
         val_loss = _mean_loss(module, val, loss_fn, settings.batch_size * 4)
         elapsed = time.perf_counter() - start
         seconds += elapsed

@@ -47,7 +47,7 @@ from models.future import fit_stats
 from models.loop import LoopSettings, resolve_device, train_loop
 from models.persist import fresh_meta, load_module, save_module
 from models.scaling import denormalise, normalise
-from models.windows import WindowSet, stack_series_windows
+from models.windows import PanelWindows, Windows, WindowSet, stack_series_windows
 
 _CELLS: dict[str, Any] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 _PREDICT_BATCH = 2048  # windows per forward pass at inference (bounds memory)
@@ -275,12 +275,12 @@ class RecurrentForecaster(nn.Module):
             return nn.functional.smooth_l1_loss(pred, target)
         return nn.functional.mse_loss(pred, target)
 
-    def _forecast(self, batch: WindowSet) -> Tensor:
-        """Denormalised forecasts [B, H] for every window of `batch`, in chunks, no grad."""
+    def _forecast(self, batch: Windows) -> Tensor:
+        """Denormalised forecasts [N, H] for every window of `batch`, in chunks, no grad."""
         outs = []
         for i in range(0, len(batch), _PREDICT_BATCH):
             part = batch.take(
-                torch.arange(i, min(i + _PREDICT_BATCH, len(batch))).to(batch.target.device)
+                torch.arange(i, min(i + _PREDICT_BATCH, len(batch)), device=batch.device)
             )
             x, cov, loc, scale = self._norm_inputs(part)
             outs.append(denormalise(self(x, cov, self._known(part)).float(), loc, scale))
@@ -326,6 +326,7 @@ class RecurrentForecaster(nn.Module):
             schedule=c.lr_schedule,
             max_epochs=c.max_epochs,
             time_budget=c.time_budget,
+            epoch_windows=c.epoch_windows,
         )
         report = train_loop(
             self,
@@ -358,7 +359,7 @@ class RecurrentForecaster(nn.Module):
         )
         return report
 
-    def _windows(self, series: Sequence[SeriesData], device: torch.device) -> WindowSet:
+    def _windows(self, series: Sequence[SeriesData], device: torch.device) -> PanelWindows:
         c = self.config
         return stack_series_windows(
             series,

@@ -1,8 +1,13 @@
-"""Training windows built once, on the target device, as tensors batches are drawn from by index.
+"""Training windows as start offsets into the series, gathered by index one batch at a time.
 
 A window is `lookback` steps of history followed by `horizon` steps to forecast. Every family
-trains on the same `WindowSet`: all series' windows concatenated once (global training), so an
-epoch is a `torch.randperm` over rows, never a per-sample Python `Dataset.__getitem__`.
+trains on the same `PanelWindows`: the series laid end to end in one tensor per input (target,
+past covariates, calendar features, future covariates) on the target device, and the start row
+of every window. An epoch is a `torch.randperm` over windows, and each batch gathers its
+[B, L+H] rows from the series with one index per tensor (`PanelWindows.take` -> `WindowSet`),
+so memory grows with the panel's length (T values per series), not with T x (L+H): a panel of
+30,000 series x 1,000 hourly steps is 120 MB of values and 190 MB of starts instead of ~19 GB
+of materialised windows (benchmarks/large_panel.py). Never a per-sample Python `Dataset`.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from models.features import calendar_features
 
 @dataclass(frozen=True)
 class WindowSet:
-    """Windows of one or many series, stacked along the first axis.
+    """A batch of windows, materialised: what a loss or a forward pass reads.
 
     Attributes:
         target: [N, L+H] target values: history then the values to forecast.
@@ -42,6 +47,10 @@ class WindowSet:
 
     def __len__(self) -> int:
         return int(self.target.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.target.device
 
     @property
     def history(self) -> Tensor:
@@ -65,22 +74,86 @@ class WindowSet:
         )
 
 
-def make_windows(series: Tensor, lookback: int, horizon: int) -> Tensor:
-    """All windows of one series as a view (no copy).
+@dataclass(frozen=True)
+class PanelWindows:
+    """Every window of one or many series, as start rows into the series laid end to end.
 
-    Args:
-        series: [T, F] one series with F channels.
-        lookback: L steps of history.
-        horizon: H steps to forecast.
-
-    Returns:
-        [N, L+H, F] with N = T - L - H + 1 (0 rows when the series is too short).
+    Attributes:
+        values: [S] the target values of every series, concatenated (S = sum of lengths).
+        starts: [N] long, the row in `values` of each window's first step; a window never
+            crosses from one series into the next.
+        covariates: [S, C] past covariates, row-aligned with `values`, or None.
+        calendar: [S, K] calendar features, row-aligned with `values`, or None.
+        known: [S, K'] future covariates (raw units), row-aligned with `values`, or None.
+        lookback: L.
+        horizon: H.
     """
-    size = lookback + horizon
-    if series.shape[0] < size:
-        return series.new_empty((0, size, series.shape[1]))
-    # unfold over time gives [N, F, L+H]; move the window axis before the channels.
-    return series.unfold(0, size, 1).transpose(1, 2)  # [N, L+H, F]
+
+    values: Tensor
+    starts: Tensor
+    covariates: Tensor | None
+    calendar: Tensor | None
+    known: Tensor | None
+    lookback: int
+    horizon: int
+
+    def __len__(self) -> int:
+        return int(self.starts.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.values.device
+
+    def rows(self, index: Tensor) -> Tensor:
+        """[B, L+H] rows in the series tensors of the windows at `index` ([B] long)."""
+        steps = torch.arange(self.lookback + self.horizon, device=self.starts.device)
+        return self.starts[index][:, None] + steps  # [B, L+H]
+
+    def take(self, index: Tensor) -> WindowSet:
+        """The windows at `index` ([B] long, on the same device), gathered into a batch."""
+        rows = self.rows(index)  # [B, L+H]
+        return WindowSet(
+            target=self.values[rows],  # [B, L+H]
+            covariates=None
+            if self.covariates is None
+            else self.covariates[rows[:, : self.lookback]],
+            calendar=None if self.calendar is None else self.calendar[rows],  # [B, L+H, K]
+            lookback=self.lookback,
+            horizon=self.horizon,
+            known=None if self.known is None else self.known[rows],  # [B, L+H, K']
+        )
+
+    def materialise(self) -> WindowSet:
+        """Every window at once ([N, L+H] and friends): for small sets and comparisons only."""
+        return self.take(torch.arange(len(self), device=self.starts.device))
+
+    @property
+    def history(self) -> Tensor:
+        """[N, L] the look-back of every window (gathered; the target only)."""
+        return self._gather(0, self.lookback)
+
+    @property
+    def future(self) -> Tensor:
+        """[N, H] the values every window forecasts (gathered; the target only)."""
+        return self._gather(self.lookback, self.lookback + self.horizon)
+
+    def _gather(self, lo: int, hi: int) -> Tensor:
+        """[N, hi - lo] steps lo..hi-1 of every window, gathered in slices of windows so the
+        int64 row index never outgrows one slice."""
+        out = self.values.new_empty((len(self), hi - lo))
+        steps = torch.arange(lo, hi, device=self.starts.device)
+        for i in range(0, len(self), _GATHER_SLICE):
+            out[i : i + _GATHER_SLICE] = self.values[
+                self.starts[i : i + _GATHER_SLICE, None] + steps
+            ]
+        return out
+
+
+_GATHER_SLICE = 65_536
+"""Windows gathered per slice when a whole set's history or future is read."""
+
+Windows = WindowSet | PanelWindows
+"""What a training loop or a batched forecast walks: `len`, `device`, `take(index)`."""
 
 
 def check_series(
@@ -162,11 +235,11 @@ def stack_series_windows(
     calendar_freq: str | None,
     covariates: int,
     future_covariates: int = 0,
-) -> WindowSet:
-    """Every window of every series, concatenated once on `device`.
+) -> PanelWindows:
+    """Every window of every series: the series laid end to end on `device`, plus start rows.
 
-    Series shorter than `lookback + horizon` contribute no windows; if none has a window the
-    call fails, since there is nothing to train on.
+    Series shorter than `lookback + horizon` contribute no windows (and no rows); if none has a
+    window the call fails, since there is nothing to train on.
 
     Args:
         series: the series (values [T], optional timestamps [T], covariates [T, C]).
@@ -181,44 +254,43 @@ def stack_series_windows(
         ForecastInputError: non-finite values, wrong covariate width, missing timestamps,
             or no series long enough.
     """
-    targets: list[Tensor] = []
-    covs: list[Tensor] = []
-    cals: list[Tensor] = []
-    knowns: list[Tensor] = []
+    size = lookback + horizon
+    kept: list[SeriesData] = []
+    starts: list[np.ndarray] = []
+    offset = 0
     for i, s in enumerate(series):
         check_series(s, i, calendar_freq, covariates, future_covariates)
-        values = torch.as_tensor(np.asarray(s.values, dtype=np.float32), device=device)  # [T]
-        if values.shape[0] < lookback + horizon:
+        length = len(s.values)
+        if length < size:
             continue
-        targets.append(make_windows(values[:, None], lookback, horizon)[..., 0])  # [N, L+H]
-        if covariates:
-            cov = torch.as_tensor(np.asarray(s.covariates, dtype=np.float32), device=device)
-            covs.append(make_windows(cov, lookback, horizon)[:, :lookback])  # [N, L, C]
-        if calendar_freq is not None:
-            feats = calendar_features(np.asarray(s.timestamps), calendar_freq)  # [T, K]
-            cal = torch.as_tensor(feats, device=device)
-            cals.append(make_windows(cal, lookback, horizon))  # [N, L+H, K]
-        if future_covariates:
-            fut = torch.as_tensor(np.asarray(s.future_covariates, dtype=np.float32), device=device)
-            knowns.append(make_windows(fut, lookback, horizon))  # [N, L+H, K']
-    if not targets:
+        kept.append(s)
+        starts.append(np.arange(offset, offset + length - size + 1, dtype=np.int64))
+        offset += length
+    if not kept:
         longest = max((len(s.values) for s in series), default=0)
         raise ForecastInputError(
-            f"no series has lookback + horizon = {lookback + horizon} values (longest has "
+            f"no series has lookback + horizon = {size} values (longest has "
             f"{longest}); pass longer series or lower lookback / max_horizon"
         )
 
-    def cat(parts: list[Tensor]) -> Tensor:
-        # one series keeps the unfold view; several are copied once into one tensor.
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+    def laid(parts: list[np.ndarray]) -> Tensor:
+        # one float32 copy of the series, end to end, moved to the device once.
+        return torch.from_numpy(np.concatenate(parts).astype(np.float32, copy=False)).to(device)
 
-    return WindowSet(
-        target=cat(targets),
-        covariates=cat(covs) if covs else None,
-        calendar=cat(cals) if cals else None,
+    return PanelWindows(
+        values=laid([np.asarray(s.values, dtype=np.float32) for s in kept]),  # [S]
+        starts=torch.from_numpy(np.concatenate(starts)).to(device),  # [N]
+        covariates=laid([np.asarray(s.covariates, np.float32) for s in kept])
+        if covariates
+        else None,  # [S, C]
+        calendar=laid([calendar_features(np.asarray(s.timestamps), calendar_freq) for s in kept])
+        if calendar_freq is not None
+        else None,  # [S, K]
+        known=laid([np.asarray(s.future_covariates, np.float32) for s in kept])
+        if future_covariates
+        else None,  # [S, K']
         lookback=lookback,
         horizon=horizon,
-        known=cat(knowns) if knowns else None,
     )
 
 

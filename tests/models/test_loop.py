@@ -12,21 +12,86 @@ from torch import Tensor, nn
 from models import intervals
 from models.base import EpochStats, SeriesData
 from models.errors import ConfigError, ForecastInputError
+from models.features import calendar_features
 from models.loop import LoopSettings, resolve_device, train_loop
 from models.rollout import roll_forward
 from models.scaling import denormalise, interval_scale, normalise, seasonal_scale, window_scale
-from models.windows import WindowSet, make_windows, stack_series_windows
+from models.windows import PanelWindows, WindowSet, stack_series_windows
 
 # ---- windows ----------------------------------------------------------------------------------
 
 
-def test_make_windows_is_a_view_of_every_window() -> None:
-    series = torch.arange(20, dtype=torch.float32).reshape(10, 2)  # [T=10, F=2]
-    w = make_windows(series, lookback=3, horizon=2)
-    assert w.shape == (6, 5, 2)
-    assert w.untyped_storage().data_ptr() == series.untyped_storage().data_ptr()
-    torch.testing.assert_close(w[4], series[4:9])
-    assert make_windows(series, 8, 3).shape == (0, 11, 2)
+def _materialised(series: list[SeriesData], lookback: int, horizon: int) -> dict[str, Tensor]:
+    """Every window copied out, the way windows were built before they were gathered by index:
+    `unfold` over each long-enough series, then one `torch.cat` per input."""
+    size = lookback + horizon
+
+    def unfold(a: np.ndarray) -> Tensor:
+        t = torch.as_tensor(np.asarray(a, dtype=np.float32))
+        t = t[:, None] if t.ndim == 1 else t  # [T, F]
+        return t.unfold(0, size, 1).transpose(1, 2)  # [N, L+H, F]
+
+    long = [s for s in series if len(s.values) >= size]
+    cal = [calendar_features(np.asarray(s.timestamps), "h") for s in long]
+    return {
+        "target": torch.cat([unfold(s.values)[..., 0] for s in long]),
+        "covariates": torch.cat([unfold(s.covariates)[:, :lookback] for s in long]),
+        "calendar": torch.cat([unfold(c) for c in cal]),
+        "known": torch.cat([unfold(s.future_covariates) for s in long]),
+    }
+
+
+def _panel(lengths: list[int]) -> list[SeriesData]:
+    rng = np.random.default_rng(3)
+    start = np.datetime64("2024-01-01T00", "s")
+    return [
+        SeriesData(
+            rng.normal(size=n).astype(np.float32) * 10 + i,
+            start + np.arange(n) * np.timedelta64(1, "h"),
+            rng.normal(size=(n, 2)).astype(np.float32),
+            series_id=f"s{i}",
+            future_covariates=rng.normal(size=(n, 3)).astype(np.float32),
+        )
+        for i, n in enumerate(lengths)
+    ]
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_windows_by_index_equal_the_materialised_windows_bit_for_bit(device: str) -> None:
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs CUDA: the same gathers on the device")
+    series = _panel([30, 5, 41, 10, 17])  # the 5-step series has no window; 10 has exactly one
+    ws = stack_series_windows(
+        series, 6, 4, device=device, calendar_freq="h", covariates=2, future_covariates=3
+    )
+    assert ws.device.type == device
+    old = {k: v.to(device) for k, v in _materialised(series, 6, 4).items()}
+    assert len(ws) == 21 + 32 + 1 + 8 == old["target"].shape[0]
+    every = ws.materialise()
+    for name, want in old.items():
+        got = getattr(every, name)
+        assert got.shape == want.shape and torch.equal(got, want), name
+    order = torch.randperm(len(ws), generator=torch.Generator().manual_seed(0))[:13].to(device)
+    batch = ws.take(order)
+    assert isinstance(batch, WindowSet) and torch.equal(batch.target, old["target"][order])
+    assert batch.known is not None and torch.equal(batch.known, old["known"][order])
+    assert torch.equal(ws.history, old["target"][:, :6])
+    assert torch.equal(ws.future, old["target"][:, 6:])
+    # a window never crosses into the next series: the 10-step series' one window is itself
+    one = ws.take(torch.tensor([21 + 32], device=device))
+    assert torch.equal(one.target[0].cpu(), torch.as_tensor(series[3].values))
+
+
+def test_windows_by_index_hold_the_series_once_not_every_window() -> None:
+    series = _panel([400] * 8)
+    ws = stack_series_windows(
+        series, 96, 24, device="cpu", calendar_freq=None, covariates=2, future_covariates=3
+    )
+    assert ws.values.shape == (3200,) and ws.starts.shape == (8 * 281,)
+    assert ws.covariates is not None and ws.covariates.shape == (3200, 2)
+    held = sum(t.numel() * t.element_size() for t in (ws.values, ws.starts, ws.covariates))
+    materialised = 8 * 281 * (120 + 96 * 2) * 4  # target + covariates as [N, L+H] / [N, L, C]
+    assert held * 20 < materialised
 
 
 def test_stack_series_windows_concatenates_all_series_and_skips_short_ones() -> None:
@@ -37,12 +102,15 @@ def test_stack_series_windows_concatenates_all_series_and_skips_short_ones() -> 
         [long, short, long], 6, 4, device="cpu", calendar_freq="h", covariates=2
     )
     assert len(ws) == 2 * (30 - 10 + 1)
+    every = ws.materialise()
     assert (
-        ws.target.shape == (42, 10) and ws.history.shape == (42, 6) and ws.future.shape == (42, 4)
+        every.target.shape == (42, 10)
+        and ws.history.shape == (42, 6)
+        and ws.future.shape == (42, 4)
     )
-    assert ws.covariates is not None and ws.covariates.shape == (42, 6, 2)
-    assert ws.calendar is not None and ws.calendar.shape == (42, 10, 6)
-    torch.testing.assert_close(ws.target[21], torch.arange(10, dtype=torch.float32))
+    assert every.covariates is not None and every.covariates.shape == (42, 6, 2)
+    assert every.calendar is not None and every.calendar.shape == (42, 10, 6)
+    torch.testing.assert_close(every.target[21], torch.arange(10, dtype=torch.float32))
     sub = ws.take(torch.tensor([0, 41]))
     assert isinstance(sub, WindowSet) and sub.target.shape == (2, 10)
 
@@ -191,7 +259,7 @@ def _loss(module: nn.Module, batch: WindowSet) -> Tensor:
     return nn.functional.mse_loss(module(batch.history), batch.future)
 
 
-def _data() -> tuple[WindowSet, WindowSet]:
+def _data() -> tuple[PanelWindows, PanelWindows]:
     t = np.arange(300)
     y = (np.sin(t / 5) + 0.1 * np.random.default_rng(0).standard_normal(300)).astype(np.float32)
     train = stack_series_windows(
@@ -306,6 +374,28 @@ def test_time_budget_stops_after_the_epoch_that_spends_it() -> None:
         LoopSettings(50, 16, 0.01, 0.0, 50, 1.0, seed=1, time_budget=1e-6),
     )  # fmt: skip
     assert report.epochs == 1
+
+
+def test_epoch_windows_trains_each_epoch_on_a_fresh_sample() -> None:
+    train, val = _data()
+    drawn: list[Tensor] = []
+
+    def counting(module: nn.Module, batch: WindowSet) -> Tensor:
+        if module.training:
+            drawn.append(batch.target)
+        return _loss(module, batch)
+
+    settings = LoopSettings(3, 16, 0.01, 0.0, 9, 1.0, seed=1, epoch_windows=40)
+    report = train_loop(_Linear(8, 2), train, val, counting, settings)
+    assert report.epochs == 3 and report.train_windows == len(train) == 191
+    assert sum(len(t) for t in drawn) == 3 * 40  # 40 windows an epoch, not 191
+    first, second = torch.cat(drawn[:3]), torch.cat(drawn[3:6])
+    assert not torch.equal(first, second)  # another sample each epoch
+    again: list[Tensor] = []
+    train_loop(
+        _Linear(8, 2), train, val, lambda m, b: again.append(b.target) or _loss(m, b), settings
+    )
+    assert torch.equal(torch.cat(again[:3]), first)  # seeded: the same samples on a rerun
 
 
 def test_loop_settings_refuse_an_unknown_schedule() -> None:

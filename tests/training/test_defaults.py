@@ -63,6 +63,23 @@ def test_recurrent_schedule_and_budget_are_derived(tmp_path: Path) -> None:
     assert set(reasons) >= {"lookback", "norm", "epochs", "lr_schedule", "segment_length"}
 
 
+def test_large_panels_sample_a_bounded_number_of_windows_per_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _spec(tmp_path, "h", 5000, 24, family="gru")
+    frame = load_frame(spec)
+    lookback = default_lookback(frame, spec)
+    assert build_config(spec, frame, lookback).epoch_windows == 0  # small data: full passes
+    monkeypatch.setattr(defaults, "PANEL_EPOCH_WINDOWS", 1000)
+    config = build_config(spec, frame, lookback)
+    assert config.epoch_windows == 1000
+    assert "epoch_windows" in defaults.derive(spec, frame).reasons
+    # the epoch budget is counted in sampled epochs: 1000 windows are 16 steps of 64
+    assert config.epochs == defaults.MAX_EPOCHS
+    given = _spec(tmp_path, "h", 5000, 24, family="gru", model={"epoch_windows": 0})
+    assert build_config(given, load_frame(given), lookback).epoch_windows == 0
+
+
 def test_given_keys_win_over_derived_ones(tmp_path: Path) -> None:
     spec = _spec(
         tmp_path, "h", 5000, 24, family="gru", lookback=96, epochs=5,

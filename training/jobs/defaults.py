@@ -26,6 +26,10 @@ What is derived, and why (`derive` returns each value with its reason, logged to
   is still the best, and a rate halved after every epoch without improvement ("plateau"). When
   the user sets `lr` the schedule stays constant (their rate was tuned for it); when the user
   sets `epochs` the budget is not extended.
+- **epoch_windows** (recurrent): panels of more than 250,000 training windows (thousands of
+  series) sample 250,000 fresh windows per epoch instead of passing over all of them, so an
+  epoch stays minutes long and early stopping still looks at validation often; the epoch
+  budget is then counted in such epochs. Smaller data passes over every window.
 - **calendar** (ESN, sub-daily data): hour-of-day and weekday features in the readout. On PJM
   hourly load (H=24) they took the ESN from 0.65x to 0.57x seasonal naive's test MAE; the GRU,
   whose look-back of whole days already shows the daily shape, did not gain (0.58x without,
@@ -50,6 +54,7 @@ RECURRENT = ("lstm", "gru", "rnn")
 TARGET_STEPS = 3000  # optimiser steps one epoch budget is worth
 MIN_EPOCHS, MAX_EPOCHS = 4, 30
 BIG_DATA_WINDOWS = 20_000
+PANEL_EPOCH_WINDOWS = 250_000  # windows one epoch samples from a larger panel
 ESN_WASHOUT = 96
 
 
@@ -195,8 +200,15 @@ def _derive_recurrent(spec: TrainSpec, frame: SeriesFrame, lookback: int, out: D
     if not _given(spec, "batch_size"):
         batch = 128 if n_windows > BIG_DATA_WINDOWS else 64
         out.put("batch_size", batch, f"{n_windows} training windows")
+    if not _given(spec, "epoch_windows") and n_windows > PANEL_EPOCH_WINDOWS:
+        out.put(
+            "epoch_windows",
+            PANEL_EPOCH_WINDOWS,
+            f"{n_windows} training windows: each epoch samples {PANEL_EPOCH_WINDOWS}",
+        )
+    per_epoch = int(spec.model.get("epoch_windows", out.values.get("epoch_windows", 0)))
     batch = int(spec.model.get("batch_size", out.values.get("batch_size", 64)))
-    steps = max(1, math.ceil(n_windows / batch))
+    steps = max(1, math.ceil(min(n_windows, per_epoch or n_windows) / batch))
     if not _given(spec, "epochs"):
         epochs = int(np.clip(round(TARGET_STEPS / steps), MIN_EPOCHS, MAX_EPOCHS))
         out.put("epochs", epochs, f"about {TARGET_STEPS} optimiser steps at {steps} per epoch")
