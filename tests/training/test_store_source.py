@@ -207,3 +207,45 @@ def test_series_flag_parsing() -> None:
         parse_series_ids("a,,b")
     with pytest.raises(DataError, match=re.escape("series id 'a/b' is not valid")):
         parse_series_ids("a/b")
+
+
+def test_last_reads_only_each_series_newest_rows(store: SeriesStore) -> None:
+    rng = np.random.default_rng(2)
+    for i in range(7):  # more series than one UNION statement holds is not needed to check order
+        _seed(
+            store, f"s{6 - i}", hours(i, 40 + i), rng.normal(size=40 + i), temp=np.arange(40.0 + i)
+        )
+    full = load_store(store, [f"s{i}" for i in range(7)], covariates=["temp"])
+    newest = load_store(store, [f"s{i}" for i in range(7)], covariates=["temp"], last=12)
+    assert newest.series_ids() == full.series_ids() == [f"s{i}" for i in range(7)]
+    expected = full.table.groupby("series_id", sort=False).tail(12).reset_index(drop=True)
+    pd.testing.assert_frame_equal(newest.table, expected)
+
+
+def test_last_regrids_a_hole_among_the_newest_rows(store: SeriesStore) -> None:
+    _seed(store, "regular", hours(0, 30), np.arange(30.0))
+    _seed(store, "gappy", hours(0, 20), np.arange(20.0))
+    store.upsert_observations("gappy", hours(22, 8), np.arange(22.0, 30.0))  # 2 hours absent
+    frame = load_store(store, ["regular", "gappy"], last=10, fill_limit=0.2)
+    gappy = frame.table[frame.table["series_id"] == "gappy"]
+    np.testing.assert_array_equal(gappy["value"], np.arange(18.0, 30.0))  # 10 read, 2 filled
+    assert frame.series_ids() == ["gappy", "regular"]
+    assert any("gappy" in note for note in frame.notes[1:])
+
+
+def test_read_many_spans_several_queries_and_names_an_unknown_id(store: SeriesStore) -> None:
+    from training.store import bulk
+
+    ids = [f"m{i:03d}" for i in range(bulk._IDS_PER_QUERY + 5)]
+    for n, sid in enumerate(ids):
+        _seed(store, sid, hours(0, 6), np.full(6, float(n)))
+    rows = store.read_many(ids[::-1], last=4)
+    assert rows.ids == ids[::-1] and list(np.diff(rows.bounds)) == [4] * len(ids)
+    np.testing.assert_array_equal(rows.values[rows.rows(0)], np.full(4, len(ids) - 1.0))
+    np.testing.assert_array_equal(
+        rows.timestamps[rows.rows(3)], hours(2, 4).astype("datetime64[ns]")
+    )
+    with pytest.raises(SeriesNotFoundError, match="nope"):
+        store.read_many(["m000", "nope"])
+    with pytest.raises(Exception, match="last must be a positive integer"):
+        store.read_many(["m000"], last=0)

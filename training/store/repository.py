@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from training.store import migrations, schema, validation
+from training.store.bulk import SeriesRows, read_many
 from training.store.engine import create_engine, transaction
 from training.store.forecast_log import ForecastLog, score
 from training.store.schema import StoreError, observations, series
@@ -413,6 +414,43 @@ class SeriesStore:
             self._require(conn, series_id)
             rows = conn.execute(query).all()
         return _arrays(rows)
+
+    def read_many(
+        self,
+        series_ids: Sequence[str],
+        *,
+        covariates: Sequence[str] = (),
+        start: Any = None,
+        end: Any = None,
+        last: int | None = None,
+    ) -> SeriesRows:
+        """Many series' observations in a few queries (`training.store.bulk`).
+
+        Args:
+            series_ids: distinct ids of stored series.
+            covariates: stored covariates to return with the values.
+            start, end: inclusive time bounds (ISO string, datetime or datetime64), or None.
+            last: only each series' newest `last` observations, or None for all.
+
+        Raises:
+            SeriesNotFoundError: an unknown id (the first one).
+            StoreError: unparseable start/end, start after end, or a bad `last`.
+        """
+        lo = None if start is None else parse_timestamp(start, "start")
+        hi = None if end is None else parse_timestamp(end, "end")
+        if lo is not None and hi is not None and lo > hi:
+            raise StoreError(
+                f"start {lo.isoformat()} is after end {hi.isoformat()}. Fix: pass start <= end",
+                "start",
+            )
+        if last is not None:
+            last = validation.check_positive(last, "last")
+        rows, missing = read_many(
+            self._engine, series_ids, covariates=covariates, start=lo, end=hi, last=last
+        )
+        if missing:
+            raise _not_found(missing[0])
+        return rows
 
     def latest(self, series_id: str, n: int) -> Observations:
         """The last `n` observations (fewer if the series is shorter), in time order.

@@ -19,8 +19,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from models.features import parse_frequency
 from training.data.fill import (
     DEFAULT_FILL_LIMIT,
     DEFAULT_MAX_GAP,
@@ -32,7 +34,8 @@ from training.data.fill import (
 )
 from training.data.frame import SeriesFrame
 from training.errors import DataError
-from training.store import SeriesInfo, SeriesStore, check_series_id
+from training.store import SeriesStore, check_series_id
+from training.store.bulk import SeriesRows
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +64,7 @@ def load_store(
     covariates: Sequence[str] = (),
     start: Any = None,
     end: Any = None,
+    last: int | None = None,
     fill: str = "interpolate",
     max_gap: int = DEFAULT_MAX_GAP,
     fill_limit: float = DEFAULT_FILL_LIMIT,
@@ -75,6 +79,8 @@ def load_store(
             () loads the target alone.
         start: first timestamp to read (inclusive), or None for each series' first.
         end: last timestamp to read (inclusive), or None for each series' last.
+        last: read only each series' newest `last` observations (what a forecast needs), or
+            None for all of them.
         fill: "interpolate", "ffill" or "reject" (see `training.data.fill`).
         max_gap: longest run of missing steps "interpolate" may fill.
         fill_limit: largest share of any column's values a fill may invent, in [0, 1].
@@ -97,8 +103,8 @@ def load_store(
         repeated = next(sid for sid in ids if ids.count(sid) > 1)
         raise DataError(f"series id {repeated!r} is listed twice. Fix: list each id once")
     policy = FillPolicy(fill, max_gap, fill_limit, names)
-    infos = [store.get_series(sid) for sid in ids]
-    frequency = _common_frequency(infos)
+    data = store.read_many(sorted(ids), covariates=covariates, start=start, end=end, last=last)
+    frequency = _common_frequency({sid: data.frequency[sid] for sid in ids})
     origin = Origin(
         where="series store",
         repair="ingest the missing observations",
@@ -107,43 +113,43 @@ def load_store(
         refreq=f"check the series' stored frequency {frequency!r}",
     )
     notes = [f"read from the series store at {store.url}"]
-    parts = []
-    for info in sorted(infos, key=lambda item: item.id):
-        stamps, values, stored = store.observations(info.id, start=start, end=end)
+    step = parse_frequency(frequency)
+    regular = None if step.business else step.step.astype("timedelta64[ns]")
+    filled_parts: dict[int, pd.DataFrame] = {}
+    for i, sid in enumerate(data.ids):
+        rows = data.rows(i)
+        stamps = data.timestamps[rows]  # [T]
         if stamps.size == 0:
             span = "" if start is None and end is None else f" between {start} and {end}"
             raise DataError(
-                f"store series {info.id!r} has no observations{span}. Fix: ingest "
+                f"store series {sid!r} has no observations{span}. Fix: ingest "
                 "some (POST /v1/series/{id}/observations or forecast load-series)"
             )
-        missing = [name for name in covariates if name not in stored]
+        columns = {"value": data.values[rows], **{n: data.covariates[n][rows] for n in covariates}}
+        missing = [n for n in covariates if np.isnan(columns[n]).all()]
         if missing:
-            available = ", ".join(sorted(stored)) or "none"
+            available = ", ".join(sorted(store.observations(sid, limit=1000)[2])) or "none"
             raise DataError(
-                f"store series {info.id!r} has no covariate {missing[0]!r}; "
+                f"store series {sid!r} has no covariate {missing[0]!r}; "
                 f"stored covariates: {available}"
             )
-        columns = {"value": values, **{name: stored[name] for name in covariates}}  # [T] each
+        if regular is not None and _on_grid(stamps, columns, regular):
+            continue  # nothing to regrid or fill: taken from the flat arrays below
         table, filled = regularise(
-            stamps,
-            columns,
-            series_id=info.id,
-            freq=frequency,
-            policy=policy,
-            origin=origin,
-            labels={"value": info.target},
-        )
-        table.insert(0, "series_id", info.id)
-        parts.append(table)
+            stamps, columns, series_id=sid, freq=frequency, policy=policy, origin=origin,
+            labels={"value": data.target[sid]},
+        )  # fmt: skip
+        table.insert(0, "series_id", sid)
+        filled_parts[i] = table
         notes.extend(filled)
-    targets = sorted({info.target for info in infos})
+    targets = sorted(set(data.target.values()))
     target = targets[0] if len(targets) == 1 else "value"
     if len(targets) > 1:
         notes.append(f"series have different targets ({', '.join(targets)}); called 'value'")
     for note in notes:
         logger.info("store: %s", note)
     return SeriesFrame(
-        table=pd.concat(parts, ignore_index=True),
+        table=_table(data, covariates, filled_parts),
         frequency=frequency,
         target=target,
         covariates=tuple(covariates),
@@ -152,12 +158,38 @@ def load_store(
     )
 
 
-def _common_frequency(infos: list[SeriesInfo]) -> str:
-    frequencies = {info.frequency for info in infos}
-    if len(frequencies) > 1:
-        listed = ", ".join(f"{info.id!r}: {info.frequency!r}" for info in infos)
+def _on_grid(stamps: np.ndarray, columns: dict[str, np.ndarray], step: np.timedelta64) -> bool:
+    """Whether a series already lies on its grid with every cell filled."""
+    if stamps.size > 1 and not (np.diff(stamps) == step).all():
+        return False
+    return all(not np.isnan(column).any() for column in columns.values())
+
+
+def _table(
+    data: SeriesRows, covariates: Sequence[str], filled: dict[int, pd.DataFrame]
+) -> pd.DataFrame:
+    """The long table: series on their grid taken as read, the regridded ones from `filled`."""
+    counts = np.diff(data.bounds)  # [S]
+    table = pd.DataFrame(
+        {
+            "series_id": np.repeat(np.asarray(data.ids, dtype=object), counts),
+            "timestamp": data.timestamps,
+            "value": data.values,
+            **{name: data.covariates[name] for name in covariates},
+        }
+    )
+    if not filled:
+        return table
+    parts = [filled.get(i, table.iloc[data.rows(i)]) for i in range(len(data.ids))]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _common_frequency(frequency: dict[str, str]) -> str:
+    """The one frequency of every series (id -> frequency, in the order asked for)."""
+    if len(set(frequency.values())) > 1:
+        listed = ", ".join(f"{sid!r}: {freq!r}" for sid, freq in frequency.items())
         raise DataError(
             f"stored series have different frequencies ({listed}); one frame "
             "needs one frequency. Fix: train on series of the same frequency"
         )
-    return infos[0].frequency
+    return next(iter(frequency.values()))
