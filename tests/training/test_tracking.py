@@ -193,6 +193,34 @@ def test_pyfunc_input_errors_name_the_fix(trained: tuple[Forecaster, Path]) -> N
         forecast_frame(model, _input(10), {})
 
 
+def test_pyfunc_forecasts_many_series_from_shuffled_rows(
+    trained: tuple[Forecaster, Path],
+) -> None:
+    """The newest look-back of each series is gathered by index: whatever the row order and
+    the series' lengths, each series gets the forecast of its own last `lookback` values."""
+    model, _ = trained
+    parts = []
+    for i, n in enumerate((30, 24, 61)):
+        s = _series(n, seed=i)
+        parts.append(
+            pd.DataFrame({"series_id": f"s{2 - i}", "timestamp": s.timestamps, "value": s.values})
+        )
+    frame = pd.concat(parts).sample(frac=1.0, random_state=0)  # rows in any order
+    got = forecast_frame(model, frame, {"horizon": HORIZON, "levels": [80]})
+    assert got["series_id"].tolist() == [f"s{k}" for k in (0, 1, 2) for _ in range(HORIZON)]
+    for sid, part in zip(("s2", "s1", "s0"), parts, strict=True):
+        tail = part["value"].to_numpy(dtype=np.float32)[-LOOKBACK:][None, :]  # [1, L]
+        want = model.predict(tail, HORIZON, (80,))
+        rows = got[got["series_id"] == sid]
+        np.testing.assert_allclose(rows["mean"].to_numpy(), want.mean[0], rtol=1e-5)
+        assert rows["timestamp"].iloc[0] == part["timestamp"].iloc[-1] + pd.Timedelta(hours=1)
+    with pytest.raises(Exception, match="series 's9' has 5 rows; the model reads the last 24"):
+        short = pd.DataFrame(
+            {"series_id": "s9", "timestamp": parts[0]["timestamp"][:5], "value": 1.0}
+        )
+        forecast_frame(model, pd.concat([frame, short]), {})
+
+
 def test_unknown_version_is_a_user_error(tracker: Tracker) -> None:
     with pytest.raises(TrackingError, match="registered model 'nobody' has no version 3"):
         tracker.version("nobody", 3)

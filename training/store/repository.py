@@ -39,7 +39,7 @@ from training.store.bulk import SeriesRows, read_many
 from training.store.engine import create_engine, transaction
 from training.store.forecast_log import ForecastLog, score
 from training.store.schema import StoreError, observations, series
-from training.store.timestamps import parse_timestamp, parse_timestamps
+from training.store.timestamps import parse_range, parse_timestamps
 
 logger = logging.getLogger(__name__)
 
@@ -394,13 +394,7 @@ class SeriesStore:
             SeriesNotFoundError: unknown series.
             StoreError: unparseable start/end, start after end, or a bad limit.
         """
-        lo = None if start is None else parse_timestamp(start, "start")
-        hi = None if end is None else parse_timestamp(end, "end")
-        if lo is not None and hi is not None and lo > hi:
-            raise StoreError(
-                f"start {lo.isoformat()} is after end {hi.isoformat()}. Fix: pass start <= end",
-                "start",
-            )
+        lo, hi = parse_range(start, end)
         if limit is not None:
             limit = validation.check_positive(limit, "limit")
         o = observations.c
@@ -436,13 +430,7 @@ class SeriesStore:
             SeriesNotFoundError: an unknown id (the first one).
             StoreError: unparseable start/end, start after end, or a bad `last`.
         """
-        lo = None if start is None else parse_timestamp(start, "start")
-        hi = None if end is None else parse_timestamp(end, "end")
-        if lo is not None and hi is not None and lo > hi:
-            raise StoreError(
-                f"start {lo.isoformat()} is after end {hi.isoformat()}. Fix: pass start <= end",
-                "start",
-            )
+        lo, hi = parse_range(start, end)
         if last is not None:
             last = validation.check_positive(last, "last")
         rows, missing = read_many(

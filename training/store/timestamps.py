@@ -142,3 +142,26 @@ def _parse_one(item: Any, field: str) -> np.datetime64:
                 field,
             ) from None
     return np.datetime64(item, "us")
+
+
+def parse_range(
+    start: Any, end: Any, names: tuple[str, str] = ("start", "end")
+) -> tuple[datetime | None, datetime | None]:
+    """Optional inclusive bounds as naive UTC datetimes, checked in order.
+
+    Args:
+        start, end: ISO strings, datetimes or datetime64, or None (unbounded).
+        names: how the two bounds are called in messages and in `StoreError.field`.
+
+    Raises:
+        StoreError: an unparseable bound, or start after end (field: the first name).
+    """
+    lo = None if start is None else parse_timestamp(start, names[0])
+    hi = None if end is None else parse_timestamp(end, names[1])
+    if lo is not None and hi is not None and lo > hi:
+        raise StoreError(
+            f"{names[0]} {lo.isoformat()} is after {names[1]} {hi.isoformat()}. "
+            f"Fix: pass {names[0]} <= {names[1]}",
+            names[0],
+        )
+    return lo, hi
