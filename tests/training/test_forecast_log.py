@@ -70,6 +70,21 @@ def test_recording_twice_replaces_and_a_late_record_is_scored_at_once(store):
         assert conn.execute(sa.select(sa.func.count()).select_from(forecast_log)).scalar() == 1
 
 
+def test_one_batch_scores_the_series_whose_actuals_are_in_and_only_those(store):
+    store.upsert_series("b", frequency="h", target="y")
+    store.upsert_observations("b", _hours(0, 10), np.arange(10.0))  # b ends before the forecast
+    fresh = ForecastRecord(
+        model="m", version="1", series_id="b", origin=T0 + timedelta(hours=40),
+        timestamps=_hours(41, 2), mean=[1.0, 2.0], intervals={80: ([0.0, 1.0], [2.0, 3.0])},
+    )  # fmt: skip
+    assert store.forecast_log.record([_record(40, [40.0, 42.0]), fresh]) == 2
+    [a] = store.forecast_log.scores(series_id="a")
+    assert a.overall.points == 2  # a's actuals 41, 42 were stored: scored at once
+    assert store.forecast_log.scores(series_id="b") == []  # nothing of b's horizon has arrived
+    store.upsert_observations("b", _hours(41, 1), [1.5])
+    assert store.forecast_log.scores(series_id="b")[0].overall.points == 1
+
+
 def test_a_shorter_forecast_at_the_same_origin_replaces_the_whole_old_one(store):
     store.forecast_log.record([_record(47, [1.0, 2.0, 3.0])])
     assert store.forecast_log.record([_record(47, [5.0])]) == 1

@@ -103,8 +103,11 @@ class ForecastLog:
                 sa.select(series.c.id).where(series.c.id.in_(sorted(by_series)))
                 .order_by(series.c.id).with_for_update()
             )  # fmt: skip
+            newest = _newest_observations(conn, sorted(by_series))
             for series_id, logged in by_series.items():
-                _score_new(conn, series_id, logged)
+                last = newest.get(series_id)
+                if last is not None and last >= min(row["first_ts"] for row in logged):
+                    _score_new(conn, series_id, logged)  # some actuals are in already
             conn.execute(_upsert(conn), list(rows.values()))
         return len(rows)
 
@@ -231,6 +234,22 @@ def _actual_update(row: Any, actual: np.ndarray) -> dict[str, Any]:
         "new_actual": actual.astype(F8).tobytes(),
         "new_scored": int(np.count_nonzero(~np.isnan(actual))),
     }
+
+
+def _newest_observations(conn: Connection, series_ids: list[str]) -> dict[str, datetime]:
+    """series id -> its latest observation time, for the ids that have any (one indexed
+    query per 500 ids): a batch of fresh forecasts usually has no actuals to score yet, and
+    asking once beats asking 10,000 times."""
+    o = observations.c
+    newest: dict[str, datetime] = {}
+    for i in range(0, len(series_ids), 500):
+        query = (
+            sa.select(o.series_id, sa.func.max(o.ts))
+            .where(o.series_id.in_(series_ids[i : i + 500]))
+            .group_by(o.series_id)
+        )
+        newest.update({sid: last for sid, last in conn.execute(query).tuples()})
+    return newest
 
 
 def _score_new(conn: Connection, series_id: str, rows: list[dict[str, Any]]) -> None:
