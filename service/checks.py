@@ -109,22 +109,23 @@ def check_series(
     full = check_float32(values, f"{where}values")  # [T]
     known = set(data_future_covariates(meta))
     past = {k: v for k, v in (covariates or {}).items() if k not in known}
-    cov = _check_covariates(meta, name, where, past or None, n)
+    cov = _check_covariates(meta, name, where, past or None, n, lookback)  # [L, C] or None
     future = check_future_covariates(
-        meta, name, where, future_covariates, covariates or {}, stamps, horizon
-    )  # [T + H, K] or None
-    return CheckedSeries(
-        values=full[-lookback:],  # [T] -> [L]
-        stamps=stamps,
-        covariates=None if cov is None else cov[-lookback:],  # [T, C] -> [L, C]
-        future=None if future is None else future[-(lookback + horizon) :],  # [L + H, K]
-    )
+        meta, name, where, future_covariates, covariates or {}, stamps, horizon, lookback
+    )  # [L + H, K] or None
+    return CheckedSeries(values=full[-lookback:], stamps=stamps, covariates=cov, future=future)
 
 
 def _check_covariates(
-    meta: ModelMeta, name: str, where: str, covariates: dict[str, list[float]] | None, n: int
+    meta: ModelMeta,
+    name: str,
+    where: str,
+    covariates: dict[str, list[float]] | None,
+    n: int,
+    keep: int,
 ) -> np.ndarray | None:
-    """[T, C] covariates in the model's order, or None when the model takes none."""
+    """[keep, C] covariates in the model's order (the newest `keep` rows of each), or None
+    when the model takes none. Every value is checked, in one NumPy conversion."""
     field = f"{where}covariates"
     wanted = list(meta.covariates)
     given = covariates or {}
@@ -148,8 +149,13 @@ def _check_covariates(
                 "send one covariate value per timestamp",
                 f"{field}.{key}",
             )
-    columns = [check_float32(given[key], f"{field}.{key}") for key in wanted]  # C x [T]
-    return np.stack(columns, axis=1)  # C x [T] -> [T, C]
+    rows = [given[key] for key in wanted]  # C x [T]
+    wide = np.array(rows, dtype=np.float64)  # C x [T] -> [C, T]
+    bad = _first_unfit(wide)
+    if bad is not None:
+        key, i = wanted[bad[0]], bad[1]
+        raise _unfit_value(rows[bad[0]][i], f"{field}.{key}[{i}]", "fill it")
+    return np.ascontiguousarray(wide[:, -keep:].T, dtype=np.float32)  # [C, T] -> [L, C]
 
 
 def data_future_covariates(meta: ModelMeta) -> list[str]:
@@ -165,15 +171,21 @@ def check_future_covariates(
     covariates: dict[str, list[float]],
     stamps: np.ndarray,
     horizon: int,
+    keep: int | None = None,
 ) -> np.ndarray | None:
-    """[T + H, K] future covariates in the model's order (history then horizon), or None.
+    """[keep + H, K] future covariates in the model's order (history then horizon), or None.
 
     Each sent column has `horizon` values (its history then comes from `covariates`) or
     T + `horizon` values; holiday columns are computed from the history's stamps and the
-    forecast's. Fields named: "future_covariates.<name>" and "future_covariates.<name>[i]".
+    forecast's. Every sent value is checked, the whole history too, in one NumPy conversion
+    of all the columns (a request with five covariates of a week of hours holds ~1,000 of
+    them: one pass, not a Python loop per value); only the newest `keep` history rows
+    (default: all T) are returned. Fields named: "future_covariates.<name>",
+    "future_covariates.<name>[i]" and, for a history sent in covariates,
+    "covariates.<name>[i]".
 
     Raises:
-        InvalidInputError: a missing, unknown, wrongly long or non-finite covariate.
+        InvalidInputError: a missing, unknown, wrongly long, null or out-of-range covariate.
     """
     field = f"{where}future_covariates"
     wanted, given = data_future_covariates(meta), future or {}
@@ -194,49 +206,60 @@ def check_future_covariates(
             f"{field}.{unknown[0]}",
         )
     n = len(stamps)
-    columns = []
-    for key in meta.future_covariates:
-        if is_holiday_column(key):
-            ahead = future_timestamps(stamps[-1:], meta.frequency, horizon)[0]  # [H]
-            columns.append(holiday_indicator(np.concatenate([stamps, ahead]), key))  # [T + H]
-            continue
+    rows: list[list[float | None]] = []  # K_data x [T + H], history then horizon
+    for key in wanted:
         if key not in given:
             raise InvalidInputError(
                 f"model {name!r} needs future covariate {key!r}: send {field}.{key} with its "
                 f"{horizon} values ahead (and its history in covariates.{key})",
                 f"{field}.{key}",
             )
-        columns.append(_future_column(given[key], covariates.get(key), n, horizon, field, key))
-    return np.stack(columns, axis=1)  # K x [T + H] -> [T + H, K]
+        rows.append(_future_row(given[key], covariates.get(key), n, horizon, field, key))
+    wide = np.array(rows, dtype=np.float64).reshape(len(rows), n + horizon)  # [K_data, T + H]
+    bad = _first_unfit(wide)
+    if bad is not None:
+        key, i = wanted[bad[0]], bad[1]
+        split = len(given[key]) == horizon  # its history came from covariates.<key>
+        if split and i < n:
+            past = f"{field.removesuffix('future_covariates')}covariates.{key}[{i}]"
+            raise _unfit_value(rows[bad[0]][i], past, _FILL_AHEAD)
+        j = i - n if split else i
+        raise _unfit_value(given[key][j], f"{field}.{key}[{j}]", _FILL_AHEAD)
+    kept = n if keep is None else min(keep, n)
+    data = wide[:, n - kept :].astype(np.float32)  # [K_data, T + H] -> [K_data, L + H]
+    columns: list[np.ndarray] = []
+    for key in meta.future_covariates:
+        if is_holiday_column(key):
+            ahead = future_timestamps(stamps[-1:], meta.frequency, horizon)[0]  # [H]
+            window = np.concatenate([stamps[n - kept :], ahead])  # [L + H]
+            columns.append(holiday_indicator(window, key))  # [L + H]
+        else:
+            columns.append(data[wanted.index(key)])  # [L + H]
+    return np.stack(columns, axis=1)  # K x [L + H] -> [L + H, K]
 
 
-def _future_column(
+def _future_row(
     values: list[float | None],
     history: list[float] | None,
     n: int,
     horizon: int,
     field: str,
     key: str,
-) -> np.ndarray:
-    """One future covariate as [T + H] float32: its own T + H values, or history + H values."""
+) -> list[float | None]:
+    """One future covariate's T + H values as sent: its own list, or history + its H values.
+
+    Lengths only: the values are checked with every other column's (`_first_unfit`).
+    """
     where = f"{field}.{key}"
-    if len(values) not in (horizon, n + horizon):
+    if len(values) == n + horizon:
+        return values
+    if len(values) != horizon:
         raise InvalidInputError(
             f"{where} has {len(values)} entries; send {horizon} (the steps ahead, with its "
             f"history in covariates.{key}) or {n + horizon} (history then horizon) for "
             f"horizon {horizon} and {n} values",
             where,
         )
-    missing = [i for i, v in enumerate(values) if v is None]
-    if missing:
-        raise InvalidInputError(
-            f"{where}[{missing[0]}] is null (NaN); a future covariate needs a value at every "
-            "step: fill it (e.g. from the weather forecast) before sending",
-            f"{where}[{missing[0]}]",
-        )
-    own = check_float32([float(v) for v in values if v is not None], where)  # [H] or [T + H]
-    if len(values) == n + horizon:
-        return own
     if history is None or len(history) != n:
         given = "none" if history is None else str(len(history))
         raise InvalidInputError(
@@ -245,8 +268,30 @@ def _future_column(
             "timestamp, or history and horizon in one list",
             where,
         )
-    past = check_float32(history, f"{field.removesuffix('future_covariates')}covariates.{key}")
-    return np.concatenate([past, own])  # [T] + [H] -> [T + H]
+    return [*history, *values]  # [T] + [H] -> [T + H]
+
+
+def _first_unfit(wide: np.ndarray) -> tuple[int, int] | None:
+    """(row, index) of the first null (NaN) or beyond-float32 value of [R, T], row by row."""
+    fits = np.abs(wide) <= _FLOAT32_MAX  # [R, T]; False for NaN (a JSON null)
+    if fits.all():
+        return None
+    row, index = np.nonzero(~fits)  # row-major: the first row's first index comes first
+    return int(row[0]), int(index[0])
+
+
+_FILL_AHEAD = "fill it (e.g. from the weather forecast)"
+
+
+def _unfit_value(value: float | None, field: str, fill: str) -> InvalidInputError:
+    """The error for a null (NaN) or beyond-float32 value at `field` ("...temp[3]"); `fill`
+    says how to fill a null."""
+    if value is None or value != value:  # None or NaN
+        return InvalidInputError(
+            f"{field} is null (NaN); the model needs a value at every step: {fill} before sending",
+            field,
+        )
+    return _beyond_float32(value, field)
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -266,13 +311,16 @@ def check_float32(values: Sequence[float], field: str) -> np.ndarray:
     out = np.abs(wide) > _FLOAT32_MAX  # [T]
     if out.any():
         i = int(np.flatnonzero(out)[0])
-        raise InvalidInputError(
-            f"value {values[i]!r} at {field}[{i}] exceeds the float32 range "
-            f"(+-{_FLOAT32_MAX:.4g}) that the models compute in; rescale the series (e.g. to "
-            "thousands) before sending it",
-            f"{field}[{i}]",
-        )
+        raise _beyond_float32(values[i], f"{field}[{i}]")
     return wide.astype(np.float32)  # [T]
+
+
+def _beyond_float32(value: float, field: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"value {value!r} at {field} exceeds the float32 range (+-{_FLOAT32_MAX:.4g}) that "
+        "the models compute in; rescale the series (e.g. to thousands) before sending it",
+        field,
+    )
 
 
 def check_stamps(series: Sequence[CheckedSeries], meta: ModelMeta, name: str, prefix: str) -> None:

@@ -34,6 +34,15 @@ _FUTURE_FORECAST_EXAMPLE: dict[str, Any] = {
     "covariates": {"temp": [11.0, 10.4, 10.1, 9.8, 9.9, 10.6]},
     "future_covariates": {"temp": [11.8, 13.0, 14.1]},
 }
+_BATCH_ITEM_EXAMPLE: dict[str, Any] = {
+    "id": "a",
+    "timestamps": _HOURS,
+    "values": _FORECAST_EXAMPLE["values"],
+}
+_BATCH_FUTURE_ITEM_EXAMPLE: dict[str, Any] = {
+    **_BATCH_ITEM_EXAMPLE,
+    **{k: _FUTURE_FORECAST_EXAMPLE[k] for k in ("covariates", "future_covariates")},
+}
 _FORECAST_RESPONSE_EXAMPLE: dict[str, Any] = {
     "model": "load-etth1",
     "version": "3",
@@ -138,6 +147,10 @@ class ForecastRequest(_Levels):
 class BatchSeries(_Request):
     """One series of a batch request."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [_BATCH_ITEM_EXAMPLE, _BATCH_FUTURE_ITEM_EXAMPLE]}
+    )
+
     id: str = Field(max_length=200)
     timestamps: list[str] = Field(description="ISO-8601, increasing, one per value")
     values: list[float]
@@ -155,12 +168,14 @@ class BatchForecastRequest(_Levels):
             "examples": [
                 {
                     "series": [
-                        {"id": "a", "timestamps": _HOURS, "values": _FORECAST_EXAMPLE["values"]},
+                        _BATCH_ITEM_EXAMPLE,
                         {"id": "b", "timestamps": _HOURS, "values": [5, 6, 5, 7, 6, 8]},
                     ],
                     "horizon": 3,
                     "levels": [80],
-                }
+                },
+                # every item of a model with future covariates carries the horizon's values
+                {"series": [_BATCH_FUTURE_ITEM_EXAMPLE], "horizon": 3, "levels": [80]},
             ]
         }
     )

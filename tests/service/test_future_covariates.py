@@ -150,6 +150,21 @@ def test_batch_forecast_takes_future_covariates(api: TestClient, data: dict[str,
          "future_covariates.holiday:US", "is computed from the timestamps"),
         ({"covariates": {"temp": [0.5] * 48}}, "future_covariates.hum",
          "covariates.hum has none of the 48 past values"),
+        # the values of every column are checked in one pass: each bad one is still named
+        ({"future_covariates": {"temp": [0.5] * HORIZON, "hum": [0.5, 0.5, 0.5, 1e39, 0.5, 0.5]}},
+         "future_covariates.hum[3]", "value 1e+39 at future_covariates.hum[3] exceeds the "
+         "float32 range"),
+        ({"covariates": {"temp": [0.5] * 48, "hum": [0.5] * 5 + [-1e39] + [0.5] * 42}},
+         "covariates.hum[5]", "value -1e+39 at covariates.hum[5] exceeds the float32 range"),
+        ({"covariates": None, "future_covariates": {"temp": [0.5] * 54,
+                                                    "hum": [0.5] * 10 + [None] + [0.5] * 43}},
+         "future_covariates.hum[10]", "is null (NaN)"),
+        ({"covariates": None, "future_covariates": {"temp": [0.5] * 50 + [2e39] + [0.5] * 3,
+                                                    "hum": [0.5] * 54}},
+         "future_covariates.temp[50]", "value 2e+39 at future_covariates.temp[50] exceeds"),
+        ({"covariates": None, "future_covariates": {"temp": [0.5] * 54, "hum": [0.5] * 53}},
+         "future_covariates.hum", "has 53 entries; send 6 (the steps ahead, with its history "
+         "in covariates.hum) or 54"),
     ],
 )  # fmt: skip
 def test_bad_future_covariates_answer_422_with_the_field(
@@ -209,3 +224,19 @@ def test_openapi_shows_a_future_covariates_example(api: TestClient) -> None:
     schema = doc["components"]["schemas"]
     assert "future_covariates" in schema["BatchSeries"]["properties"]
     assert "future_covariates" in schema["SeriesForecastRequest"]["properties"]
+    batch = doc["paths"]["/v1/models/{name}/forecast/batch"]["post"]["requestBody"]
+    ref = batch["content"]["application/json"]["schema"]["$ref"]
+    assert ref.rsplit("/", 1)[-1] == "BatchForecastRequest"
+    item = schema["BatchForecastRequest"]["properties"]["series"]["items"]["$ref"]
+    assert item.rsplit("/", 1)[-1] == "BatchSeries"
+    [future] = [e for e in schema["BatchSeries"]["examples"] if "future_covariates" in e]
+    assert future["future_covariates"] == {"temp": [11.8, 13.0, 14.1]}
+    assert len(future["covariates"]["temp"]) == len(future["values"])
+
+
+def test_the_batch_examples_are_valid_requests() -> None:
+    from service.schemas import BatchForecastRequest
+
+    examples = BatchForecastRequest.model_json_schema()["examples"]
+    requests = [BatchForecastRequest.model_validate(e) for e in examples]
+    assert any(s.future_covariates for r in requests for s in r.series)
