@@ -191,3 +191,13 @@ def test_bad_input_is_one_line_and_exit_2(uri: str, args: list[str], message: st
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_future_is_refused_for_a_model_without_future_covariates(uri: str, tmp_path: Path) -> None:
+    args = ["predict", "meters", "--all", "--future", str(tmp_path / "w.csv"),
+            "--tracking-uri", uri]  # fmt: skip
+    quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # the error is the only line
+    result = CliRunner().invoke(app, args, env=quiet)
+    assert result.exit_code == 2, result.output
+    assert "'meters' version 1 reads no future covariates. Fix: drop --future" in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -5,13 +5,18 @@ The series come from the series store (`--series a,b` or `--all`) or a file of m
 (`--data FILE` with its columns). The model is the version an alias points at (`--alias`,
 default champion) or `--version N`. In this process by default; with `--ray-address` (or
 `--ray`, which starts Ray here) the series are sharded over a Ray cluster.
+
+A model with future covariates reads their values over the horizon: in a `--data` file, each
+series' rows after its last observed target (target empty) carry them; for stored series,
+`--future FILE` (series_id, timestamp, one column per covariate) does.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -20,6 +25,12 @@ from training.cli.console import console, json_stdout, user_errors
 from training.cli.tune import RayAddress
 from training.errors import ExperimentError
 from training.settings import TrainSettings
+
+if TYPE_CHECKING:  # imported when a command runs, not when the CLI starts
+    import pandas as pd
+
+    from training.data.frame import SeriesFrame
+    from training.jobs.batch_predict import ModelRef
 
 Opt = typer.Option
 
@@ -43,6 +54,32 @@ def _preview(table: Any, rows: int = 10) -> Table:
     return out
 
 
+def _stored(
+    ref: ModelRef,
+    meta: Any,
+    ids: Sequence[str] | None,
+    database_url: str | None,
+    future: Path | None,
+    steps: int,
+) -> tuple[SeriesFrame, pd.DataFrame | None]:
+    """(the stored series as a frame, `ahead` from --future or None)."""
+    from training.jobs.batch_predict import history_rows, store_frame
+    from training.jobs.predict_future import read_future, sent_future_covariates, with_known
+
+    sent = sent_future_covariates(meta)
+    if meta.future_covariates and future is None:
+        raise ExperimentError(
+            f"model {ref.name!r} version {ref.version} reads the future covariates "
+            f"{list(meta.future_covariates)} over the horizon, and the store holds only the "
+            f"past. Fix: pass --future FILE (CSV or Parquet: series_id, timestamp, "
+            f"{', '.join(sent)}) with each series' next {steps} values"
+        )
+    frame = store_frame(database_url, ids, [*meta.covariates, *sent], last=history_rows(meta))
+    if future is None:
+        return frame, None
+    return with_known(frame, meta), read_future(future, frame, meta, steps)
+
+
 @user_errors
 def predict_command(
     name: Annotated[str, typer.Argument(help="Registered model name, e.g. load-etth1.")],
@@ -55,6 +92,14 @@ def predict_command(
     target_col: Annotated[str | None, Opt("--target-col", help="Target column (--data).")] = None,
     id_col: Annotated[str | None, Opt("--id-col", help="Series id column (--data).")] = None,
     freq: Annotated[str | None, Opt("--freq", help="Frequency of --data.")] = None,
+    future: Annotated[
+        Path | None,
+        Opt(
+            "--future",
+            help="CSV or Parquet of the horizon's future covariates of stored "
+            "series: series_id, timestamp, one column each (--series/--all).",
+        ),
+    ] = None,
     database_url: Annotated[str | None, Opt("--database-url", help="Series store.")] = None,
     horizon: Annotated[int | None, Opt("--horizon", help="Steps (default: the model's).")] = None,
     levels: Annotated[str, Opt("--levels", help="Interval levels in percent.")] = "80,95",
@@ -76,16 +121,16 @@ def predict_command(
     """Forecast many series with a registered model; write the rows to Parquet and/or record
     them in the series store's forecast log (--to-store: idempotent per version, series and
     origin; scored as the actuals are ingested)."""
-    from training.data.catalogue import load_file
     from training.data.sources.store import parse_series_ids
     from training.jobs.batch_predict import (
+        forecast_steps,
         load_forecaster,
         predict_batch,
         record_to_store,
         resolve_model,
-        store_frame,
         write_parquet,
     )
+    from training.jobs.predict_future import load_data_file
     from training.registry.tracking import Tracker
 
     _data_source(series, all_series, data)
@@ -100,21 +145,33 @@ def predict_command(
         )
     if output is not None and output.suffix != ".parquet":
         raise ExperimentError(f"--output {str(output)!r}: must end in .parquet. Fix: out.parquet")
+    if future is not None and data is not None:
+        raise ExperimentError(
+            "--future gives the horizon of stored series (--series/--all). Fix: with --data, "
+            "put each series' horizon rows in the file after its last value (target empty)"
+        )
     tracker = Tracker(tracking_uri, TrainSettings())
     ref = resolve_model(tracker, name, version, alias)
-    covariates = load_forecaster(ref.files).meta.covariates
+    meta = load_forecaster(ref.files).meta
+    if future is not None and not meta.future_covariates:
+        raise ExperimentError(
+            f"model {ref.name!r} version {ref.version} reads no future covariates. "
+            "Fix: drop --future"
+        )
+    steps = forecast_steps(meta, horizon)
     if data is not None:
         if not (time_col and target_col):
             raise ExperimentError("--data needs --time-col and --target-col. Fix: pass both")
-        frame = load_file(data, time_col=time_col, target_col=target_col, id_col=id_col,
-                          freq=freq, covariates=covariates)  # fmt: skip
+        frame, ahead = load_data_file(data, time_col=time_col, target_col=target_col,
+                                      id_col=id_col, freq=freq, meta=meta,
+                                      model=f"{ref.name} v{ref.version}", steps=steps)  # fmt: skip
     else:
         ids = None if all_series else parse_series_ids(str(series))
-        frame = store_frame(database_url, ids, covariates)
+        frame, ahead = _stored(ref, meta, ids, database_url, future, steps)
     with json_stdout(as_json):
         result = predict_batch(
-            ref, frame, horizon=horizon, levels=level_list, ray_address=ray_address,
-            use_ray=use_ray, shard_size=shard_size,
+            ref, frame, horizon=steps, levels=level_list, ray_address=ray_address,
+            use_ray=use_ray, shard_size=shard_size, ahead=ahead,
         )  # fmt: skip
     written = None if output is None else write_parquet(result.forecasts, output)
     recorded = record_to_store(result, frame, database_url, level_list) if to_store else None

@@ -8,6 +8,10 @@ default; on a Ray cluster the shards go to one actor per CPU (at most one per sh
 of which loads the model once. Both paths forecast the same shards with the same code, so
 they give the same rows.
 
+A model with future covariates (weather forecasts, holidays) also reads each series' known
+values over the horizon: the `ahead` table that `training.jobs.predict_future` builds from a
+`--data` file or a `--future` file.
+
 Output: one row per series and step: model_name, model_version, series_id, origin (the last
 observed timestamp), step (1..H), timestamp, mean, lower_<level> / upper_<level>; written to
 Parquet, and/or (`record_to_store`) into the series store's forecast log, where the forecasts
@@ -20,9 +24,11 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from training.data.frame import SeriesFrame
@@ -85,7 +91,8 @@ def forecast_shard(
     from training.registry.pyfunc_model import forecast_frame
 
     out = forecast_frame(forecaster, table, {"horizon": horizon, "levels": list(levels)})
-    origins = table.groupby("series_id", sort=False)["timestamp"].max()
+    observed = table[table["value"].notna()]  # not the horizon's rows of future covariates
+    origins = observed.groupby("series_id", sort=False)["timestamp"].max()
     out.insert(1, "origin", out["series_id"].map(origins).astype("datetime64[ns]"))
     return out
 
@@ -104,15 +111,22 @@ class ShardWorker:
         return forecast_shard(self.forecaster, table, horizon, levels)
 
 
-def shards(frame: SeriesFrame, lookback: int, shard_size: int) -> list[pd.DataFrame]:
-    """The newest `lookback` rows of each series, in shards of `shard_size` series by id."""
+def shards(
+    frame: SeriesFrame, lookback: int, shard_size: int, ahead: pd.DataFrame | None = None
+) -> list[pd.DataFrame]:
+    """The newest `lookback` rows of each series, then its `ahead` rows (empty value, the
+    horizon's future covariates) when given, in shards of `shard_size` series by id."""
     if shard_size < 1:
         raise ExperimentError(f"--shard-size {shard_size}: must be >= 1. Fix: e.g. 1000")
     table = frame.table.sort_values(["series_id", "timestamp"], kind="stable")
     table = table.groupby("series_id", sort=False).tail(lookback)
-    ids = sorted(table["series_id"].unique())
-    groups = [set(ids[i : i + shard_size]) for i in range(0, len(ids), shard_size)]
-    return [table[table["series_id"].isin(g)].reset_index(drop=True) for g in groups]
+    if ahead is not None:
+        table = pd.concat([table, ahead], ignore_index=True)
+        table = table.sort_values(["series_id", "timestamp"], kind="stable")
+    # the table is sorted by series: shard k is one contiguous run of rows
+    codes, ids = pd.factorize(table["series_id"], sort=True)  # [R] rising, [S]
+    edges = np.searchsorted(codes, np.arange(0, len(ids) + shard_size, shard_size))
+    return [table.iloc[a:b].reset_index(drop=True) for a, b in pairwise(edges) if b > a]
 
 
 @dataclass(frozen=True)
@@ -137,6 +151,7 @@ def predict_batch(
     ray_address: str | None = None,
     use_ray: bool = False,
     shard_size: int = DEFAULT_SHARD_SIZE,
+    ahead: pd.DataFrame | None = None,
 ) -> BatchResult:
     """Forecast every series of `frame` with `ref` (see the module docstring).
 
@@ -149,23 +164,26 @@ def predict_batch(
             local Ray); None without `use_ray`: in this process.
         use_ray: shard over Ray even without an address.
         shard_size: series per shard.
+        ahead: for a model with future covariates, each series' rows over the horizon
+            (`predict_future.load_data_file`, `read_future`); None for any other model.
 
     Raises:
-        DataError: the data's frequency differs from the model's; ForecastInputError: a
-            series shorter than the look-back or a missing covariate.
+        DataError: the data's frequency differs from the model's; ExperimentError: a model
+            with future covariates without `ahead`; ForecastInputError: a series shorter
+            than the look-back or a missing covariate.
     """
     started = time.perf_counter()
     forecaster = load_forecaster(ref.files)
     meta = forecaster.meta
-    if frame.frequency != meta.frequency:
-        raise DataError(
-            f"the data's frequency {frame.frequency!r} differs from {ref.name} v{ref.version}'s "
-            f"{meta.frequency!r}. Fix: pass series at frequency {meta.frequency!r}"
+    check_frequency(frame, meta, f"{ref.name} v{ref.version}")
+    steps = forecast_steps(meta, horizon)
+    if meta.future_covariates and ahead is None:
+        raise ExperimentError(
+            f"model {ref.name!r} version {ref.version} reads the future covariates "
+            f"{list(meta.future_covariates)} over the horizon. Fix: pass `ahead` "
+            "(load_data_file, read_future)"
         )
-    steps = int(horizon or meta.max_horizon)
-    if steps < 1:
-        raise ExperimentError(f"--horizon {steps}: must be >= 1. Fix: e.g. --horizon 24")
-    parts = shards(frame, meta.lookback, shard_size)
+    parts = shards(frame, meta.lookback, shard_size, ahead)
     cluster = None
     if ray_address is None and not use_ray:
         outs = [forecast_shard(forecaster, part, steps, levels) for part in parts]
@@ -220,10 +238,23 @@ def write_parquet(table: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def history_rows(meta: Any) -> int:
+    """How many of each stored series' newest rows a batch forecast reads: the look-back, and
+    at least one season for the seasonal-naive reference that live MASE divides by."""
+    from models.features import season_length
+
+    return max(int(meta.lookback), season_length(meta.frequency))
+
+
 def store_frame(
-    database_url: str | None, series_ids: Sequence[str] | None, covariates: Sequence[str]
+    database_url: str | None,
+    series_ids: Sequence[str] | None,
+    covariates: Sequence[str],
+    *,
+    last: int | None = None,
 ) -> SeriesFrame:
-    """Stored series (`series_ids`, or every stored series for None) as a SeriesFrame.
+    """Stored series (`series_ids`, or every stored series for None) as a SeriesFrame; with
+    `last`, only each series' newest `last` observations (see `history_rows`).
 
     Raises:
         DataError: an empty store, unknown ids, or series the store cannot serve as one frame.
@@ -245,7 +276,7 @@ def store_frame(
                 f"the series store at {store.url} holds no series. Fix: load some with "
                 "`forecast load-series`, or pass --data FILE"
             )
-        return load_store(store, ids, covariates=covariates)
+        return load_store(store, ids, covariates=covariates, last=last)
     finally:
         store.close()
 
@@ -259,32 +290,12 @@ def record_to_store(
     Returns:
         How many forecasts (series) were written.
     """
+    from training.jobs.forecast_records import forecast_records
     from training.store import SeriesStore
-    from training.store.forecast_log import ForecastRecord, naive_reference
 
-    table = result.forecasts
-    history = frame.table.sort_values(["series_id", "timestamp"], kind="stable")
-    values = {str(sid): part["value"].to_numpy() for sid, part in history.groupby("series_id")}
-    records = []
-    for key, part in table.groupby(["series_id", "origin"], sort=False):
-        series_id, origin = str(key[0]), pd.Timestamp(key[1])  # type: ignore[index, arg-type]
-        part = part.sort_values("step")
-        horizon = len(part)
-        records.append(
-            ForecastRecord(
-                model=result.model,
-                version=str(result.version),
-                series_id=series_id,
-                origin=origin.to_pydatetime(),
-                timestamps=[pd.Timestamp(t).to_pydatetime() for t in part["timestamp"]],
-                mean=part["mean"].tolist(),
-                intervals={
-                    int(level): (part[f"lower_{level}"].tolist(), part[f"upper_{level}"].tolist())
-                    for level in levels
-                },
-                naive=naive_reference(values[series_id], horizon, frame.frequency),
-            )
-        )
+    records = forecast_records(
+        result.forecasts, frame, model=result.model, version=result.version, levels=levels
+    )
     store = SeriesStore(database_url) if database_url else SeriesStore.from_env()
     try:
         return store.forecast_log.record(records)
@@ -320,11 +331,12 @@ def predict_to_store(
         raise ExperimentError(
             f"model {ref.name!r} version {ref.version} reads the future covariates "
             f"{list(meta.future_covariates)} over the horizon, and the store holds only the "
-            "past. Fix: forecast it with POST /v1/series/{id}/forecast and future_covariates, "
-            "or schedule a model trained without future covariates"
+            "past. Fix: forecast it with `forecast predict NAME --series ID --future FILE "
+            "--to-store` or POST /v1/series/{id}/forecast with future_covariates, or schedule "
+            "a model trained without future covariates"
         )
     covariates = meta.covariates
-    frame = store_frame(database_url, list(series_ids) or None, covariates)
+    frame = store_frame(database_url, list(series_ids) or None, covariates, last=history_rows(meta))
     # Sharded over the cluster at $RAY_ADDRESS when one is set, else in this process.
     address = resolve_address(None)
     result = predict_batch(ref, frame, horizon=horizon, levels=levels, ray_address=address)
@@ -336,3 +348,31 @@ def predict_to_store(
         "recorded": recorded,
         "seconds": round(result.seconds, 3),
     }
+
+
+# ---- the horizon's future covariates -----------------------------------------------------------
+
+
+def check_frequency(frame: SeriesFrame, meta: Any, model: str) -> None:
+    """Refuse series at another frequency than the model's (`model`: "name vN").
+
+    Raises:
+        DataError: naming both frequencies and the fix.
+    """
+    if frame.frequency != meta.frequency:
+        raise DataError(
+            f"the data's frequency {frame.frequency!r} differs from {model}'s "
+            f"{meta.frequency!r}. Fix: pass series at frequency {meta.frequency!r}"
+        )
+
+
+def forecast_steps(meta: Any, horizon: int | None) -> int:
+    """The steps to forecast: `horizon`, or the model's max_horizon for None.
+
+    Raises:
+        ExperimentError: a horizon below 1.
+    """
+    steps = int(horizon or meta.max_horizon)
+    if steps < 1:
+        raise ExperimentError(f"--horizon {steps}: must be >= 1. Fix: e.g. --horizon 24")
+    return steps
