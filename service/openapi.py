@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from models.features import future_timestamps, season_length
+from service.checks import data_future_covariates
 from service.guard import PUBLIC_PATHS
 from service.registry import LoadedModel
 from service.schemas import ErrorBody
@@ -106,15 +107,11 @@ def with_error_bodies(schema: dict[str, Any]) -> dict[str, Any]:
 def add_examples(schema: dict[str, Any], model: LoadedModel) -> None:
     """Request examples that `model` accepts: its look-back of points on its frequency."""
     single = example_request(model)
+    per_series = ("timestamps", "values", "covariates", "future_covariates")
     batch = {
-        "series": [
-            {"id": "a", **{k: single[k] for k in ("timestamps", "values", "covariates")}},
-        ],
+        "series": [{"id": "a", **{k: single[k] for k in per_series if k in single}}],
         **{k: single[k] for k in ("horizon", "levels")},
     }
-    if single["covariates"] is None:
-        single.pop("covariates")
-        batch["series"][0].pop("covariates")
     components = schema["components"]["schemas"]
     for name, example in (("ForecastRequest", single), ("BatchForecastRequest", batch)):
         if name in components:
@@ -136,7 +133,9 @@ def add_examples(schema: dict[str, Any], model: LoadedModel) -> None:
 
 
 def example_request(model: LoadedModel) -> dict[str, Any]:
-    """A single-series request for `model`: one look-back of a seasonal series."""
+    """A single-series request for `model`: one look-back of a seasonal series, with the
+    past covariates it reads and, for future covariates, their history (in `covariates`) and
+    horizon values (holiday indicators are computed by the service and not sent)."""
     meta = model.meta
     lookback = meta.lookback
     start = np.array(["2024-01-01T00:00:00"], dtype="datetime64[s]")  # a Monday
@@ -145,11 +144,15 @@ def example_request(model: LoadedModel) -> dict[str, Any]:
     values = 100.0 + 10.0 * np.sin(2.0 * np.pi * t / season_length(meta.frequency))  # [L]
     levels = sorted(int(level) for level in meta.conformal)
     wanted = [level for level in (80, 95) if not levels or levels[0] <= level <= levels[-1]]
-    covariates = {name: [0.0] * lookback for name in meta.covariates} or None
-    return {
+    horizon = min(3, meta.max_horizon)
+    ahead = data_future_covariates(meta)
+    request: dict[str, Any] = {
         "timestamps": np.datetime_as_string(stamps, unit="s").tolist(),
         "values": [round(float(v), 3) for v in values],
-        "covariates": covariates,
-        "horizon": min(3, meta.max_horizon),
-        "levels": wanted or levels[:1],
     }
+    covariates = {name: [0.0] * lookback for name in [*meta.covariates, *ahead]}
+    if covariates:
+        request["covariates"] = covariates
+    if ahead:
+        request["future_covariates"] = {name: [0.0] * horizon for name in ahead}
+    return {**request, "horizon": horizon, "levels": wanted or levels[:1]}

@@ -234,6 +234,20 @@ def test_openapi_shows_a_future_covariates_example(api: TestClient) -> None:
     assert len(future["covariates"]["temp"]) == len(future["values"])
 
 
+def test_try_it_out_examples_carry_the_served_models_future_covariates(api: TestClient) -> None:
+    """The examples generated from the served model send temp and hum (history and horizon)
+    but not the computed holiday indicator, and the model accepts them."""
+    paths = api.get("/openapi.json").json()["paths"]
+    for path in ("/v1/models/{name}/forecast", "/v1/models/{name}/forecast/batch"):
+        operation = paths[path]["post"]
+        example = operation["requestBody"]["content"]["application/json"]["example"]
+        item = example["series"][0] if "series" in example else example
+        assert sorted(item["future_covariates"]) == ["hum", "temp"]
+        assert len(item["covariates"]["temp"]) == len(item["values"]) == LOOKBACK
+        response = api.post(path.replace("{name}", NAME), headers=READ, json=example)
+        assert response.status_code == 200, (path, response.text)
+
+
 def test_the_batch_examples_are_valid_requests() -> None:
     from service.schemas import BatchForecastRequest
 
