@@ -18,9 +18,8 @@ forecasts, and `training.evaluation.baselines` calls the same functions.
   likelihood (each series standardised by the std of its differences, sigma2_eps profiled out
   per series) on each training series' last `KALMAN_FIT_STEPS` values.
 
-Intervals are split-conformal on the later half of each series' validation windows, exactly as
-for the neural families (models.intervals, models.windows.calibration_start), so every family's
-intervals mean the same thing.
+Intervals are split-conformal on the validation windows, exactly as for the neural families
+(models.intervals), so every family's intervals mean the same thing.
 """
 
 from __future__ import annotations
@@ -274,14 +273,13 @@ class BaselineForecaster(nn.Module):
             extra["level_ratio"] = q
         # windows of the target only: covariates and calendar were checked above, and unused
         windows = self._windows(train)
-        # the validation loss on the earlier windows, intervals from the later (models.windows)
-        val_windows, cal_windows = self._windows(val).split_validation()
+        val_windows = self._windows(val)
         with torch.inference_mode():
             train_mse = float((self._mean(windows) - windows.future).pow(2).mean())
-            val_mse = float((self._mean(val_windows) - val_windows.future).pow(2).mean())
-            mean = self._mean(cal_windows)  # [N, H]
+            mean = self._mean(val_windows)  # [N, H]
+            val_mse = float((mean - val_windows.future).pow(2).mean())
             conformal, scale_entry = intervals.calibrate_windows(
-                cal_windows.history, cal_windows.future.double(), mean, c.frequency, c.levels
+                val_windows.history, val_windows.future.double(), mean, c.frequency, c.levels
             )
         seconds = time.perf_counter() - started
         device = str(self.projection.device)
@@ -291,7 +289,6 @@ class BaselineForecaster(nn.Module):
             extra={
                 "train_windows": len(windows),
                 "val_windows": len(val_windows),
-                "calibration_windows": len(cal_windows),
                 "train_mse": train_mse,
                 "val_mse": val_mse,
                 "device": device,

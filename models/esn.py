@@ -86,7 +86,7 @@ from models.future import fit_stats
 from models.loop import resolve_device
 from models.persist import fresh_meta, load_module, save_module
 from models.reservoir import normal_equations, reservoir_weights, run_reservoir, solve_ridge
-from models.windows import calibration_start, check_series
+from models.windows import check_series
 
 _PREDICT_BATCH = 1024  # history rows per reservoir pass at inference (bounds memory)
 
@@ -231,11 +231,10 @@ class ESNForecaster(nn.Module):
 
     def _designs(
         self, train: Sequence[SeriesData], val: Sequence[SeriesData]
-    ) -> tuple[_Design, _Design, _Design]:
-        """Readout rows of every training window (origins past the washout) and of the
-        validation windows (origins from lookback - 1 on: a val series starts lookback steps
-        before its first target, as the Forecaster contract says), the earlier half of each
-        series' (which picks the ridge) apart from the later half (which calibrates).
+    ) -> tuple[_Design, _Design]:
+        """Readout rows of every training window (origins past the washout) and every
+        validation window (origins from lookback - 1 on: a val series starts lookback steps
+        before its first target, as the Forecaster contract says).
 
         The reservoir runs once over all series together (one zero-padded batch).
         """
@@ -249,11 +248,9 @@ class ESNForecaster(nn.Module):
         states = run_reservoir(u, self.w_in, self.w, self.bias, c.leak_rate, keep_all=True)
         run = (values, cal, s, states, lengths, fut)  # states [B, T, N]
         n_train = len(train)
-        val_rows = range(n_train, len(lengths))
         return (
             self._collect(run, range(n_train), c.washout - 1, "train"),
-            self._collect(run, val_rows, 0, "val", part="select"),
-            self._collect(run, val_rows, 0, "val", part="calibrate"),
+            self._collect(run, range(n_train, len(lengths)), 0, "val"),
         )
 
     def _collect(
@@ -262,11 +259,8 @@ class ESNForecaster(nn.Module):
         rows: range,
         first: int,
         name: str,
-        part: str = "all",
     ) -> _Design:
-        """The design of series `rows` of a reservoir run, origins t >= first; with `part`
-        "select" / "calibrate" only the earlier / later windows of each series
-        (models.windows.calibration_start)."""
+        """The design of series `rows` of a reservoir run, origins t >= first."""
         c = self.config
         h = c.max_horizon
         values, cal, s, states, lengths, fut = run
@@ -276,11 +270,6 @@ class ESNForecaster(nn.Module):
             if lengths[i] - h <= start:
                 continue  # too short for one window
             origins = torch.arange(start, lengths[i] - h, device=values.device)  # [n]
-            cut = calibration_start(origins.numel())
-            if part == "select":
-                origins = origins[: max(cut, 1)]
-            elif part == "calibrate":
-                origins = origins[cut:]
             win = values[i].unfold(0, c.lookback, 1)[origins - c.lookback + 1]  # [n, L]
             ahead = values[i].unfold(0, h, 1)[origins + 1]  # [n, H]
             si = s[i].expand(origins.numel(), 1)  # [n, 1]
@@ -360,8 +349,7 @@ class ESNForecaster(nn.Module):
         callback: EpochCallback | None = None,
         checkpoint_dir: Path | None = None,
     ) -> FitReport:
-        """Run the reservoir over each series, solve the readout, pick the ridge on the earlier
-        half of each validation series' windows and calibrate on the later half.
+        """Run the reservoir over each series, solve the readout, pick ridge, calibrate.
 
         `checkpoint_dir` is accepted for the contract and unused: a closed-form fit has no
         intermediate state worth resuming. `callback` is called once (one "epoch").
@@ -379,7 +367,7 @@ class ESNForecaster(nn.Module):
             if self.n_future:
                 self.future_mean.copy_(torch.tensor([m for m, _ in stats]))
                 self.future_std.copy_(torch.tensor([sd for _, sd in stats]))
-            design, val_design, cal_design = self._designs(train, val)
+            design, val_design = self._designs(train, val)
             gram, cross, mean_z, mean_y, std_z = normal_equations(design.features, design.targets)
             best: tuple[float, float, Tensor, Tensor] | None = None
             for ridge in c.ridge:
@@ -393,11 +381,11 @@ class ESNForecaster(nn.Module):
             self.readout_bias.copy_(bias.float())
             train_mse = self._mse(design, weight, bias)
             mean = self._denormalise(
-                cal_design, cal_design.features.float() @ self.readout_weight + self.readout_bias
+                val_design, val_design.features.float() @ self.readout_weight + self.readout_bias
             )  # [n, H]
-            actual = self._denormalise(cal_design, cal_design.targets.float())
+            actual = self._denormalise(val_design, val_design.targets.float())
             conformal, scale_entry = intervals.calibrate_windows(
-                cal_design.history, actual, mean, c.frequency, c.levels
+                val_design.history, actual, mean, c.frequency, c.levels
             )
         seconds = time.perf_counter() - started
         n_train = int(design.features.shape[0])
@@ -408,7 +396,6 @@ class ESNForecaster(nn.Module):
             extra={
                 "train_windows": n_train,
                 "val_windows": int(val_design.features.shape[0]),
-                "calibration_windows": int(cal_design.features.shape[0]),
                 "ridge": ridge,
                 "train_mse": train_mse,
                 "val_mse": val_mse,

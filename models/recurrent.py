@@ -299,8 +299,7 @@ class RecurrentForecaster(nn.Module):
         callback: EpochCallback | None = None,
         checkpoint_dir: Path | None = None,
     ) -> FitReport:
-        """Train on every window of every `train` series; early-stop on the earlier half of each
-        `val` series' windows and calibrate the intervals on the later half.
+        """Train on every window of every `train` series; early-stop and calibrate on `val`.
 
         Raises:
             ForecastInputError: a series is malformed, or none is long enough for a window.
@@ -309,8 +308,7 @@ class RecurrentForecaster(nn.Module):
         device = resolve_device(c.device)
         self.to(device)
         windows = self._windows(train, device)
-        # earlier validation windows stop early, later ones calibrate (models.windows)
-        val_windows, cal_windows = self._windows(val, device).split_validation()
+        val_windows = self._windows(val, device)
         stats = fit_stats(train, self.n_future)
         if self.n_future:
             self.future_mean.copy_(torch.tensor([m for m, _ in stats]))
@@ -340,9 +338,9 @@ class RecurrentForecaster(nn.Module):
             checkpoint_dir=checkpoint_dir,
         )
         with torch.inference_mode():
-            mean = self._forecast(cal_windows)  # [N, H]
+            mean = self._forecast(val_windows)  # [N, H]
             conformal, scale_entry = intervals.calibrate_windows(
-                cal_windows.history, cal_windows.future, mean, c.frequency, c.levels
+                val_windows.history, val_windows.future, mean, c.frequency, c.levels
             )
         self._meta = dataclasses.replace(
             self._meta,
@@ -351,7 +349,6 @@ class RecurrentForecaster(nn.Module):
             extra={
                 "train_windows": len(windows),
                 "val_windows": len(val_windows),
-                "calibration_windows": len(cal_windows),
                 "best_epoch": report.best_epoch,
                 "epochs": report.epochs,
                 "best_val_loss": min(report.val_losses),

@@ -12,7 +12,6 @@ of materialised windows (benchmarks/large_panel.py). Never a per-sample Python `
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -88,7 +87,6 @@ class PanelWindows:
         known: [S, K'] future covariates (raw units), row-aligned with `values`, or None.
         lookback: L.
         horizon: H.
-        counts: windows per series, in order (sums to N).
     """
 
     values: Tensor
@@ -98,29 +96,9 @@ class PanelWindows:
     known: Tensor | None
     lookback: int
     horizon: int
-    counts: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return int(self.starts.shape[0])
-
-    def split_validation(self) -> tuple[PanelWindows, PanelWindows]:
-        """(selection, calibration): each series' earlier validation windows, which choose
-        epochs or the ridge, and its later ones, which calibrate the intervals (and which the
-        gate scores); see `calibration_start`. Needs `counts` (one entry per series)."""
-        select, calibrate = [], []
-        offset = 0
-        for n in self.counts:
-            cut = calibration_start(n)
-            select.append(np.arange(offset, offset + max(cut, 1)))
-            calibrate.append(np.arange(offset + cut, offset + n))
-            offset += n
-
-        def subset(rows: list[np.ndarray]) -> PanelWindows:
-            index = torch.from_numpy(np.concatenate(rows)).to(self.starts.device)
-            counts = tuple(len(r) for r in rows)
-            return dataclasses.replace(self, starts=self.starts[index], counts=counts)
-
-        return subset(select), subset(calibrate)
 
     @property
     def device(self) -> torch.device:
@@ -173,16 +151,6 @@ class PanelWindows:
 
 _GATHER_SLICE = 65_536
 """Windows gathered per slice when a whole set's history or future is read."""
-
-
-def calibration_start(n: int) -> int:
-    """Where a series' `n` validation windows (in time order) switch from selection to
-    calibration: windows [0, k) choose the epoch or the ridge, windows [k, n) calibrate the
-    conformal intervals and score the gate, so the intervals are not fitted on the windows the
-    model was selected on. k = n // 2; a series with a single window uses it for both.
-    """
-    return n // 2 if n >= 2 else 0
-
 
 Windows = WindowSet | PanelWindows
 """What a training loop or a batched forecast walks: `len`, `device`, `take(index)`."""
@@ -323,7 +291,6 @@ def stack_series_windows(
         else None,  # [S, K']
         lookback=lookback,
         horizon=horizon,
-        counts=tuple(len(part) for part in starts),
     )
 
 

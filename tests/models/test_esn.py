@@ -48,7 +48,7 @@ def test_readout_matches_numpy_ridge_on_the_same_states() -> None:
     model = _fit(ridge=[0.05])
     train = [SeriesData(_series()[:300])]
     val = [SeriesData(_series()[300 - 24 :])]
-    design, _, _ = model._designs(train, val)
+    design, _ = model._designs(train, val)
     z = design.features.numpy()  # [n, F]
     y = design.targets.numpy()  # [n, H]
     mz, my = z.mean(0), y.mean(0)
@@ -111,14 +111,10 @@ def test_predict_warmed_over_washout_matches_the_whole_series_states() -> None:
     model = ESNForecaster(ESNConfig.from_dict({**TINY, "lookback": 48, "washout": 48}))
     train, val = [SeriesData(values[:300])], [SeriesData(values)]
     model.fit(train, val)
-    # val: origins 47 .. 393 of one whole-series run, the earlier half then the later half
-    _, select, calibrate = model._designs(train, val)
-    whole = torch.cat(
-        [
-            (d.features.float() @ model.readout_weight + model.readout_bias) * d.scale + d.last
-            for d in (select, calibrate)
-        ]
-    )  # [n, H]
+    _, design = model._designs(train, val)  # val: origins 47 .. 393 of one whole-series run
+    whole = (
+        design.features.float() @ model.readout_weight + model.readout_bias
+    ) * design.scale + design.last  # [n, H]
     windows = np.stack([values[o - 48 : o] for o in range(48, 400 - 6 + 1)])  # [n, L]
     warmed = model.predict(windows, 6, levels=()).mean
     np.testing.assert_allclose(warmed, whole.numpy(), atol=1e-4)

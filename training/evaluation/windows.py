@@ -2,10 +2,9 @@
 
 `frame_windows` builds the validation or test windows of a frame under the ratio protocol
 (every series split by fractions, windows pooled); `ett_windows` builds them under the
-standard ETT protocol (channel-major in mode "M"). "val" windows are the later half of each
-series' validation origins: the earlier half chose the model's epoch or ridge inside `fit`.
-Both return a `Windows` stack whose MASE scale is the in-sample seasonal-naive MAE of each
-window's series on its training rows, with the season taken from the data's frequency.
+standard ETT protocol (channel-major in mode "M"). Both return a `Windows` stack whose MASE
+scale is the in-sample seasonal-naive MAE of each window's series on its training rows, with
+the season taken from the data's frequency.
 
 Future covariates over the horizon are the *recorded* values: a backtest with them measures
 the model given perfect foresight of the covariate (an "oracle weather" evaluation, as the
@@ -21,7 +20,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from models.features import season_length
-from models.windows import calibration_start
 from training.data.frame import SeriesFrame
 from training.data.known import HOLIDAY_PREFIX
 from training.errors import DataError, ExperimentError
@@ -62,18 +60,6 @@ class Windows:
         return int(self.history.shape[0])
 
 
-def _gate_origins(split: splits.Split, horizon: int) -> np.ndarray:
-    """The validation origins a model is scored on: the later half of the validation period.
-
-    A model's `fit` chooses its epoch or ridge on the earlier validation windows and
-    calibrates its intervals on these (`models.windows.calibration_start`, the same cut), so
-    the gate, `auto`'s choice and the logged val_* metrics score windows the model was not
-    selected on.
-    """
-    origins = splits.val_origins(split, horizon)  # [N]
-    return origins[calibration_start(len(origins)) :]
-
-
 def _check_part(part: str) -> None:
     if part not in PARTS:
         raise ExperimentError(f"part={part!r}: must be 'val' or 'test'. Fix: pick one")
@@ -88,8 +74,7 @@ def frame_windows(
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
 ) -> Windows:
-    """Validation (the later half of each series' origins) or test windows of every series
-    under the ratio protocol, pooled.
+    """Validation or test windows of every series under the ratio protocol, pooled.
 
     The same split and origins as `run_baselines(frame, horizon, "ratio")`, so a model
     scored on these windows is comparable with the baselines there. Histories carry
@@ -106,7 +91,7 @@ def frame_windows(
         sp = splits.ratio_split(
             y.size, val_fraction, test_fraction, horizon=horizon, series_id=s.series_id
         )
-        origins = (splits.test_origins if part == "test" else _gate_origins)(sp, horizon)
+        origins = (splits.test_origins if part == "test" else splits.val_origins)(sp, horizon)
         if int(origins[0]) < lookback:
             raise DataError(
                 f"series {s.series_id!r}: lookback={lookback} but its first {part} window starts "
@@ -173,8 +158,7 @@ def ett_windows(
     Args:
         problem: the ETT problem (z-scored values, split, frequency, timestamps).
         lookback: L history steps per window.
-        part: "test" (origins 11520 .. 14400 - H) or "val" (the later half of the validation
-            origins, as for `frame_windows`).
+        part: "test" (origins 11520 .. 14400 - H) or "val" (within the validation rows).
         covariates: columns of `problem` carried as past covariates [N, L, C]; mode "S" only,
             since mode "M" evaluates every column as a channel of its own.
 
@@ -199,7 +183,9 @@ def ett_windows(
             f"ETT covariate {unknown[0]!r} is not a column of the problem "
             f"({', '.join(problem.columns)}). Fix: load the data with that covariate"
         )
-    origins = problem.origins if part == "test" else _gate_origins(problem.split, problem.horizon)
+    origins = (
+        problem.origins if part == "test" else splits.val_origins(problem.split, problem.horizon)
+    )
     channels = list(problem.channels)
     hist, act = window_stack(
         problem.values[:, channels], origins, lookback, problem.horizon
