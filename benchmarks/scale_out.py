@@ -40,6 +40,13 @@ def _emit(line: dict[str, Any]) -> None:
     print(json.dumps(line), flush=True)
 
 
+def _threads() -> int:
+    """torch's intra-op threads: the cores an in-process forecast uses."""
+    import torch
+
+    return int(torch.get_num_threads())
+
+
 def seed_store(url: str, series: int, rows: int) -> float:
     """`series` hourly series of `rows` generated values each; the seconds it took."""
     from training.store import SeriesStore
@@ -99,7 +106,7 @@ def predict_part(args: argparse.Namespace, root: Path) -> None:
             t2 = time.perf_counter()
             recorded = record_to_store(result, frame, url, LEVELS)
             t3 = time.perf_counter()
-            cpus = ray.cluster_resources().get("CPU") if path == "ray" else 1
+            cpus = ray.cluster_resources().get("CPU") if path == "ray" else _threads()
         finally:
             if path == "ray":
                 ray.shutdown()
