@@ -1,69 +1,111 @@
-"""Records forecasts in the store's forecast log off the request path, and keeps the live
+"""Records forecasts in the store's forecast log from a writer process, and keeps the live
 accuracy gauges current.
 
-A request hands its forecast to `ForecastRecorder.submit`, which only appends it to a bounded
-queue (FORECAST_FORECAST_LOG_BUFFER entries): it never waits on the database. One writer
-thread wakes every FLUSH_SECONDS, packs what was queued meanwhile into table rows (~30 us
-each, in slices between which it yields the GIL to the requests) and writes up to 500 per
-transaction into `SeriesStore.forecast_log` (its cost to the requests is measured in
-benchmarks/live.py). When the queue is full the forecast is dropped and counted
-(`forecast_log_dropped_total`) rather than blocking or failing the request. While the
-database is unreachable the writer holds its batch and retries, so nothing already queued is
-lost; on shutdown it writes what is left before the process exits.
+A request hands its forecast to `ForecastRecorder.submit`, which pickles its raw pieces (text
+and lists of floats, ~2 KB for 24 steps, ~5 us in C) and sends them as one datagram on a
+non-blocking Unix socket to a writer *process*, spawned at start-up (one per serving
+process). No other thread of the serving process handles the forecast, so recording takes no
+GIL time from the requests beyond that send. At most FORECAST_FORECAST_LOG_BUFFER forecasts
+wait (sent, not yet written); beyond that, or when the socket is full or the writer gone, the
+forecast is dropped and counted (`forecast_log_dropped_total`) rather than blocking or failing
+the request. A forecast must fit in one datagram: the host's net.core.wmem_max (often 208 KB:
+about 3,000 steps with two interval levels) bounds it; a larger one is dropped and counted.
 
-The same thread refreshes the live-accuracy gauges every FORECAST_LIVE_REFRESH_SECONDS from
-the latest FORECAST_LIVE_WINDOW scored forecasts of each version.
+The writer (`service/forecast_writer.py`) reads the socket in a thread of its own and, every
+FLUSH_SECONDS, packs what came meanwhile into table rows and writes up to 500 per transaction
+into `SeriesStore.forecast_log`. While the database is unreachable it holds its batch and retries,
+so nothing already sent is lost; at shutdown it writes what is left (10 tries 0.2 s apart if
+the database is down; the rest is counted as dropped) before it ends. The packing and the SQL
+run at nice 19, so on a busy machine they take CPU after the requests; the receiving thread
+keeps the normal priority, so the socket never fills while they wait. The writer ignores
+SIGINT (the serving process says when it ends) and ends within 10 s of a SIGTERM.
+
+A watcher thread of the serving process wakes every WATCH_SECONDS: it adds the writer's counts
+(shared memory) to the metrics, logs what the writer logged, and notices a writer that died:
+what was sent to it and not written is counted as dropped, and a new writer starts after 1 s
+(then 2, 4... up to a minute if it keeps dying). Every FORECAST_LIVE_REFRESH_SECONDS it also
+refreshes the live-accuracy gauges from the latest FORECAST_LIVE_WINDOW scored forecasts of
+each version (here: they are this process's metrics; /metrics combines the workers').
+
+Why so: a writer thread packing rows (~35 us a forecast) and running SQLAlchemy in the serving
+process took the GIL from the requests (p99 x1.18-1.30 with recording on). A
+`multiprocessing.Queue` would not do: its feeder thread needs the GIL once per forecast and,
+starved of it under load, passed ~200 forecasts/s. Out of the process at normal priority, the
+packing still took the CPU from the requests on 2 busy cores (p95 +10 ms); niced, it does not.
+benchmarks/live.py measures the cost; BENCHMARKS.md has the figures.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
+import multiprocessing
+import os
+import pickle
+import socket
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from fastapi import Request
 
-from service.metrics import ServiceMetrics
-from service.registry import LoadedModel
-from service.store_deps import StoreHandle
-from training.store.forecast_log import ForecastRecord, forecast_row, naive_reference
+from models.features import season_length
+from service.forecast_writer import DROPPED, RECORDED, WriterTarget, write_forever
+
+if TYPE_CHECKING:  # the writer process imports this module: it needs none of these
+    from multiprocessing.context import SpawnContext
+    from multiprocessing.process import BaseProcess
+    from multiprocessing.queues import Queue
+    from multiprocessing.synchronize import Event
+
+    from fastapi import Request
+
+    from service.metrics import ServiceMetrics
+    from service.registry import LoadedModel
+    from service.store_deps import StoreHandle
 
 logger = logging.getLogger("service.forecast_log")
 
-_BATCH = 500
-"""Most forecasts the writer writes in one transaction."""
-FLUSH_SECONDS = 0.25
-"""How often the writer wakes to write what was queued meanwhile."""
-_YIELD_EVERY = 32
-"""Forecasts the writer prepares between two yields of the GIL (about 1 ms of work)."""
-_RETRY_SECONDS = 1.0
-_SHUTDOWN_TRIES = 10
-"""Writes tried (0.2 s apart) at shutdown while the database is down, before giving up."""
+WATCH_SECONDS = 0.5
+"""How often the serving process collects the writer's counts and logs, and checks on it."""
+_SOCKET_BYTES = 4 << 20
+"""Socket buffer asked for (the kernel doubles it, capped by net.core.wmem_max)."""
+_RESTART_MAX_SECONDS = 60.0
+_READY_SECONDS = 30.0
 
 
-@dataclass(frozen=True)
-class _Pending:
-    """What a request hands over: raw pieces, turned into a record."""
+@dataclass
+class _Channel:
+    """One writer process and what it shares with the serving process."""
 
-    model: str
-    version: str
-    series_id: str
-    frequency: str
-    origin: np.datetime64
-    history: np.ndarray  # [L] the values the forecast was made from
-    result: dict[str, Any]  # {"timestamps": [H] text, "mean": [H], "intervals": {...}}
+    sender: socket.socket
+    receiver: socket.socket  # the writer's end; closed here once the writer holds it
+    logs: Queue[logging.LogRecord]
+    ready: Event  # set by the writer once it is up, its store opened (or tried)
+    counts: Any  # int64 [2] in shared memory, written by the writer only: recorded, dropped
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    sent: int = 0  # under `lock`, as `closed`
+    closed: bool = False
+    process: BaseProcess | None = None
+    seen: list[int] = field(default_factory=lambda: [0, 0])  # counts already in the metrics
+
+    @classmethod
+    def new(cls, context: SpawnContext) -> _Channel:
+        sender, receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BYTES)
+        return cls(sender, receiver, context.Queue(), context.Event(), context.RawArray("q", 2))
+
+    @property
+    def waiting(self) -> int:
+        """Forecasts sent and not yet written or dropped by the writer."""
+        return self.sent - int(self.counts[RECORDED]) - int(self.counts[DROPPED])
 
 
 class ForecastRecorder:
-    """The bounded queue and writer thread of one app.
+    """The writer process, its socket and the watcher thread of one app.
 
     Args:
-        store: the app's store handle (the writer waits while the store is down).
+        store: the app's store handle (its settings say where the writer writes).
         metrics: where recorded and dropped forecasts and the live gauges are counted.
         buffer: most forecasts waiting to be written; beyond it new ones are dropped.
         refresh_seconds: how often the live gauges are recomputed (0: never).
@@ -81,27 +123,60 @@ class ForecastRecorder:
     ) -> None:
         self._store = store
         self._metrics = metrics
-        self._queue: queue.Queue[_Pending] = queue.Queue(maxsize=buffer)
+        self._buffer = buffer
         self._refresh_seconds = refresh_seconds
         self._window = window
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._context = multiprocessing.get_context("spawn")  # fork would copy torch's threads
+        self._channel = _Channel.new(self._context)
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._deaths = 0
+        self._restart_at = 0.0
+        self._stopped = False
 
     def start(self) -> None:
-        """Start the writer thread (lifespan start-up)."""
-        self._thread = threading.Thread(target=self._run, name="forecast-log", daemon=True)
-        self._thread.start()
+        """Start the writer process and the watcher thread (lifespan start-up); returns once
+        the writer is up, so that its start-up (~0.4 s of CPU) never competes with requests."""
+        channel = self._channel
+        self._start_writer(channel)
+        deadline = time.monotonic() + _READY_SECONDS
+        while not channel.ready.wait(0.05):  # the watcher restarts a writer that died
+            if not (channel.process and channel.process.is_alive()) or time.monotonic() > deadline:
+                logger.warning("forecast log: the writer process did not come up (yet)")
+                break
+        self._watcher = threading.Thread(target=self._watch, name="forecast-log-watch", daemon=True)
+        self._watcher.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Write what is queued, then stop the writer (lifespan shutdown)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                logger.error(
-                    "forecast log: %d forecasts still queued at shutdown were not written",
-                    self._queue.qsize(),
-                )
+        """Let the writer write what was sent, then end it (lifespan shutdown)."""
+        deadline = time.monotonic() + timeout
+        self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout)
+        channel = self._channel
+        process = channel.process
+        while process is not None and process.is_alive() and time.monotonic() < deadline:
+            try:
+                channel.sender.send(b"", socket.MSG_DONTWAIT)  # the end, behind every forecast
+                break
+            except BlockingIOError:
+                time.sleep(0.05)
+            except OSError:
+                break
+        while process is not None and process.is_alive() and time.monotonic() < deadline:
+            process.join(0.2)
+            self._relay(channel)  # its last logs, so that it never waits on a full pipe
+        if process is not None and process.is_alive():
+            process.kill()
+            process.join(5)
+        self._end(channel, "still waiting at shutdown")
+        self._stopped = True
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's id (None before it starts)."""
+        process = self._channel.process
+        return None if process is None else process.pid
 
     def submit(
         self,
@@ -113,84 +188,132 @@ class ForecastRecorder:
         history: np.ndarray,
         result: dict[str, Any],
     ) -> None:
-        """Queue one forecast for the log; drops it (counted) when the queue is full.
+        """Send one forecast to the writer; drops it (counted) when it cannot wait there.
 
         Args:
             origin: the last history timestamp.
             history: [L] the values forecast from (for the seasonal-naive reference).
             result: the response body's "timestamps", "mean" and "intervals".
         """
-        item = _Pending(model, version, series_id, frequency, origin, history, result)
+        season = _SEASONS.get(frequency) or _season(frequency)
         try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            self._metrics.forecast_log_dropped.inc()
+            # Plain text and lists pickle ~3x faster than numpy objects. Of the history, only
+            # the last season: all the seasonal-naive reference reads.
+            data = pickle.dumps(
+                (model, version, series_id, frequency, str(origin), history[-season:].tolist(),
+                 result.get("timestamps"), result.get("mean"), result.get("intervals")),
+                protocol=pickle.HIGHEST_PROTOCOL,
+            )  # fmt: skip
+        except Exception as exc:  # never fail a request for its log
+            logger.warning("forecast log: a forecast of %s cannot be sent: %s", model, exc)
+            data = b""
+        channel = self._channel
+        with channel.lock:  # held for the count only: `send` lets go of the GIL
+            room = bool(data) and not channel.closed and channel.waiting < self._buffer
+            channel.sent += room
+        if room:
+            try:
+                channel.sender.send(data, socket.MSG_DONTWAIT)
+                return
+            except OSError:  # full (the writer lags), too large, or the writer is gone
+                with channel.lock:
+                    if channel.closed:  # already counted as dropped when it closed
+                        return
+                    channel.sent -= 1
+        self._metrics.forecast_log_dropped.inc()
 
     @property
     def pending(self) -> int:
-        """Forecasts queued and not yet written."""
-        return self._queue.qsize()
+        """Forecasts sent to the writer and not yet written (0 once stopped)."""
+        return 0 if self._stopped else self._channel.waiting
 
-    # -- the writer thread -----------------------------------------------------------
+    # -- the watcher thread ----------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _watch(self) -> None:
         next_refresh = time.monotonic() + self._refresh_seconds
-        while True:
-            # Wake every FLUSH_SECONDS, not on every forecast: one transaction then carries
-            # everything queued meanwhile, instead of one per request.
-            stopping = self._stop.wait(FLUSH_SECONDS)
-            while batch := self._take():
-                self._write(batch)
+        while not self._stopping.wait(WATCH_SECONDS):
+            channel = self._channel
+            self._relay(channel)
+            self._collect(channel)
+            if channel.process is None:
+                if time.monotonic() >= self._restart_at:
+                    self._start_writer(channel)
+            elif not channel.process.is_alive():
+                self._replace(channel)
             if self._refresh_seconds > 0 and time.monotonic() >= next_refresh:
                 self._refresh_gauges()
                 next_refresh = time.monotonic() + self._refresh_seconds
-            if stopping and self._queue.empty():
+
+    def _start_writer(self, channel: _Channel) -> None:
+        config = self._store.settings
+        target = WriterTarget(
+            config.database_url.get_secret_value(),
+            config.ingest_max_batch,
+            config.database_busy_timeout,
+            logger.getEffectiveLevel(),
+            os.getpid(),
+            channel.sender.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
+        )
+        process = self._context.Process(
+            target=write_forever,
+            args=(channel.receiver, channel.logs, channel.ready, channel.counts, target),
+            name="forecast-log-writer",
+            daemon=True,
+        )
+        process.start()
+        channel.process = process
+        channel.receiver.close()  # the writer has its own copy
+
+    def _replace(self, channel: _Channel) -> None:
+        """A writer died: new forecasts go to a fresh channel, whose writer starts later."""
+        self._channel = _Channel.new(self._context)
+        self._deaths += 1
+        delay = min(2.0 ** (self._deaths - 1), _RESTART_MAX_SECONDS)
+        self._restart_at = time.monotonic() + delay
+        code = None if channel.process is None else channel.process.exitcode
+        logger.error(
+            "forecast log: the writer process died (exit code %s); a new one starts in %.0f s",
+            code,
+            delay,
+        )
+        self._end(channel, "sent to the dead writer")
+
+    def _end(self, channel: _Channel, why: str) -> None:
+        """Count what an ended writer left unwritten as dropped, and close its socket."""
+        if channel.process is None or channel.process.exitcode == 0:
+            self._relay(channel)  # a writer that died may have died writing a log record
+        self._collect(channel)
+        with channel.lock:  # what a request sends to it from now on is dropped and counted
+            lost = channel.waiting
+            channel.closed = True
+            channel.sender.close()
+            channel.receiver.close()
+        if lost:
+            logger.error("forecast log: %d forecasts %s were not written", lost, why)
+            self._metrics.forecast_log_dropped.inc(lost)
+
+    def _collect(self, channel: _Channel) -> None:
+        """Add the writer's counts since the last collection to the metrics."""
+        recorded, dropped = int(channel.counts[RECORDED]), int(channel.counts[DROPPED])
+        if recorded > channel.seen[0]:
+            self._metrics.forecast_log_recorded.inc(recorded - channel.seen[0])
+        if dropped > channel.seen[1]:
+            self._metrics.forecast_log_dropped.inc(dropped - channel.seen[1])
+        channel.seen[:] = [recorded, dropped]
+
+    def _relay(self, channel: _Channel) -> None:
+        """Log here what the writer logged (the service's log handlers live here)."""
+        while True:
+            try:
+                record = channel.logs.get_nowait()
+            except Exception:  # queue.Empty, or a queue the writer left broken
                 return
-
-    def _take(self) -> list[_Pending]:
-        batch: list[_Pending] = []
-        while len(batch) < _BATCH:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
-
-    def _write(self, batch: list[_Pending]) -> None:
-        records = []
-        for i, item in enumerate(batch, start=1):
-            if i % _YIELD_EVERY == 0:
-                time.sleep(0)  # let request threads take the GIL between short slices
-            try:
-                records.append(forecast_row(_record(item)))
-            except (ValueError, KeyError) as exc:  # one we cannot log (StoreError included)
-                logger.warning("forecast log: skipped a forecast of %s: %s", item.model, exc)
-                self._metrics.forecast_log_dropped.inc()
-        tries_after_stop = 0
-        while records:
-            store = self._store.current
-            if store is None and self._store.try_open():
-                store = self._store.current
-            if store is not None:
-                try:
-                    store.forecast_log.write_rows(records)
-                    self._metrics.forecast_log_recorded.inc(len(records))
-                    return
-                except Exception as exc:  # the database is down or busy: hold and retry
-                    logger.warning("forecast log: write failed, retrying: %s", exc)
-            if self._stop.is_set():
-                tries_after_stop += 1
-                if tries_after_stop >= _SHUTDOWN_TRIES:
-                    logger.error("forecast log: %d forecasts lost at shutdown", len(records))
-                    self._metrics.forecast_log_dropped.inc(len(records))
-                    return
-            if self._stop.is_set():
-                time.sleep(0.2)
-            else:
-                self._stop.wait(_RETRY_SECONDS)
+            logging.getLogger(record.name).handle(record)
 
     def _refresh_gauges(self) -> None:
         store = self._store.current
+        if store is None and self._store.try_open():
+            store = self._store.current
         if store is None:
             return
         try:
@@ -210,24 +333,17 @@ class ForecastRecorder:
                 m.live_coverage.labels(*key, str(level)).set(share)
 
 
-def _record(item: _Pending) -> ForecastRecord:
-    result = item.result
-    stamps: Sequence[str] = result["timestamps"]
-    horizon = len(stamps)
-    intervals = {
-        int(level): (bounds["lower"], bounds["upper"])
-        for level, bounds in result["intervals"].items()
-    }
-    return ForecastRecord(
-        model=item.model,
-        version=item.version,
-        series_id=item.series_id,
-        origin=item.origin.astype("datetime64[us]").item(),
-        timestamps=np.array(stamps, dtype="datetime64[us]"),  # [H]
-        mean=result["mean"],
-        intervals=intervals,
-        naive=naive_reference(item.history, horizon, item.frequency),
-    )
+_SEASONS: dict[str, int] = {}
+"""Season length by frequency, as `naive_reference` takes it (computed once per frequency)."""
+
+
+def _season(frequency: str) -> int:
+    try:
+        season = season_length(frequency)
+    except ValueError:  # a frequency the writer will refuse, saying why: send it everything
+        return 0
+    _SEASONS[frequency] = season
+    return season
 
 
 def record_forecast(

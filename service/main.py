@@ -4,7 +4,8 @@ built at import time. Run with `forecast serve` or
 
 The lifespan starts the registry poller (which loads every model at once), waits up to
 FORECAST_STARTUP_WAIT_SECONDS for that first load, opens the series store, starts the
-forecast log's writer, and stops them on shutdown (the writer first writes what is queued).
+forecast log's writer process, and stops them on shutdown (the writer first writes what is
+queued).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     recorder = _recorder(app)
     app.state.forecast_recorder = recorder
     if recorder is not None:
-        recorder.start()
+        await anyio.to_thread.run_sync(recorder.start)  # spawning the writer takes a moment
     # Everything allocated so far (torch, MLflow, pydantic, the models: ~400,000 objects) lives
     # as long as the process. Frozen, the cyclic GC stops rescanning it: a full collection took
     # 264 ms before (a stall of every request in flight, the p99 under load) and ~0 ms after.
