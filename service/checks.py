@@ -18,7 +18,7 @@ from models.base import ModelMeta
 from models.features import future_timestamps, parse_frequency
 from service.errors import InvalidInputError, PayloadTooLargeError
 from service.settings import ServiceSettings
-from training.data.known import holiday_indicator, is_holiday_column
+from training.data.known import holiday_indicator, is_holiday_column, supplied_columns
 from training.store import StoreError
 from training.store import timestamps as stamp_rules
 
@@ -107,7 +107,7 @@ def check_series(
         )
     stamps = parse_timestamps(timestamps, f"{where}timestamps")  # [T]
     full = check_float32(values, f"{where}values")  # [T]
-    known = set(data_future_covariates(meta))
+    known = set(supplied_columns(meta.future_covariates))
     past = {k: v for k, v in (covariates or {}).items() if k not in known}
     cov = _check_covariates(meta, name, where, past or None, n, lookback)  # [L, C] or None
     future = check_future_covariates(
@@ -158,11 +158,6 @@ def _check_covariates(
     return np.ascontiguousarray(wide[:, -keep:].T, dtype=np.float32)  # [C, T] -> [L, C]
 
 
-def data_future_covariates(meta: ModelMeta) -> list[str]:
-    """The future covariates a request sends (every one but the computed holiday indicators)."""
-    return [k for k in meta.future_covariates if not is_holiday_column(k)]
-
-
 def check_future_covariates(
     meta: ModelMeta,
     name: str,
@@ -188,7 +183,7 @@ def check_future_covariates(
         InvalidInputError: a missing, unknown, wrongly long, null or out-of-range covariate.
     """
     field = f"{where}future_covariates"
-    wanted, given = data_future_covariates(meta), future or {}
+    wanted, given = supplied_columns(meta.future_covariates), future or {}
     if not meta.future_covariates:
         if given:
             raise InvalidInputError(

@@ -22,10 +22,10 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from models.features import future_timestamps, season_length
-from service.checks import data_future_covariates
 from service.guard import PUBLIC_PATHS
 from service.registry import LoadedModel
 from service.schemas import ErrorBody
+from training.data.known import supplied_columns
 
 ASSETS = "/docs-assets"
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
@@ -145,7 +145,7 @@ def example_request(model: LoadedModel) -> dict[str, Any]:
     levels = sorted(int(level) for level in meta.conformal)
     wanted = [level for level in (80, 95) if not levels or levels[0] <= level <= levels[-1]]
     horizon = min(3, meta.max_horizon)
-    ahead = data_future_covariates(meta)
+    ahead = supplied_columns(meta.future_covariates)
     request: dict[str, Any] = {
         "timestamps": np.datetime_as_string(stamps, unit="s").tolist(),
         "values": [round(float(v), 3) for v in values],

@@ -63,10 +63,11 @@ def _stored(
     steps: int,
 ) -> tuple[SeriesFrame, pd.DataFrame | None]:
     """(the stored series as a frame, `ahead` from --future or None)."""
+    from training.data.known import supplied_columns
     from training.jobs.batch_predict import history_rows, store_frame
-    from training.jobs.predict_future import read_future, sent_future_covariates, with_known
+    from training.jobs.predict_future import read_future, with_known
 
-    sent = sent_future_covariates(meta)
+    sent = supplied_columns(meta.future_covariates)
     if meta.future_covariates and future is None:
         raise ExperimentError(
             f"model {ref.name!r} version {ref.version} reads the future covariates "

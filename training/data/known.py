@@ -42,6 +42,12 @@ def is_holiday_column(name: str) -> bool:
     return name.startswith(HOLIDAY_PREFIX)
 
 
+def supplied_columns(names: Sequence[str]) -> list[str]:
+    """The future covariates among `names` that data must carry (a request, a file): all but
+    the holiday indicators, which are computed from the timestamps."""
+    return [name for name in names if not is_holiday_column(name)]
+
+
 def holiday_indicator(timestamps: np.ndarray, name: str) -> np.ndarray:
     """1.0 where the timestamp's date is a holiday of column `name`'s country, else 0.0.
 

@@ -20,14 +20,9 @@ import numpy as np
 import pandas as pd
 
 from training.data.frame import SeriesFrame
-from training.data.known import holiday_indicator, is_holiday_column
+from training.data.known import holiday_indicator, is_holiday_column, supplied_columns
 from training.errors import DataError
 from training.jobs.batch_predict import check_frequency
-
-
-def sent_future_covariates(meta: Any) -> list[str]:
-    """The future covariates the data supplies (holiday indicators are computed)."""
-    return [name for name in meta.future_covariates if not is_holiday_column(name)]
 
 
 def load_data_file(
@@ -56,7 +51,7 @@ def load_data_file(
     """
     from training.data.catalogue import load_file
 
-    sent = sent_future_covariates(meta)
+    sent = supplied_columns(meta.future_covariates)
     columns = [*meta.covariates, *sent]
     options: dict[str, Any] = {"time_col": time_col, "target_col": target_col,
                                "id_col": id_col, "freq": freq, "covariates": columns}  # fmt: skip
@@ -111,7 +106,7 @@ def read_future(path: Path, frame: SeriesFrame, meta: Any, steps: int) -> pd.Dat
             naming the series, the column and the timestamp.
     """
     where = str(path)
-    sent = sent_future_covariates(meta)
+    sent = supplied_columns(meta.future_covariates)
     raw, label = _read_table(path)
     _require_columns(raw, ["series_id", "timestamp", *sent], where)
     stamps = _parse_stamps(raw["timestamp"])  # [R]
@@ -167,7 +162,7 @@ def horizon_rows(
         DataError: too few rows, a row off the forecast's timestamps, or an empty (or
             non-numeric) covariate; naming the series, the column and the timestamp.
     """
-    sent = sent_future_covariates(meta)
+    sent = supplied_columns(meta.future_covariates)
     origins = frame.table.groupby("series_id", sort=True)["timestamp"].max()  # [B]
     expected = future_timestamps_of(origins.to_numpy(), meta.frequency, steps)  # [B, H]
     groups = {str(k): g for k, g in rows.groupby("series_id", sort=False)}
