@@ -46,6 +46,7 @@ def test_config_round_trips_through_json() -> None:
         ({"dropout": 1.0}, r"dropout 1.0 must be in \[0, 1\)"),
         ({"frequency": "hourly"}, r"frequency 'hourly' is not supported"),
         ({"levels": [80, 100]}, r"levels: 100 is not strictly between 0 and 100"),
+        ({"epoch_windows": -5}, r"epoch_windows -5 must be >= 0 \(0 = every window each epoch\)"),
     ],
 )
 def test_config_refuses_bad_values(change: dict[str, Any], message: str) -> None:
