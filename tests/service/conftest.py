@@ -25,9 +25,11 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from service.main import create_app
 from service.settings import ServiceSettings
+from service.store_deps import StoreHandle, StoreSettings
 
 READ_KEY = "read-key-for-tests"
 ADMIN_KEY = "admin-key-for-tests"
@@ -114,6 +116,19 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
             hourly=_history("load/etth1", 48),
             stock=_history("stock/aapl", 40),
         )
+
+
+@contextlib.contextmanager
+def with_series_store(application: FastAPI, url: str, **options: Any) -> Iterator[TestClient]:
+    """`application` started (lifespan) with a series store at `url` (StoreSettings
+    `options` on top), for the block; the store is closed after the app stops."""
+    handle = StoreHandle(StoreSettings(database_url=SecretStr(url), **options))
+    application.state.series_store = handle
+    try:
+        with TestClient(application) as client:
+            yield client
+    finally:
+        handle.close()
 
 
 @pytest.fixture(scope="module")

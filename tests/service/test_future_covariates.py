@@ -14,12 +14,10 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
 from service.main import create_app
 from service.settings import ServiceSettings
-from service.store_deps import StoreHandle, StoreSettings
-from tests.service.conftest import ADMIN, ADMIN_KEY, READ, READ_KEY
+from tests.service.conftest import ADMIN, ADMIN_KEY, READ, READ_KEY, with_series_store
 
 NAME = "svc-future"
 LOOKBACK, HORIZON = 24, 6
@@ -56,13 +54,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FastAPI, 
         poll_seconds=3600.0, startup_wait_seconds=60.0,
     )  # fmt: skip
     application = create_app(settings)
-    handle = StoreHandle(
-        StoreSettings(database_url=SecretStr(f"sqlite:///{Path(root) / 'series.db'}"))
-    )
-    application.state.series_store = handle
-    with TestClient(application):
+    with with_series_store(application, f"sqlite:///{Path(root) / 'series.db'}"):
         yield application, data
-    handle.close()
 
 
 @pytest.fixture

@@ -13,14 +13,11 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
-from pydantic import SecretStr
 from schemathesis.checks import positive_data_acceptance
 
 from service.main import create_app
-from service.store_deps import StoreHandle, StoreSettings
-from tests.service.conftest import ADMIN, Store
+from tests.service.conftest import ADMIN, Store, with_series_store
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
 
@@ -29,11 +26,8 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
 def fuzz_app(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
     application = create_app(store.settings(max_body_bytes=200_000))
     db = tmp_path_factory.mktemp("fuzz") / "series.db"
-    handle = StoreHandle(StoreSettings(database_url=SecretStr(f"sqlite:///{db}")))
-    application.state.series_store = handle
-    with TestClient(application):
+    with with_series_store(application, f"sqlite:///{db}"):
         yield application
-    handle.close()
 
 
 def test_no_server_errors_and_no_schema_violations(fuzz_app: FastAPI) -> None:

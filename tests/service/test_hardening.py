@@ -16,11 +16,9 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
 from service.main import create_app
-from service.store_deps import StoreHandle, StoreSettings
-from tests.service.conftest import ADMIN, HOURLY, READ, Store
+from tests.service.conftest import ADMIN, HOURLY, READ, Store, with_series_store
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +26,8 @@ def hard_app(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     """The service with a fresh SQLite series store and a small answer cap (600 points)."""
     application = create_app(store.settings(max_response_points=600))
     db: Path = tmp_path_factory.mktemp("hardening") / "series.db"
-    handle = StoreHandle(StoreSettings(database_url=SecretStr(f"sqlite:///{db}")))
-    application.state.series_store = handle
-    with TestClient(application):
+    with with_series_store(application, f"sqlite:///{db}"):
         yield application
-    handle.close()
 
 
 @pytest.fixture

@@ -17,12 +17,11 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
 from service.errors import InvalidInputError
 from service.main import create_app
-from service.store_deps import StoreHandle, StoreSettings, store_errors
-from tests.service.conftest import ADMIN, HOURLY, READ, Store
+from service.store_deps import store_errors
+from tests.service.conftest import ADMIN, HOURLY, READ, Store, with_series_store
 from training.store import SeriesStore, schema
 
 RANGE = "1900-01-01T00:00:00 .. 2200-01-01T00:00:00 UTC"
@@ -31,12 +30,8 @@ RANGE = "1900-01-01T00:00:00 .. 2200-01-01T00:00:00 UTC"
 @pytest.fixture
 def api(store: Store, database_url: str) -> Iterator[TestClient]:
     """The app with its series store on a fresh database (SQLite file or PostgreSQL schema)."""
-    application = create_app(store.settings())
-    handle = StoreHandle(StoreSettings(database_url=SecretStr(database_url)))
-    application.state.series_store = handle
-    with TestClient(application) as client:
+    with with_series_store(create_app(store.settings()), database_url) as client:
         yield client
-    handle.close()
 
 
 def _hourly_ending(last: str, values: list[float]) -> list[str]:

@@ -23,7 +23,17 @@ from pydantic import SecretStr
 
 from service.main import create_app
 from service.store_deps import StoreHandle, StoreSettings
-from tests.service.conftest import ADMIN, HORIZON, HOURLY, LOOKBACK, READ, STOCK, History, Store
+from tests.service.conftest import (
+    ADMIN,
+    HORIZON,
+    HOURLY,
+    LOOKBACK,
+    READ,
+    STOCK,
+    History,
+    Store,
+    with_series_store,
+)
 
 MAX_BATCH = 60
 PAGE = 30
@@ -38,18 +48,10 @@ def series_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def series_app(store: Store, series_db: Path) -> Iterator[FastAPI]:
     """The service with the series routes on a fresh SQLite series store, started once."""
     application = create_app(store.settings())
-    handle = StoreHandle(
-        StoreSettings(
-            database_url=SecretStr(f"sqlite:///{series_db}"),
-            ingest_max_batch=MAX_BATCH,
-            read_max_points=PAGE,
-            database_busy_timeout=0.2,
-        )
-    )
-    application.state.series_store = handle
-    with TestClient(application):
+    url = f"sqlite:///{series_db}"
+    options = {"ingest_max_batch": MAX_BATCH, "read_max_points": PAGE}
+    with with_series_store(application, url, database_busy_timeout=0.2, **options):
         yield application
-    handle.close()
 
 
 @pytest.fixture
