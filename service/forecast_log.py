@@ -1,9 +1,9 @@
 """Records forecasts in the store's forecast log from a writer process, and keeps the live
 accuracy gauges current.
 
-A request hands its forecast to `ForecastRecorder.submit`, which pickles its raw pieces (text
-and lists of floats, ~2 KB for 24 steps, ~5 us in C) and sends them as one datagram on a
-non-blocking Unix socket to a writer *process*, spawned at start-up (one per serving
+A request hands its forecast to `ForecastRecorder.submit`, which pickles a few strings and one
+block of float64 bytes (~1.8 KB for 24 steps and two levels, a few us) and sends them as one
+datagram on a non-blocking Unix socket to a writer *process*, spawned at start-up (one per serving
 process). No other thread of the serving process handles the forecast, so recording takes no
 GIL time from the requests beyond that send. At most FORECAST_FORECAST_LOG_BUFFER forecasts
 wait (sent, not yet written); beyond that, or when the socket is full or the writer gone, the
@@ -12,8 +12,9 @@ the request. A forecast must fit in one datagram: the host's net.core.wmem_max (
 about 3,000 steps with two interval levels) bounds it; a larger one is dropped and counted.
 
 The writer (`service/forecast_writer.py`) reads the socket in a thread of its own and, every
-FLUSH_SECONDS, packs what came meanwhile into table rows and writes up to 500 per transaction
-into `SeriesStore.forecast_log`. While the database is unreachable it holds its batch and retries,
+FLUSH_SECONDS (0.25 s), packs what came meanwhile into table rows (a forecast repeated
+meanwhile once; alike forecasts as arrays) and writes up to 500 per transaction into
+`SeriesStore.forecast_log`. While the database is unreachable it holds its batch and retries,
 so nothing already sent is lost; at shutdown it writes what is left (10 tries 0.2 s apart if
 the database is down; the rest is counted as dropped) before it ends. The packing and the SQL
 run at nice 19, so on a busy machine they take CPU after the requests; the receiving thread
@@ -30,8 +31,11 @@ each version (here: they are this process's metrics; /metrics combines the worke
 Why so: a writer thread packing rows (~35 us a forecast) and running SQLAlchemy in the serving
 process took the GIL from the requests (p99 x1.18-1.30 with recording on). A
 `multiprocessing.Queue` would not do: its feeder thread needs the GIL once per forecast and,
-starved of it under load, passed ~200 forecasts/s. Out of the process at normal priority, the
-packing still took the CPU from the requests on 2 busy cores (p95 +10 ms); niced, it does not.
+starved of it under load, passed ~200 forecasts/s. Out of the process, what the writer spends
+still comes out of the cores the requests run on (at normal priority: p95 +10 ms on 2 busy
+cores; niced, less): unpickling lists of floats (~25 us a forecast), packing one forecast at a
+time (~30 us) and SQLAlchemy's bind processing (~20 us a row) still made p50 x1.08. Bytes,
+array packing and the driver's executemany take ~30 us for a new forecast, a few for a repeat.
 benchmarks/live.py measures the cost; BENCHMARKS.md has the figures.
 """
 
@@ -44,6 +48,7 @@ import pickle
 import socket
 import threading
 import time
+from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -197,13 +202,10 @@ class ForecastRecorder:
         """
         season = _SEASONS.get(frequency) or _season(frequency)
         try:
-            # Plain text and lists pickle ~3x faster than numpy objects. Of the history, only
-            # the last season: all the seasonal-naive reference reads.
             data = pickle.dumps(
-                (model, version, series_id, frequency, str(origin), history[-season:].tolist(),
-                 result.get("timestamps"), result.get("mean"), result.get("intervals")),
+                _datagram(model, version, series_id, frequency, origin, history[-season:], result),
                 protocol=pickle.HIGHEST_PROTOCOL,
-            )  # fmt: skip
+            )
         except Exception as exc:  # never fail a request for its log
             logger.warning("forecast log: a forecast of %s cannot be sent: %s", model, exc)
             data = b""
@@ -344,6 +346,35 @@ def _season(frequency: str) -> int:
         return 0
     _SEASONS[frequency] = season
     return season
+
+
+def _datagram(
+    model: str,
+    version: str,
+    series_id: str,
+    frequency: str,
+    origin: np.datetime64,
+    tail: np.ndarray,
+    result: dict[str, Any],
+) -> tuple[str, str, str, str, str, str, int, str, bytes]:
+    """What `submit` sends: a few strings and one block of float64 bytes (unpickling lists
+    of floats, ~170 objects a forecast, was the writer's largest cost).
+
+    Returns:
+        (model, version, series id, frequency, origin, levels "80,95", T, the step
+        timestamps joined by "\x1f", float64 bytes: the history's last T values [T], then
+        mean [H], then lower and upper [H] each per level in that order).
+    """
+    intervals = result.get("intervals") or {}
+    levels = sorted(intervals, key=float)
+    parts = [np.asarray(tail, dtype=np.float64).tobytes(), array("d", result["mean"]).tobytes()]
+    for level in levels:
+        bounds = intervals[level]
+        parts += [array("d", bounds["lower"]).tobytes(), array("d", bounds["upper"]).tobytes()]
+    return (
+        model, version, series_id, frequency, str(origin), ",".join(levels), len(tail),
+        "\x1f".join(result["timestamps"]), b"".join(parts),
+    )  # fmt: skip
 
 
 def record_forecast(

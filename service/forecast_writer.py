@@ -2,9 +2,10 @@
 
 `write_forever` is the body of the process the serving process spawns: a receiving thread
 drains the Unix datagram socket, and the main thread, at nice 19, unpickles what came every
-FLUSH_SECONDS, packs it into rows and writes up to 500 per transaction, retrying while the
-database is down. Its counts (written, dropped) sit in shared memory the serving process reads;
-its log records go back through a queue.
+FLUSH_SECONDS, packs it into rows (repeats of a forecast once; alike forecasts as arrays,
+together) and writes up to 500 per transaction, retrying while the database is down. Its
+counts (written, dropped) sit in shared memory the serving process reads; its log records go
+back through a queue.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.features import season_length
 from training.store import SeriesStore
-from training.store.forecast_log import ForecastRecord, forecast_row, naive_reference
-from training.store.schema import utc_now
+from training.store.forecast_rows import F8, MAX_RECORDED_STEPS, packed_rows
+from training.store.schema import StoreError, utc_now
 
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
@@ -37,9 +40,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger("service.forecast_log")
 
 _BATCH = 500
-"""Most forecasts the writer writes in one transaction."""
+"""Most forecasts received that the writer packs and writes in one transaction."""
 FLUSH_SECONDS = 0.25
-"""How often the writer wakes to write what came meanwhile."""
+"""How often the writer wakes to write what came meanwhile. Each wake-up is a burst of CPU
+that slows the requests it overlaps: once a second made four times longer bursts, and p99
+no better (BENCHMARKS.md)."""
 _RECEIVE_SECONDS = 0.02
 """The writer's receiving thread sleeps this long between two reads of its socket."""
 _RETRY_SECONDS = 1.0
@@ -108,7 +113,7 @@ class _Writer:
             # Every FLUSH_SECONDS, not on every forecast: one transaction carries what came.
             finished = self._finished.wait(FLUSH_SECONDS)  # then all sent before is received
             while batch := self._take():
-                self._write(self._pack(batch))
+                self._write(*self._pack(batch))
         if self._lost_at_end:
             logger.error("forecast log: %d forecasts lost at shutdown", self._lost_at_end)
         if self._store is not None:
@@ -167,25 +172,55 @@ class _Writer:
             batch.append(self._received.popleft())
         return batch
 
-    def _pack(self, batch: list[bytes]) -> list[dict[str, Any]]:
-        rows = []
-        now = utc_now()  # one created_at for the batch, as `ForecastLog.record` does
+    def _pack(self, batch: list[bytes]) -> tuple[list[dict[str, Any]], int]:
+        """The rows of `batch` (see `service.forecast_log._datagram`), and how many of its
+        forecasts they stand for.
+
+        Of forecasts with one key (model, version, series, origin) only the last is packed,
+        as writing them in turn would leave it alone; the others count as written with it.
+        A forecast that cannot be logged is counted dropped (with the repeats of its key).
+        Forecasts alike in frequency, levels and sizes are packed as arrays, together.
+        """
+        latest: dict[tuple[str, ...], tuple[Any, ...]] = {}
+        repeats: dict[tuple[str, ...], int] = {}
         for data in batch:
             try:
-                rows.append(forecast_row(_record(pickle.loads(data)), now))
-            except Exception as exc:  # one forecast we cannot log (StoreError included)
-                logger.warning("forecast log: skipped a forecast: %s", exc)
-                self._counts[DROPPED] += 1
-        return rows
+                item = pickle.loads(data)
+                key: tuple[str, ...] = (item[0], item[1], item[2], item[4])
+            except Exception as exc:
+                self._skip(1, exc)
+                continue
+            latest[key] = item
+            repeats[key] = repeats.get(key, 0) + 1
+        groups: dict[tuple[Any, ...], list[tuple[str, ...]]] = {}
+        for key, item in latest.items():
+            groups.setdefault((item[3], item[5], item[6], len(item[8])), []).append(key)
+        rows: list[dict[str, Any]] = []
+        forecasts = 0
+        now = utc_now()  # one created_at for the batch, as `ForecastLog.record` does
+        for keys in groups.values():
+            packed, failed = _pack_alike([latest[key] for key in keys], now)
+            rows += packed
+            forecasts += sum(repeats[key] for key in keys)
+            for i, why in failed:
+                self._skip(repeats[keys[i]], why)
+                forecasts -= repeats[keys[i]]
+        return rows, forecasts
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
+    def _skip(self, forecasts: int, why: Exception) -> None:
+        logger.warning("forecast log: skipped a forecast: %s", why)
+        self._counts[DROPPED] += forecasts
+
+    def _write(self, rows: list[dict[str, Any]], forecasts: int) -> None:
+        """Write `rows` (standing for `forecasts` received), retrying while the database is
+        down; at the end, a few tries, then they are counted dropped."""
         tries_after_end = 0
         while rows and not self._lost_at_end:
             store = self.open()
             if store is not None:
                 try:
                     store.forecast_log.write_rows(rows)
-                    self._counts[RECORDED] += len(rows)
+                    self._counts[RECORDED] += forecasts
                     return
                 except Exception as exc:  # the database is down or busy: hold and retry
                     logger.warning("forecast log: write failed, retrying: %s", exc)
@@ -197,20 +232,52 @@ class _Writer:
                 break
             time.sleep(0.2)
         if rows:  # given up at the end: the database stayed down; the rest is not tried
-            self._lost_at_end += len(rows)
-            self._counts[DROPPED] += len(rows)
+            self._lost_at_end += forecasts
+            self._counts[DROPPED] += forecasts
 
 
-def _record(item: tuple[Any, ...]) -> ForecastRecord:
-    """The record of a received forecast (see `ForecastRecorder.submit` for the fields)."""
-    model, version, series_id, frequency, origin, history, stamps, mean, intervals = item
-    return ForecastRecord(
-        model=model,
-        version=version,
-        series_id=series_id,
-        origin=np.datetime64(origin, "us").item(),
-        timestamps=np.array(stamps, dtype="datetime64[us]"),  # [H]
-        mean=mean,
-        intervals={int(k): (bounds["lower"], bounds["upper"]) for k, bounds in intervals.items()},
-        naive=naive_reference(np.asarray(history, dtype=np.float64), len(stamps), frequency),
-    )
+def _pack_alike(
+    items: list[tuple[Any, ...]], now: datetime
+) -> tuple[list[dict[str, Any]], list[tuple[int, Exception]]]:
+    """The rows of forecasts alike (frequency, levels, sizes), packed as arrays; when one
+    spoils the lot, each is packed alone. Returns (rows, (index, why) of those that fail)."""
+    try:
+        return _rows(items, now), []
+    except Exception as exc:
+        if len(items) == 1:
+            return [], [(0, exc)]
+    rows: list[dict[str, Any]] = []
+    failed: list[tuple[int, Exception]] = []
+    for i, item in enumerate(items):
+        packed, bad = _pack_alike([item], now)
+        rows += packed
+        failed += [(i, exc) for _, exc in bad]
+    return rows, failed
+
+
+def _rows(items: list[tuple[Any, ...]], now: datetime) -> list[dict[str, Any]]:
+    """The table rows of N received forecasts alike (`service.forecast_log._datagram`).
+
+    Raises:
+        StoreError, ValueError: something in them cannot be logged (sizes, stamps, levels,
+            frequency, non-finite values).
+    """
+    _, _, _, frequency, _, text, tail, _, _ = items[0]
+    levels = [int(k) for k in text.split(",") if k]
+    season = season_length(frequency)
+    floats, odd = divmod(len(items[0][8]), F8.itemsize)
+    horizon, rest = divmod(floats - tail, 1 + 2 * len(levels))
+    if odd or rest or not 1 <= horizon <= MAX_RECORDED_STEPS:
+        raise StoreError(f"a forecast of {floats} values does not split into steps", "mean")
+    values = np.frombuffer(b"".join(item[8] for item in items), F8).reshape(len(items), floats)
+    if not np.isfinite(values).all():
+        raise StoreError("a logged forecast must hold finite numbers", "mean")
+    stamps = np.array("\x1f".join(item[7] for item in items).split("\x1f"), "datetime64[us]")
+    stamps = stamps.reshape(len(items), horizon)  # ValueError when a count differs
+    origins = np.array([item[4] for item in items], dtype="datetime64[us]").tolist()
+    history, mean = values[:, :tail], values[:, tail : tail + horizon]  # [N, T], [N, H]
+    bounds = values[:, tail + horizon :].reshape(len(items), len(levels), 2, horizon)
+    season = season if tail >= season else 1  # as `naive_reference`: a random walk if short
+    naive = history[:, tail - season + np.arange(horizon) % season]  # [N, H]
+    keys = [(*item[:3], origin) for item, origin in zip(items, origins, strict=True)]
+    return packed_rows(keys, stamps, mean, naive, levels, bounds[:, :, 0], bounds[:, :, 1], now)

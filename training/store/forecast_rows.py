@@ -23,7 +23,6 @@ F8, I8 = np.dtype("<f8"), np.dtype("<i8")
 """How the arrays are packed: float64 values, int64 microsecond stamps, little-endian."""
 MAX_RECORDED_STEPS = 10_000
 """Longest horizon one logged forecast may hold."""
-F8, I8 = np.dtype("<f8"), np.dtype("<i8")
 
 
 @dataclass(frozen=True)
@@ -101,24 +100,66 @@ def forecast_row(record: ForecastRecord, now: datetime | None = None) -> dict[st
         )
         raise StoreError(f"{bad} of a logged forecast must hold {horizon} finite numbers", bad)
     bounds = table[len(names) - 2 * len(levels) :]  # [2K, H]: lower, upper per level
-    return {
-        "model": record.model,
-        "version": record.version,
-        "series_id": record.series_id,
-        "origin": record.origin,
-        "horizon": horizon,
-        "first_ts": stamps[0].item(),
-        "last_ts": stamps[-1].item(),
-        "stamps": stamps.astype(I8).tobytes(),
-        "mean": table[0].tobytes(),
-        "naive": table[1].tobytes() if record.naive is not None else None,
-        "levels": ",".join(str(k) for k in levels),
-        "lower": bounds[0::2].tobytes(),  # [K, H]
-        "upper": bounds[1::2].tobytes(),  # [K, H]
-        "actual": np.full(horizon, np.nan, dtype=F8).tobytes(),
-        "scored": 0,
-        "created_at": utc_now() if now is None else now,
+    key = (record.model, record.version, record.series_id, record.origin)
+    naive = table[1:2] if record.naive is not None else None
+    return packed_rows(
+        [key], stamps[None], table[:1], naive, levels, bounds[None, 0::2], bounds[None, 1::2], now
+    )[0]
+
+
+def packed_rows(
+    keys: Sequence[tuple[str, str, str, datetime]],
+    stamps: np.ndarray,
+    mean: np.ndarray,
+    naive: np.ndarray | None,
+    levels: Sequence[int],
+    lower: np.ndarray,
+    upper: np.ndarray,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The table rows of N forecasts of one horizon H and one set of K levels, already
+    checked (finite, one stamp a step): packing N at once costs a few microseconds a row.
+
+    Args:
+        keys: [N] (model, version, series id, origin).
+        stamps: [N, H] datetime64 naive UTC.
+        mean, naive: [N, H] (naive None when unknown); lower, upper: [N, K, H] in `levels`
+            order.
+        now: their created_at (default: now).
+    """
+    steps = stamps.astype("datetime64[us]")  # [N, H]
+    first, last = steps[:, 0].tolist(), steps[:, -1].tolist()
+    packed = {
+        "stamps": np.ascontiguousarray(steps.astype(I8)),
+        "mean": np.ascontiguousarray(mean, F8),
+        "lower": np.ascontiguousarray(lower, F8),
+        "upper": np.ascontiguousarray(upper, F8),
     }
+    naive = None if naive is None else np.ascontiguousarray(naive, F8)
+    actual = np.full(steps.shape[1], np.nan, dtype=F8).tobytes()  # NaN until observed
+    text = ",".join(str(k) for k in levels)
+    created = utc_now() if now is None else now
+    return [
+        {
+            "model": model,
+            "version": version,
+            "series_id": series_id,
+            "origin": origin,
+            "horizon": steps.shape[1],
+            "first_ts": first[i],
+            "last_ts": last[i],
+            "stamps": packed["stamps"][i].tobytes(),
+            "mean": packed["mean"][i].tobytes(),
+            "naive": None if naive is None else naive[i].tobytes(),
+            "levels": text,
+            "lower": packed["lower"][i].tobytes(),  # [K, H]
+            "upper": packed["upper"][i].tobytes(),  # [K, H]
+            "actual": actual,
+            "scored": 0,
+            "created_at": created,
+        }
+        for i, (model, version, series_id, origin) in enumerate(keys)
+    ]
 
 
 def fill(actual: np.ndarray, steps: np.ndarray, observed: np.ndarray, values: Any) -> bool:
