@@ -183,9 +183,16 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def drive(
-    url: str, body: bytes, concurrency: int, requests: int, warm_up: int = 0
+    url: str,
+    body: bytes | list[bytes],
+    concurrency: int,
+    requests: int,
+    warm_up: int = 0,
+    keep: list[float] | None = None,
 ) -> dict[str, Any]:
-    """Closed loop: `concurrency` keep-alive connections share `requests` timed requests.
+    """Closed loop: `concurrency` keep-alive connections share `requests` timed requests
+    (with several bodies, each request sends the next in turn). `keep` receives every
+    latency (seconds), for figures over several runs.
 
     First, untimed, every connection sends one request and together they send `warm_up` more
     at the same concurrency: connection set-up and each server process's first passes through
@@ -196,11 +203,22 @@ async def drive(
     """
     parsed = httpx.URL(url)
     host, port = parsed.host, int(parsed.port or 80)
-    request = (
-        f"POST {parsed.raw_path.decode()} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        f"Content-Type: application/json\r\nX-API-Key: {KEY}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+    prepared = [
+        (
+            f"POST {parsed.raw_path.decode()} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: application/json\r\nX-API-Key: {KEY}\r\n"
+            f"Content-Length: {len(one)}\r\n\r\n"
+        ).encode()
+        + one
+        for one in ([body] if isinstance(body, bytes) else body)
+    ]
+    sent = 0
+
+    def next_request() -> bytes:
+        nonlocal sent
+        sent += 1
+        return prepared[sent % len(prepared)]
+
     latencies: list[float] = []
     errors = 0
     remaining = requests
@@ -211,11 +229,11 @@ async def drive(
         nonlocal remaining, errors, warm_left
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            writer.write(request)  # untimed: one per connection, then the shared warm-up
+            writer.write(next_request())  # untimed: one per connection, then the warm-up
             await _read_response(reader)
             while warm_left > 0:
                 warm_left -= 1
-                writer.write(request)
+                writer.write(next_request())
                 await _read_response(reader)
             ready.append(1)
             if len(ready) == concurrency:
@@ -224,7 +242,7 @@ async def drive(
             while remaining > 0:
                 remaining -= 1
                 start = time.perf_counter()
-                writer.write(request)
+                writer.write(next_request())
                 status = await _read_response(reader)
                 latencies.append(time.perf_counter() - start)
                 errors += status != 200
@@ -238,6 +256,8 @@ async def drive(
     started.set()
     await asyncio.gather(*tasks)
     wall = time.perf_counter() - start
+    if keep is not None:
+        keep.extend(latencies)
     ms = np.asarray(latencies) * 1000.0
     return {
         "requests": len(latencies),
