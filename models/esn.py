@@ -63,6 +63,9 @@ step, 0.97 at the defaults, so 96 steps leave at most ~5% of the start (tanh sat
 contracts faster in practice). The test pins how closely warmed states match the whole-series
 states the readout was trained on at small sizes; a reservoir with a longer memory (leak near
 0, radius near 1) needs a longer washout.
+
+Layout. This file holds the forecaster (fit, predict, persistence); the reservoir inputs, the
+readout rows z_t and the windows' design matrices are built in models.esn_design.
 """
 
 from __future__ import annotations
@@ -70,37 +73,22 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from models import intervals, rollout
+from models import esn_design, intervals, rollout
 from models.base import EpochCallback, EpochStats, FitReport, Forecast, ModelMeta, SeriesData
 from models.config import ESNConfig
-from models.errors import ForecastInputError
 from models.features import calendar_features, calendar_width, season_length
 from models.future import fit_stats
 from models.loop import resolve_device
 from models.persist import fresh_meta, load_module, save_module
 from models.reservoir import normal_equations, reservoir_weights, run_reservoir, solve_ridge
-from models.windows import check_series
 
 _PREDICT_BATCH = 1024  # history rows per reservoir pass at inference (bounds memory)
-
-
-@dataclass(frozen=True)
-class _Design:
-    """Readout design of some windows: features [n, F], targets [n, H] (normalised), and what
-    maps back to data units: last value [n, 1], scale s [n, 1], look-back window [n, L]."""
-
-    features: Tensor
-    targets: Tensor
-    last: Tensor
-    scale: Tensor
-    history: Tensor
 
 
 class ESNForecaster(nn.Module):
@@ -155,189 +143,25 @@ class ESNForecaster(nn.Module):
     def _device(self) -> torch.device:
         return self.w.device
 
-    # ----- inputs and design ------------------------------------------------------------
+    # ----- design (models.esn_design builds it) -----------------------------------------
 
-    def _inputs(
-        self,
-        values: Tensor,
-        cov: Tensor | None,
-        cal: Tensor | None,
-        s: Tensor,
-        fut: Tensor | None = None,
-    ) -> Tensor:
-        """Reservoir inputs u [B, T, D] from values [B, T], cov [B, T, C], cal [B, T, K] and
-        z-scored future covariates fut [B, T, K'].
-
-        The first step's difference is 0 (nothing before it); s [B, 1] divides the target's.
-        """
-        parts = [self._differences(values[..., None]) / s[..., None]]  # [B, T, 1]
-        if cov is not None:
-            parts.append(self._differences(cov) / self.input_scale[1:])  # [B, T, C]
-        if cal is not None:
-            parts.append(cal)  # [B, T, K]
-        if fut is not None:
-            parts.append(fut)  # [B, T, K']
-        return torch.cat(parts, dim=-1)  # [B, T, D]
-
-    def _scale_future(self, fut: Tensor | None) -> Tensor | None:
-        """[B, T, K'] raw -> z-scored with the training mean / std (None stays None)."""
-        if fut is None or not self.n_future:
-            return None
-        return (fut - self.future_mean) / self.future_std  # [B, T, K']
-
-    def _differences(self, x: Tensor) -> Tensor:
-        """[B, T, F] -> [B, T, F] first differences (0 at t=0), or x itself for norm="none"."""
-        if self.config.norm == "none":
-            return x
-        return torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
-
-    def _series_scale(self, values: Tensor) -> Tensor:
-        """[B, T] -> [B, 1] the s of the module docstring."""
-        c = self.config
-        if c.norm == "revin":
-            step = values[:, 1:] - values[:, :-1]  # [B, T-1]
-            return step.std(dim=1, correction=0, keepdim=True).clamp_min(1e-6)  # [B, 1]
-        return self.input_scale[:1].expand(values.shape[0], 1)  # [B, 1]
-
-    def _readout_rows(
-        self,
-        states: Tensor,
-        window: Tensor,
-        cal_now: Tensor | None,
-        s: Tensor,
-        ahead: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Features [n, F] from states [n, N], look-back windows [n, L], cal [n, K] and the
-        z-scored future covariates from origin to horizon end, ahead [n, K', H+1]; and the
-        per-row (location [n, 1]) the targets are relative to."""
-        loc = window[:, -1:] if self.config.norm != "none" else torch.zeros_like(window[:, :1])
-        parts = [states, (window - loc) / s]  # [n, N], [n, L]
-        if cal_now is not None:
-            parts.append(cal_now)  # [n, K]
-        if ahead is not None:
-            parts.append(ahead.reshape(ahead.shape[0], -1))  # [n, K' * (H+1)]
-            if self.interactions:
-                profile = self._seasonal_profile(window, loc, s)  # [n, H]
-                cross = profile[:, None, :] * ahead[:, :, 1:]  # [n, 1, H] * [n, K', H]
-                parts.append(cross.reshape(cross.shape[0], -1))  # [n, K' * H]
-        return torch.cat(parts, dim=1), loc  # [n, F], [n, 1]
-
-    def _seasonal_profile(self, window: Tensor, loc: Tensor, s: Tensor) -> Tensor:
-        """(mean_j y_{t+h-j m} - y_t) / s over the whole seasons j of the look-back: [n, H]."""
-        m, h, length = self.season_lag, self.config.max_horizon, window.shape[1]
-        # each [n, H]: the horizon's positions j seasons back (m >= H keeps them in the window)
-        lagged = [window[:, length - j * m : length - j * m + h] for j in range(1, length // m + 1)]
-        return (torch.stack(lagged).mean(dim=0) - loc) / s  # [J, n, H] -> [n, H]
+    def _spec(self) -> esn_design.DesignSpec:
+        """This module's config, layout and current scale buffers, for models.esn_design."""
+        return esn_design.DesignSpec(
+            config=self.config,
+            season_lag=self.season_lag,
+            interactions=self.interactions,
+            input_scale=self.input_scale,
+            future_mean=self.future_mean if self.n_future else None,
+            future_std=self.future_std if self.n_future else None,
+        )
 
     def _designs(
         self, train: Sequence[SeriesData], val: Sequence[SeriesData]
-    ) -> tuple[_Design, _Design]:
-        """Readout rows of every training window (origins past the washout) and every
-        validation window (origins from lookback - 1 on: a val series starts lookback steps
-        before its first target, as the Forecaster contract says).
-
-        The reservoir runs once over all series together (one zero-padded batch).
-        """
-        c = self.config
-        values, cov, cal, fut, lengths = self._stack([*train, *val], self._device())
-        # revin: a training series' s over all of it, a validation series' over its context only
-        history = [*lengths[: len(train)], *[c.lookback] * len(val)]
-        s = self._series_scale_padded(values, history)  # [B, 1]
-        fut = self._scale_future(fut)  # [B, T, K'] z-scored, or None
-        u = self._inputs(values, cov, cal, s, fut)  # [B, T, D]
-        states = run_reservoir(u, self.w_in, self.w, self.bias, c.leak_rate, keep_all=True)
-        run = (values, cal, s, states, lengths, fut)  # states [B, T, N]
-        n_train = len(train)
-        return (
-            self._collect(run, range(n_train), c.washout - 1, "train"),
-            self._collect(run, range(n_train, len(lengths)), 0, "val"),
-        )
-
-    def _collect(
-        self,
-        run: tuple[Tensor, Tensor | None, Tensor, Tensor, list[int], Tensor | None],
-        rows: range,
-        first: int,
-        name: str,
-    ) -> _Design:
-        """The design of series `rows` of a reservoir run, origins t >= first."""
-        c = self.config
-        h = c.max_horizon
-        values, cal, s, states, lengths, fut = run
-        feats, targets, lasts, scales, hists = [], [], [], [], []
-        for i in rows:
-            start = max(first, c.lookback - 1)
-            if lengths[i] - h <= start:
-                continue  # too short for one window
-            origins = torch.arange(start, lengths[i] - h, device=values.device)  # [n]
-            win = values[i].unfold(0, c.lookback, 1)[origins - c.lookback + 1]  # [n, L]
-            ahead = values[i].unfold(0, h, 1)[origins + 1]  # [n, H]
-            si = s[i].expand(origins.numel(), 1)  # [n, 1]
-            cal_now = None if cal is None else cal[i, origins]  # [n, K]
-            # [T, K'] -> [T-H, K', H+1] windows of origin .. origin + H, one per origin
-            known = None if fut is None else fut[i].unfold(0, h + 1, 1)[origins]
-            z, loc = self._readout_rows(states[i, origins], win, cal_now, si, known)
-            feats.append(z)
-            targets.append((ahead - loc) / si)  # [n, H]
-            lasts.append(loc)
-            scales.append(si)
-            hists.append(win)
-        if not feats:
-            need = max(first + 1, c.lookback) + h
-            longest = max((lengths[i] for i in rows), default=0)
-            raise ForecastInputError(
-                f"no {name} series has the {need} values one window needs "
-                f"(max(washout, lookback) + max_horizon; longest has {longest}); pass "
-                "longer series or lower lookback / washout / max_horizon"
-            )
-        return _Design(
-            features=torch.cat(feats).double(),  # [n, F]
-            targets=torch.cat(targets).double(),  # [n, H]
-            last=torch.cat(lasts),  # [n, 1]
-            scale=torch.cat(scales),  # [n, 1]
-            history=torch.cat(hists),  # [n, L]
-        )
-
-    def _series_scale_padded(self, values: Tensor, lengths: list[int]) -> Tensor:
-        """Per-series s over each series' first `lengths[i]` values: [B, T] -> [B, 1]."""
-        if self.config.norm != "revin":
-            return self._series_scale(values)
-        return torch.cat([self._series_scale(values[i : i + 1, :n]) for i, n in enumerate(lengths)])
-
-    def _stack(
-        self, series: Sequence[SeriesData], device: torch.device
-    ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None, list[int]]:
-        """Series as one batch padded at the end by repeating the last row (zero differences):
-        values [B, T], covariates [B, T, C], calendar [B, T, K], future covariates [B, T, K']
-        (raw units), and the true lengths."""
-        c = self.config
-        _check_series_list(series, c)
-        lengths = [len(s.values) for s in series]
-        t_max = max(lengths)
-
-        def pad(a: np.ndarray) -> np.ndarray:  # [T, ...] -> [T_max, ...]
-            return np.concatenate([a, np.repeat(a[-1:], t_max - len(a), axis=0)])
-
-        values = torch.as_tensor(
-            np.stack([pad(np.asarray(s.values, np.float32)) for s in series]), device=device
-        )  # [B, T]
-        cov = None
-        if c.covariates:
-            cov = torch.as_tensor(
-                np.stack([pad(np.asarray(s.covariates, np.float32)) for s in series]),
-                device=device,
-            )  # [B, T, C]
-        cal = None
-        if c.calendar:
-            feats = [pad(calendar_features(np.asarray(s.timestamps), c.frequency)) for s in series]
-            cal = torch.as_tensor(np.stack(feats), device=device)  # [B, T, K]
-        fut = None
-        if self.n_future:
-            fut = torch.as_tensor(
-                np.stack([pad(np.asarray(s.future_covariates, np.float32)) for s in series]),
-                device=device,
-            )  # [B, T, K']
-        return values, cov, cal, fut, lengths
+    ) -> tuple[esn_design.Design, esn_design.Design]:
+        """Readout designs of the training and validation windows (models.esn_design)."""
+        reservoir = (self.w_in, self.w, self.bias)
+        return esn_design.designs(self._spec(), reservoir, train, val, self._device())
 
     # ----- fit --------------------------------------------------------------------------
 
@@ -438,11 +262,11 @@ class ESNForecaster(nn.Module):
             std = np.concatenate(diffs).std(axis=0)  # [1 + C]
             self.input_scale.copy_(torch.as_tensor(np.maximum(std, 1e-6), dtype=torch.float32))
 
-    def _denormalise(self, design: _Design, y: Tensor) -> Tensor:
+    def _denormalise(self, design: esn_design.Design, y: Tensor) -> Tensor:
         """Normalised [n, H] -> data units."""
         return y * design.scale + design.last
 
-    def _mse(self, design: _Design, weight: Tensor, bias: Tensor) -> float:
+    def _mse(self, design: esn_design.Design, weight: Tensor, bias: Tensor) -> float:
         """Mean squared error in data units of readout (weight, bias) on a design."""
         err = (design.features @ weight + bias - design.targets) * design.scale.double()
         return float(err.pow(2).mean())
@@ -516,12 +340,13 @@ class ESNForecaster(nn.Module):
             scaled = (raw - self.future_mean) / self.future_std  # z-scored, as in fit
             fut_t = scaled[:, t_len - ctx : t_len]  # [b, ctx, K']
             ahead = scaled[:, t_len - 1 : t_len + c.max_horizon].transpose(1, 2)  # [b, K', H+1]
-        s = self._series_scale(torch.from_numpy(hist).to(device))  # [b, 1] over all of T'
-        u = self._inputs(values, cov_t, cal_t, s, fut_t)[:, ctx - c.washout :]  # [b, washout, D]
+        spec = self._spec()
+        s = spec.series_scale(torch.from_numpy(hist).to(device))  # [b, 1] over all of T'
+        u = spec.inputs(values, cov_t, cal_t, s, fut_t)[:, ctx - c.washout :]  # [b, washout, D]
         state = run_reservoir(u, self.w_in, self.w, self.bias, c.leak_rate, keep_all=False)
         window = torch.from_numpy(np.ascontiguousarray(hist[:, -c.lookback :])).to(device)
         cal_now = None if cal_t is None else cal_t[:, -1]  # [b, K]
-        z, loc = self._readout_rows(state, window, cal_now, s, ahead)  # [b, F], [b, 1]
+        z, loc = spec.readout_rows(state, window, cal_now, s, ahead)  # [b, F], [b, 1]
         y = (z @ self.readout_weight + self.readout_bias) * s + loc  # [b, H]
         return y.cpu().numpy()
 
@@ -537,20 +362,3 @@ class ESNForecaster(nn.Module):
         model, meta = load_module(Path(directory), ESNConfig, cls, device)
         model._meta = meta
         return model
-
-
-# ----- input checks (the same rules and messages as the recurrent family) -----------------
-
-
-def _check_series_list(series: Sequence[SeriesData], config: ESNConfig) -> None:
-    """Validate fit() series: 1-D finite values, timestamps with calendar, covariate width."""
-    if not series:
-        raise ForecastInputError("no series given; pass at least one SeriesData to fit()")
-    for i, s in enumerate(series):
-        check_series(
-            s,
-            i,
-            config.frequency if config.calendar else None,
-            len(config.covariates),
-            len(config.future_covariates),
-        )
