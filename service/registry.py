@@ -15,71 +15,47 @@ and kept in a small LRU cache.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import tempfile
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import numpy as np
-
-from models.base import Forecaster, ModelMeta
-from service.batcher import Batcher
-from service.errors import InvalidInputError, ModelNotFoundError, NotReadyError, ServiceError
+from service.errors import ModelNotFoundError, NotReadyError
 from service.metrics import ServiceMetrics
+from service.model_loading import (
+    FORECASTER_SUBDIR,
+    LoadedModel,
+    Refused,
+    VersionLoader,
+    is_not_found,
+    short_error,
+)
+from service.pinned import VERSION_PATTERN, PinnedVersions, check_version
 from service.registry_health import RegistryHealth
 from service.settings import ServiceSettings
-from service.smoke import smoke_forecast
+
+__all__ = [
+    "FORECASTER_SUBDIR",
+    "VERSION_PATTERN",
+    "LoadedModel",
+    "ModelCache",
+    "Outcome",
+    "RefreshReport",
+    "RegisteredVersion",
+    "check_version",
+]
 
 logger = logging.getLogger("service.registry")
 
-FORECASTER_SUBDIR = Path("artifacts") / "forecaster"
 T = TypeVar("T")
 
-_WAIT_SLICE = 0.05  # seconds between looks at a pinned load or a refresh being waited for
-_MAX_FLIGHTS = 4  # pinned versions loading at once; more answer 503 (bounds the threads)
-_MAX_FAILED = 1024  # recent pinned-load failures remembered (the negative cache)
-_MAX_VERSION = 2**31 - 1  # registry versions are 32-bit integers
-VERSION_PATTERN = "^[1-9][0-9]*$"
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """One registered model version, loaded and ready to forecast.
-
-    Attributes:
-        name: registered model name.
-        version: registered version ("3").
-        alias: the alias it is served for, or None when loaded because a request pinned it.
-        forecaster: the loaded model.
-        run_id: the MLflow run that produced it.
-        metrics: test_* metrics of that run.
-        loaded_at: when this process loaded it (UTC).
-        batcher: merges concurrent single-series forecasts into one forward pass.
-    """
-
-    name: str
-    version: str
-    alias: str | None
-    forecaster: Forecaster
-    run_id: str | None
-    metrics: dict[str, float]
-    loaded_at: datetime
-    batcher: Batcher[Any, Any] = field(default_factory=Batcher, compare=False, repr=False)
-
-    @property
-    def meta(self) -> ModelMeta:
-        """The model's saved metadata."""
-        return self.forecaster.meta
+_WAIT_SLICE = 0.05  # seconds between looks at a refresh being waited for
 
 
 @dataclass(frozen=True)
@@ -124,7 +100,8 @@ class RegisteredVersion:
 class _State:
     served: dict[str, LoadedModel] = field(default_factory=dict)
     names: tuple[str, ...] = ()
-    refused: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> version -> why
+    # name -> version -> why; shared with PinnedVersions, so mutated in place, never replaced
+    refused: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 class ModelCache:
@@ -149,12 +126,11 @@ class ModelCache:
         self._swap_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._refresh_flight: Future[RefreshReport] | None = None
-        # Pinned versions: loaded LRU, loads in flight (one per version), recent failures.
-        # The lock guards these three dicts only; no I/O ever happens under it.
-        self._pinned: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
-        self._flights: dict[tuple[str, str], Future[LoadedModel]] = {}
-        self._failed: OrderedDict[tuple[str, str], tuple[float, ServiceError]] = OrderedDict()
-        self._pinned_lock = threading.Lock()
+        self._reload_lock = threading.Lock()  # guards _refresh_flight only; never held for I/O
+        self._loader = VersionLoader(self._client, self.health, settings.tracking_uri)
+        self._pinned = PinnedVersions(
+            self._loader, self.health, settings, metrics, refused=self._state.refused
+        )
         self._stop = threading.Event()
         self._first_refresh = threading.Event()
         self._thread: threading.Thread | None = None
@@ -180,24 +156,14 @@ class ModelCache:
         found = self._lookup(name, version)
         if isinstance(found, LoadedModel):
             return found
-        started = time.monotonic()
-        while True:
-            try:
-                return found.result(timeout=_WAIT_SLICE)
-            except FutureTimeout:
-                self._check_wait(name, str(version), started)
+        return self._pinned.wait(name, str(version), found)
 
     async def get_async(self, name: str, version: str | None = None) -> LoadedModel:
         """`get` for the event loop: waits for a pinned load without holding a thread."""
         found = self._lookup(name, version)
         if isinstance(found, LoadedModel):
             return found
-        started = time.monotonic()
-        while not found.done():
-            await asyncio.sleep(_WAIT_SLICE)
-            if not found.done():
-                self._check_wait(name, str(version), started)
-        return found.result()
+        return await self._pinned.wait_async(name, str(version), found)
 
     def readiness(self) -> tuple[bool, dict[str, str], list[str]]:
         """(ready, name -> served version, configured names not loaded)."""
@@ -226,7 +192,7 @@ class ModelCache:
         except Exception as exc:
             self.metrics.registry_errors.inc()
             raise NotReadyError(
-                f"the model registry did not answer ({_short(exc)}); retry later", "name"
+                f"the model registry did not answer ({short_error(exc)}); retry later", "name"
             ) from None
         aliases = dict(registered.aliases or {})
         out = [
@@ -262,105 +228,7 @@ class ModelCache:
         check_version(version)
         if version == current.version:
             return current
-        return self._pinned_lookup(name, version)
-
-    # ---------------------------------------------------------------- pinned versions
-
-    def _pinned_lookup(self, name: str, version: str) -> LoadedModel | Future[LoadedModel]:
-        """The cached version, or the (shared) future of its load; never waits for I/O."""
-        if int(version) > _MAX_VERSION:
-            raise _not_registered(name, version)
-        refused = self._state.refused.get(name, {}).get(version)
-        if refused is not None:
-            raise ModelNotFoundError(
-                f"version {version} of {name!r} was refused ({refused}); pin another", "version"
-            )
-        key = (name, version)
-        now = time.monotonic()
-        with self._pinned_lock:
-            hit = self._pinned.get(key)
-            if hit is not None:
-                self._pinned.move_to_end(key)
-                return hit
-            failed = self._failed.get(key)
-            if failed is not None and failed[0] > now:
-                raise type(failed[1])(failed[1].message, failed[1].field)
-            flight = self._flights.get(key)
-            if flight is not None:
-                return flight
-            status = self.health.status()
-            if not status.up and self.health.busy():
-                # One call already hangs on the registry: do not pile more threads onto it.
-                raise _unreachable(name, version, status.detail)
-            if len(self._flights) >= _MAX_FLIGHTS:
-                raise NotReadyError(
-                    f"{len(self._flights)} pinned versions are loading already; retry version "
-                    f"{version} of {name!r} in a few seconds or leave version out",
-                    "version",
-                )
-            flight = self._flights[key] = Future()
-        threading.Thread(
-            target=self._fly, args=(key, flight), name=f"pin-{name}-{version}", daemon=True
-        ).start()
-        return flight
-
-    def _check_wait(self, name: str, version: str, started: float) -> None:
-        """Give up on a pinned load once the registry is degraded or the wait is too long."""
-        status = self.health.status()
-        if not status.up:
-            raise _unreachable(name, version, status.detail)
-        if time.monotonic() - started > self.settings.pin_wait_seconds:
-            raise NotReadyError(
-                f"version {version} of {name!r} is still loading after "
-                f"{self.settings.pin_wait_seconds:g} s; retry in a few seconds (it stays cached "
-                "once loaded) or leave version out",
-                "version",
-            )
-
-    def _fly(self, key: tuple[str, str], flight: Future[LoadedModel]) -> None:
-        """Load one pinned version (its own thread); the outcome goes to every waiter."""
-        name, version = key
-        try:
-            model = self._load(name, version, alias=None)
-        except _Refused as exc:
-            self._state.refused.setdefault(name, {})[version] = str(exc)
-            self._land(
-                key,
-                flight,
-                ModelNotFoundError(
-                    f"version {version} of {name!r} cannot be served: {exc}", "version"
-                ),
-            )
-        except Exception as exc:
-            if _is_not_found(exc):
-                error: ServiceError = _not_registered(name, version)
-            else:
-                self.metrics.registry_errors.inc()
-                error = _unreachable(name, version, _short(exc))
-            self._land(key, flight, error)
-        else:
-            self._land(key, flight, model)
-
-    def _land(
-        self, key: tuple[str, str], flight: Future[LoadedModel], outcome: LoadedModel | ServiceError
-    ) -> None:
-        with self._pinned_lock:
-            del self._flights[key]
-            if isinstance(outcome, LoadedModel):
-                if self.settings.max_pinned > 0:
-                    self._pinned[key] = outcome
-                    while len(self._pinned) > self.settings.max_pinned:
-                        self._pinned.popitem(last=False)
-            else:  # negative cache: the same question gets the same answer for a while
-                until = time.monotonic() + self.settings.negative_cache_seconds
-                self._failed[key] = (until, outcome)
-                self._failed.move_to_end(key)
-                while len(self._failed) > _MAX_FAILED:
-                    self._failed.popitem(last=False)
-        if isinstance(outcome, LoadedModel):
-            flight.set_result(outcome)
-        else:
-            flight.set_exception(outcome)
+        return self._pinned.lookup(name, version)
 
     # ---------------------------------------------------------------- refreshing
 
@@ -371,7 +239,7 @@ class ModelCache:
         and after FORECAST_RELOAD_WAIT_SECONDS at most; the refresh then goes on in the
         background and the report says so.
         """
-        with self._pinned_lock:
+        with self._reload_lock:
             flight = self._refresh_flight
             if flight is None or flight.done():
                 flight = self._refresh_flight = Future()
@@ -402,7 +270,7 @@ class ModelCache:
                 self.metrics.registry_errors.inc()
                 logger.warning("registry unreachable, keeping served models: %s", exc)
                 self._first_refresh.set()
-                return RefreshReport(registry_error=f"registry unreachable: {_short(exc)}")
+                return RefreshReport(registry_error=f"registry unreachable: {short_error(exc)}")
             outcomes = [self._refresh_one(name, target) for name, target in targets.items()]
             if not self.settings.models:
                 self._state.names = tuple(sorted(set(targets) | set(self._state.served)))
@@ -435,7 +303,7 @@ class ModelCache:
                 )
                 targets[name] = str(found_version.version)
             except Exception as exc:
-                if not _is_not_found(exc):
+                if not is_not_found(exc):
                     raise
                 targets[name] = exc
         return targets
@@ -444,7 +312,8 @@ class ModelCache:
         current = self._state.served.get(name)
         previous = current.version if current else None
         if isinstance(target, Exception):
-            message = f"no version of {name!r} has alias {self.settings.alias!r}: {_short(target)}"
+            alias = self.settings.alias
+            message = f"no version of {name!r} has alias {alias!r}: {short_error(target)}"
             logger.warning(message)
             return Outcome(name, previous, previous, False, message)
         if target == previous:
@@ -453,8 +322,8 @@ class ModelCache:
         if why is not None:
             return Outcome(name, previous, previous, False, f"version {target} refused: {why}")
         try:
-            model = self._load(name, target, alias=self.settings.alias)
-        except _Refused as exc:
+            model = self._loader.load(name, target, alias=self.settings.alias)
+        except Refused as exc:
             self._state.refused.setdefault(name, {})[target] = str(exc)
             self.metrics.load_failures.labels(name).inc()
             logger.error("refused %s version %s, still serving %s: %s", name, target, previous, exc)
@@ -462,66 +331,13 @@ class ModelCache:
         except Exception as exc:
             self.metrics.registry_errors.inc()
             logger.warning("could not fetch %s version %s, will retry: %s", name, target, exc)
-            return Outcome(name, previous, previous, False, f"fetch failed: {_short(exc)}")
+            return Outcome(name, previous, previous, False, f"fetch failed: {short_error(exc)}")
         with self._swap_lock:
             self._state.served = {**self._state.served, name: model}
         self.metrics.model_swaps.labels(name).inc()
         self.metrics.served_version.labels(name).set(float(target) if target.isdigit() else -1)
         logger.info("serving %s version %s (was %s)", name, target, previous)
         return Outcome(name, target, previous, True)
-
-    def _load(self, name: str, version: str, *, alias: str | None) -> LoadedModel:
-        """Download, load and smoke-test one version.
-
-        Raises:
-            _Refused: the artifacts are there but are not a working forecaster.
-            Exception: anything else (network, registry) is left to the caller to retry.
-        """
-        import mlflow
-
-        from models.io import load
-
-        run_id = self._registry(lambda: self._client.get_model_version(name, version)).run_id
-        with tempfile.TemporaryDirectory(prefix="forecast-model-") as tmp:
-            # Same files as download_artifacts("models:/name/version"), but resolved with our
-            # own client: MLflow resolves models:/ URIs with the process-global registry URI.
-            source = self._registry(
-                lambda: self._client.get_model_version_download_uri(name, version)
-            )
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=source,
-                dst_path=tmp,
-                tracking_uri=self.settings.tracking_uri,
-                registry_uri=self.settings.tracking_uri,
-            )
-            folder = Path(local) / FORECASTER_SUBDIR
-            if not folder.is_dir():
-                raise _Refused(f"no {FORECASTER_SUBDIR.as_posix()}/ folder in the model artifacts")
-            try:
-                forecaster = load(folder, device="cpu")
-            except Exception as exc:
-                raise _Refused(f"load failed: {_short(exc)}") from exc
-        try:
-            smoke_forecast(forecaster)
-        except Exception as exc:
-            raise _Refused(f"smoke forecast failed: {_short(exc)}") from exc
-        metrics: dict[str, float] = {}
-        if run_id:
-            try:
-                run_metrics = self._client.get_run(run_id).data.metrics
-                metrics = {k: float(v) for k, v in run_metrics.items() if k.startswith("test_")}
-                metrics = {k: v for k, v in metrics.items() if np.isfinite(v)}
-            except Exception as exc:  # metrics are informative; never block a load on them
-                logger.warning("no run metrics for %s version %s: %s", name, version, exc)
-        return LoadedModel(
-            name=name,
-            version=version,
-            alias=alias,
-            forecaster=forecaster,
-            run_id=run_id or None,
-            metrics=metrics,
-            loaded_at=datetime.now(UTC),
-        )
 
     # ---------------------------------------------------------------- background poller
 
@@ -549,7 +365,7 @@ class ModelCache:
 
     def _registry(self, call: Callable[[], T]) -> T:
         """One registry metadata call, timed and recorded by the health tracker."""
-        return self.health.call(call, ok=_is_not_found)
+        return self.health.call(call, ok=is_not_found)
 
     def _poll(self) -> None:
         while not self._stop.is_set():
@@ -561,53 +377,9 @@ class ModelCache:
                 return
 
 
-class _Refused(Exception):
-    """The version's artifacts are present but do not make a working forecaster."""
-
-
-def check_version(version: str) -> None:
-    """A pinned version must be a canonical positive integer: "3", not "03", "٣" or "３".
-
-    Raises:
-        InvalidInputError: naming `version` and the fix.
-    """
-    if not (version.isascii() and version.isdigit() and version[0] != "0"):
-        raise InvalidInputError(
-            f"version {version!r} is not a registered version number; send it as ASCII digits "
-            'without leading zeros, such as "3", or leave version out to use the alias',
-            "version",
-        )
-
-
-def _not_registered(name: str, version: str) -> ModelNotFoundError:
-    return ModelNotFoundError(
-        f"version {version} of {name!r} is not registered; "
-        "list versions in the MLflow UI or leave version out",
-        "version",
-    )
-
-
-def _unreachable(name: str, version: str, why: str | None) -> NotReadyError:
-    return NotReadyError(
-        f"registry unreachable while loading pinned version {version} of {name!r} ({why}); "
-        "retry later or leave version out to use the served alias version",
-        "version",
-    )
-
-
 def _settle(future: Future[T], fn: Callable[[], T]) -> None:
     """Run `fn` (in its own thread) and put its result or exception into `future`."""
     try:
         future.set_result(fn())
     except BaseException as exc:
         future.set_exception(exc)
-
-
-def _is_not_found(exc: Exception) -> bool:
-    code = getattr(exc, "error_code", "")
-    return code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
-
-
-def _short(exc: BaseException, limit: int = 300) -> str:
-    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
