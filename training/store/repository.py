@@ -5,6 +5,9 @@ connection) and runs in one transaction, so a failure anywhere inside a call lea
 half-written. Payloads are validated completely before anything is written; a bad one raises
 `StoreError` (a `DataError`) naming the field (e.g. "values[3]"), the value and the fix.
 
+This class is the façade: series rows live in `series_info`, observations in
+`observations`, bulk reads in `bulk` and the forecast log in `forecast_log`.
+
 Concurrency:
 - SQLite: WAL journal (readers never wait for writers) and a busy timeout; writes begin with
   `BEGIN IMMEDIATE`, so concurrent writers, threads or processes, queue instead of failing.
@@ -21,25 +24,24 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
-from training.store import migrations, schema, validation
+from training.store import migrations, schema, series_info, validation
+from training.store import observations as obs
 from training.store.bulk import SeriesRows, read_many
 from training.store.engine import create_engine, transaction
-from training.store.forecast_log import ForecastLog, score
-from training.store.schema import StoreError, observations, series
-from training.store.timestamps import parse_range, parse_timestamps
+from training.store.forecast_log import ForecastLog
+from training.store.observations import Observations, UpsertResult
+from training.store.schema import StoreError
+from training.store.series_info import SeriesInfo, SeriesNotFoundError
+from training.store.timestamps import parse_range
 
 logger = logging.getLogger(__name__)
 
@@ -49,78 +51,6 @@ DEFAULT_MAX_BATCH = 10_000
 """Most observations one `upsert_observations` call may carry."""
 DEFAULT_BUSY_TIMEOUT = 30.0
 """Seconds a SQLite writer waits for the write lock before giving up."""
-
-Observations = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]
-"""(timestamps [T] datetime64[ns] naive UTC, values [T] float64, covariates name -> [T] float64
-with NaN where an observation lacks that covariate)."""
-
-
-class SeriesNotFoundError(StoreError):
-    """The named series does not exist in the store."""
-
-
-@dataclass(frozen=True)
-class SeriesInfo:
-    """One stored series and a summary of its observations.
-
-    Attributes:
-        id: the series id.
-        frequency: canonical frequency string ("h", "D", "B", "W", "<n>min", "<n>h").
-        target: what the values measure (a column name, e.g. "OT").
-        metadata: free-form JSON object given at creation or last update.
-        count: number of stored observations.
-        first_timestamp: earliest observation (naive UTC), None when there are none.
-        last_timestamp: latest observation (naive UTC), None when there are none.
-        created_at: when the series was created (naive UTC).
-        updated_at: when its frequency/target/metadata were last written (naive UTC);
-            equal to `created_at` right after creation.
-    """
-
-    id: str
-    frequency: str
-    target: str
-    metadata: dict[str, Any]
-    count: int
-    first_timestamp: datetime | None
-    last_timestamp: datetime | None
-    created_at: datetime
-    updated_at: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict; datetimes as ISO 8601 strings (UTC, no offset)."""
-
-        def iso(value: datetime | None) -> str | None:
-            return None if value is None else value.isoformat()
-
-        return {
-            "id": self.id,
-            "frequency": self.frequency,
-            "target": self.target,
-            "metadata": dict(self.metadata),
-            "count": self.count,
-            "first_timestamp": iso(self.first_timestamp),
-            "last_timestamp": iso(self.last_timestamp),
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
-        }
-
-
-@dataclass(frozen=True)
-class UpsertResult:
-    """What one `upsert_observations` call did.
-
-    Attributes:
-        inserted: observations at timestamps the series did not have yet.
-        updated: observations that replaced a stored value at the same timestamp.
-    """
-
-    inserted: int
-    updated: int
-
-    @property
-    def total(self) -> int:
-        """Observations in the batch (inserted + updated)."""
-        return self.inserted + self.updated
 
 
 class SeriesStore:
@@ -239,36 +169,7 @@ class SeriesStore:
         meta_text = validation.metadata_json(metadata)
         now = schema.utc_now()
         with transaction(self._engine, write=True) as conn:
-            old = conn.execute(
-                sa.select(series.c.frequency).where(series.c.id == series_id).with_for_update()
-            ).scalar_one_or_none()
-            if old is not None and old != freq:
-                count = _stats(conn, series_id)[0]
-                if count:
-                    raise StoreError(
-                        f"series {series_id!r} has {count} observations at frequency {old!r}; "
-                        f"frequency cannot change to {freq!r}. Fix: create a new series id",
-                        "frequency",
-                    )
-            insert = _dialect_insert(conn).values(
-                id=series_id,
-                frequency=freq,
-                target=target,
-                metadata=meta_text,
-                created_at=now,
-                updated_at=now,
-            )
-            stmt = insert.on_conflict_do_update(
-                index_elements=[series.c.id],
-                set_={
-                    "frequency": insert.excluded.frequency,
-                    "target": insert.excluded.target,
-                    "metadata": insert.excluded.metadata,
-                    "updated_at": insert.excluded.updated_at,
-                },
-            )
-            conn.execute(stmt)
-            return self._info(conn, series_id)
+            return series_info.upsert(conn, series_id, freq, target, meta_text, now)
 
     def list_series(self, prefix: str = "", limit: int = 100) -> list[SeriesInfo]:
         """Series whose id starts with `prefix`, in id order, at most `limit`.
@@ -277,16 +178,8 @@ class SeriesStore:
             StoreError: when limit is not a positive integer.
         """
         limit = validation.check_positive(limit, "limit")
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = (
-            sa.select(series)
-            .where(series.c.id.like(f"{escaped}%", escape="\\"))
-            .order_by(series.c.id)
-            .limit(limit)
-        )
         with transaction(self._engine, write=False) as conn:
-            found = conn.execute(query).all()
-            return [_row_info(row, *_stats(conn, row.id)) for row in found]
+            return series_info.list_infos(conn, prefix, limit)
 
     def get_series(self, series_id: str) -> SeriesInfo:
         """The series with its observation count and first/last timestamps.
@@ -295,7 +188,7 @@ class SeriesStore:
             SeriesNotFoundError: when no series has this id.
         """
         with transaction(self._engine, write=False) as conn:
-            return self._info(conn, series_id)
+            return series_info.info(conn, series_id)
 
     # -- observations ---------------------------------------------------------------
 
@@ -330,47 +223,11 @@ class SeriesStore:
             SeriesNotFoundError: unknown series.
             StoreError: a bad payload; the message names the field and index.
         """
-        validation.check_series_id(series_id)
-        n = validation.batch_length(timestamps, values, covariates, self.max_batch)
-        stamps = parse_timestamps(timestamps, "timestamps")  # [T] datetime64[us], in range
-        vals = validation.finite_numbers(values, "values")  # [T]
-        covs = {
-            name: validation.finite_numbers(seq, f"covariates.{name}")
-            for name, seq in (covariates or {}).items()
-        }  # name -> [T]
-        validation.check_increasing(stamps)
-        stamp_list: list[datetime] = stamps.tolist()
-        with transaction(self._engine, write=True) as conn:
-            freq = conn.execute(
-                sa.select(series.c.frequency).where(series.c.id == series_id).with_for_update()
-            ).scalar_one_or_none()
-            if freq is None:
-                raise _not_found(series_id)
-            validation.check_frequency_steps(stamps, freq, series_id)
-            first = conn.execute(
-                sa.select(sa.func.min(observations.c.ts)).where(
-                    observations.c.series_id == series_id
-                )
-            ).scalar_one_or_none()
-            validation.check_grid(stamps, first, freq, series_id)
-            existing = (
-                conn.execute(
-                    sa.select(observations.c.ts).where(
-                        observations.c.series_id == series_id,
-                        observations.c.ts >= stamp_list[0],
-                        observations.c.ts <= stamp_list[-1],
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            updated = len(set(existing).intersection(stamp_list))
-            rows = _rows(series_id, stamp_list, vals, covs, n)
-            conn.execute(_upsert_statement(conn), rows)
-            # Logged forecasts of these timestamps are scored in the same transaction.
-            score(conn, series_id, stamp_list, vals)
-        logger.debug("series %s: upserted %d observations (%d new)", series_id, n, n - updated)
-        return UpsertResult(inserted=n - updated, updated=updated)
+        result = obs.upsert(self._engine, series_id, timestamps, values, covariates, self.max_batch)
+        logger.debug(
+            "series %s: upserted %d observations (%d new)", series_id, result.total, result.inserted
+        )
+        return result
 
     def observations(
         self,
@@ -394,20 +251,7 @@ class SeriesStore:
             SeriesNotFoundError: unknown series.
             StoreError: unparseable start/end, start after end, or a bad limit.
         """
-        lo, hi = parse_range(start, end)
-        if limit is not None:
-            limit = validation.check_positive(limit, "limit")
-        o = observations.c
-        query = sa.select(o.ts, o.value, o.covariates).where(o.series_id == series_id)
-        if lo is not None:
-            query = query.where(o.ts >= lo)
-        if hi is not None:
-            query = query.where(o.ts <= hi)
-        query = query.order_by(o.ts.asc()).limit(limit)
-        with transaction(self._engine, write=False) as conn:
-            self._require(conn, series_id)
-            rows = conn.execute(query).all()
-        return _arrays(rows)
+        return obs.read(self._engine, series_id, start, end, limit)
 
     def read_many(
         self,
@@ -437,7 +281,7 @@ class SeriesStore:
             self._engine, series_ids, covariates=covariates, start=lo, end=hi, last=last
         )
         if missing:
-            raise _not_found(missing[0])
+            raise series_info.not_found(missing[0])
         return rows
 
     def latest(self, series_id: str, n: int) -> Observations:
@@ -447,123 +291,7 @@ class SeriesStore:
             SeriesNotFoundError: unknown series.
             StoreError: when n is not a positive integer.
         """
-        n = validation.check_positive(n, "n")
-        o = observations.c
-        query = (
-            sa.select(o.ts, o.value, o.covariates)
-            .where(o.series_id == series_id)
-            .order_by(o.ts.desc())
-            .limit(n)
-        )
-        with transaction(self._engine, write=False) as conn:
-            self._require(conn, series_id)
-            rows = conn.execute(query).all()
-        return _arrays(rows[::-1])
-
-    # -- internals ------------------------------------------------------------------
-
-    def _require(self, conn: Connection, series_id: str) -> None:
-        found = conn.execute(sa.select(series.c.id).where(series.c.id == series_id)).first()
-        if found is None:
-            raise _not_found(series_id)
-
-    def _info(self, conn: Connection, series_id: str) -> SeriesInfo:
-        row = conn.execute(sa.select(series).where(series.c.id == series_id)).first()
-        if row is None:
-            raise _not_found(series_id)
-        count, first, last = _stats(conn, series_id)
-        return _row_info(row, count, first, last)
-
-
-def _dialect_insert(conn: Connection, table: sa.Table = series) -> Any:
-    """INSERT with ON CONFLICT support for the connection's dialect."""
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return module.insert(table)
-
-
-def _upsert_statement(conn: Connection) -> Any:
-    insert = _dialect_insert(conn, observations)
-    return insert.on_conflict_do_update(
-        index_elements=[observations.c.series_id, observations.c.ts],
-        set_={
-            "value": insert.excluded.value,
-            # Covariates omitted from a batch keep the stored ones.
-            "covariates": sa.func.coalesce(insert.excluded.covariates, observations.c.covariates),
-        },
-    )
-
-
-# -- queries and rows ---------------------------------------------------------------
-
-
-def _stats(conn: Connection, series_id: str) -> tuple[int, datetime | None, datetime | None]:
-    o = observations.c
-    row = conn.execute(
-        sa.select(sa.func.count(), sa.func.min(o.ts), sa.func.max(o.ts)).where(
-            o.series_id == series_id
-        )
-    ).one()
-    return int(row[0]), row[1], row[2]
-
-
-def _row_info(row: Any, count: int, first: datetime | None, last: datetime | None) -> SeriesInfo:
-    return SeriesInfo(
-        id=row.id,
-        frequency=row.frequency,
-        target=row.target,
-        metadata=json.loads(row.metadata),
-        count=count,
-        first_timestamp=first,
-        last_timestamp=last,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def _rows(
-    series_id: str,
-    stamps: list[datetime],
-    values: np.ndarray,
-    covariates: dict[str, np.ndarray],
-    n: int,
-) -> list[dict[str, Any]]:
-    """Parameter dicts for the executemany upsert, one per observation."""
-    value_list = values.tolist()
-    if covariates:
-        names = list(covariates)
-        columns = [covariates[name].tolist() for name in names]  # C x [T]
-        cov_text: list[str | None] = [
-            json.dumps(dict(zip(names, (col[i] for col in columns), strict=True))) for i in range(n)
-        ]
-    else:
-        cov_text = [None] * n
-    return [
-        {"series_id": series_id, "ts": stamps[i], "value": value_list[i], "covariates": cov_text[i]}
-        for i in range(n)
-    ]
-
-
-def _arrays(rows: Sequence[Any]) -> Observations:
-    """Rows of (ts, value, covariates JSON) -> the arrays `observations()` returns."""
-    stamps = np.array([row.ts for row in rows], dtype="datetime64[us]").astype(
-        "datetime64[ns]"
-    )  # [T]
-    values = np.array([row.value for row in rows], dtype=np.float64)  # [T]
-    parsed = [json.loads(row.covariates) if row.covariates else {} for row in rows]
-    names = sorted({name for item in parsed for name in item})
-    covariates = {
-        name: np.array([item.get(name, np.nan) for item in parsed], dtype=np.float64)  # [T]
-        for name in names
-    }
-    return stamps, values, covariates
-
-
-def _not_found(series_id: str) -> SeriesNotFoundError:
-    return SeriesNotFoundError(
-        f"series {series_id!r} does not exist. Fix: create it first "
-        "(SeriesStore.upsert_series, PUT /v1/series/{id}, or forecast load-series)",
-        "series_id",
-    )
+        return obs.latest(self._engine, series_id, n)
 
 
 __all__ = [
