@@ -10,7 +10,6 @@ in a `--data` file (`load_data_file`), or from a `--future` file for stored seri
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,8 +41,7 @@ def load_data_file(
     In such a file each series' rows after its last observed target (target cell empty)
     carry the horizon's future covariates; the first `steps` of them are `ahead` and must sit
     at the forecast's timestamps. The history is read by `load_file` like any file (the same
-    checks and fill policy, messages naming the file's rows), from a copy whose horizon rows
-    hold a placeholder in every numeric cell, so that no row moves.
+    checks and fill policy, messages naming the file's rows), up to each series' last target.
 
     Raises:
         DataError: a missing column, too few horizon rows, one off the forecast's timestamps
@@ -65,21 +63,7 @@ def load_data_file(
     observed = (raw[target_col].notna() & stamps.notna()).to_numpy()  # [R]
     last = stamps[observed].groupby(ids[observed]).max()  # series -> last observed stamp
     after = (stamps > ids.map(last)).to_numpy()  # [R] horizon rows, never read as history
-    with tempfile.TemporaryDirectory(prefix="forecast-predict-") as tmp:
-        copy = Path(tmp) / path.name
-        held = raw.copy()
-        held.loc[after, [target_col, *columns]] = "0" if label.csv else 0.0
-        if label.csv:
-            held.to_csv(copy, index=False)
-        else:
-            held.to_parquet(copy, index=False)
-        try:
-            frame = load_file(copy, **options)
-        except DataError as exc:
-            raise DataError(str(exc).replace(str(copy), where)) from None
-    origin = frame.table["series_id"].map({str(k): v for k, v in last.items()})  # [N]
-    history = frame.table[frame.table["timestamp"] <= origin].reset_index(drop=True)
-    frame = replace(frame, table=history, source=where)
+    frame = load_file(path, **options, through_last_target=True)
     check_frequency(frame, meta, model)
     rows = pd.DataFrame({"series_id": ids[after], "timestamp": stamps[after],
                          "row": np.flatnonzero(after)})  # fmt: skip

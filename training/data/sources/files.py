@@ -54,6 +54,7 @@ def load_file(
     fill_limit: float = DEFAULT_FILL_LIMIT,
     min_rows: int = MIN_ROWS,
     names: OptionNames = KEYWORDS,
+    through_last_target: bool = False,
 ) -> SeriesFrame:
     """Read a CSV or Parquet file of one or many series into a validated SeriesFrame.
 
@@ -72,6 +73,9 @@ def load_file(
         min_rows: fewest observed rows each series must have.
         names: how messages spell freq/fill/max_gap/fill_limit (keywords, CLI flags or
             experiment-file keys).
+        through_last_target: leave out each series' rows after its last non-empty target
+            (a forecast's horizon rows, carrying values known ahead: the caller reads them);
+            messages still name rows as the file numbers them.
 
     Returns:
         The frame; its `notes` list every policy applied (inferred frequency, time zones,
@@ -99,8 +103,16 @@ def load_file(
     long["series_id"] = _ids(raw, id_col, path.stem, where, row_label)
     long["timestamp"] = _timestamps(raw[time_col], time_col, where, row_label, notes)
     long["value"] = _numbers(raw[target_col], target_col, "target", where, row_label)
+    if through_last_target:
+        observed = long["value"].notna() & long["timestamp"].notna()
+        last = long["timestamp"][observed].groupby(long["series_id"][observed]).max()
+        long = long[long["timestamp"] <= long["series_id"].map(last)].reset_index(drop=True)
+    kept = long["row"].to_numpy()  # [R'] the file's rows still read
     for column in covariates:
-        long[column] = _numbers(raw[column], column, "covariate", where, row_label)
+        cells = raw[column].iloc[kept].reset_index(drop=True)
+        long[column] = _numbers(
+            cells, column, "covariate", where, lambda i: row_label(int(kept[i]))
+        )
     long = long.sort_values(["series_id", "timestamp"], kind="stable", ignore_index=True)
     _check_duplicates(long, where, row_label)
     _check_row_counts(long, min_rows, where)
