@@ -78,6 +78,12 @@ class FitReport:
 
     `seconds` is the whole fit; `windows_per_second` counts the training passes alone
     (forward, backward, optimizer step), not validation or checkpoint writes.
+
+    A family that chooses something on the validation windows (an epoch, a ridge) also reports
+    its cross-fitted validation forecasts (models.intervals): `val_forecasts` [N, H] and the
+    values they forecast, `val_actual` [N, H], every window of every validation series in
+    order, in data units. Scoring those instead of the kept model's forecasts keeps the choice
+    out of the score. None for families that choose nothing there.
     """
 
     epochs: int
@@ -89,6 +95,8 @@ class FitReport:
     windows_per_second: float
     stopped_early: bool
     device: str
+    val_forecasts: np.ndarray | None = None
+    val_actual: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

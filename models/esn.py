@@ -53,7 +53,8 @@ first state read has seen `washout` inputs, as many as predict()'s warm-up. The 
 ridge regression on standardised, centred features (the bias comes from centring) solved from
 the normal equations with torch.linalg.solve in float64; `ridge` values are tried on the
 validation windows and the best is kept (each solve is a few milliseconds). Intervals are
-split-conformal (models.intervals) on the validation windows' residuals, scaled per window.
+split-conformal (models.intervals) on the validation windows' residuals, scaled per window and
+cross-fitted: each half of a series' windows is forecast with the ridge the other half chose.
 
 Prediction context. predict() warms the reservoir from zero over the last `washout` inputs of
 each history row (so washout <= lookback and any history the contract accepts is enough; with
@@ -193,20 +194,15 @@ class ESNForecaster(nn.Module):
                 self.future_std.copy_(torch.tensor([sd for _, sd in stats]))
             design, val_design = self._designs(train, val)
             gram, cross, mean_z, mean_y, std_z = normal_equations(design.features, design.targets)
-            best: tuple[float, float, Tensor, Tensor] | None = None
-            for ridge in c.ridge:
-                weight, bias = solve_ridge(gram, cross, mean_z, mean_y, std_z, ridge)
-                err = self._mse(val_design, weight, bias)
-                if best is None or err < best[0]:
-                    best = (err, ridge, weight, bias)
-            assert best is not None  # config guarantees one ridge value at least
-            val_mse, ridge, weight, bias = best
+            readouts = [solve_ridge(gram, cross, mean_z, mean_y, std_z, ridge) for ridge in c.ridge]
+            errors = torch.stack([self._squared_errors(val_design, *r) for r in readouts])  # [R, n]
+            pick = int(errors.mean(dim=1).argmin())  # the first of equal minima
+            ridge, (weight, bias) = c.ridge[pick], readouts[pick]
+            val_mse = float(errors[pick].mean())
             self.readout_weight.copy_(weight.float())
             self.readout_bias.copy_(bias.float())
-            train_mse = self._mse(design, weight, bias)
-            mean = self._denormalise(
-                val_design, val_design.features.float() @ self.readout_weight + self.readout_bias
-            )  # [n, H]
+            train_mse = float(self._squared_errors(design, weight, bias).mean())
+            mean, picks = self._cross_fit_forecasts(val_design, readouts, errors, pick)
             actual = self._denormalise(val_design, val_design.targets.float())
             conformal, scale_entry = intervals.calibrate_windows(
                 val_design.history, actual, mean, c.frequency, c.levels
@@ -221,6 +217,7 @@ class ESNForecaster(nn.Module):
                 "train_windows": n_train,
                 "val_windows": int(val_design.features.shape[0]),
                 "ridge": ridge,
+                "cross_fit_ridges": [c.ridge[i] for i in picks],
                 "train_mse": train_mse,
                 "val_mse": val_mse,
                 "device": str(self._device()),
@@ -244,6 +241,8 @@ class ESNForecaster(nn.Module):
             windows_per_second=n_train / max(seconds, 1e-9),
             stopped_early=False,
             device=str(self._device()),
+            val_forecasts=mean.cpu().numpy(),
+            val_actual=actual.cpu().numpy(),
         )
 
     def _fit_input_scale(self, train: Sequence[SeriesData]) -> None:
@@ -266,10 +265,34 @@ class ESNForecaster(nn.Module):
         """Normalised [n, H] -> data units."""
         return y * design.scale + design.last
 
-    def _mse(self, design: esn_design.Design, weight: Tensor, bias: Tensor) -> float:
-        """Mean squared error in data units of readout (weight, bias) on a design."""
+    def _squared_errors(self, design: esn_design.Design, weight: Tensor, bias: Tensor) -> Tensor:
+        """[n] mean squared error in data units of readout (weight, bias), per window."""
         err = (design.features @ weight + bias - design.targets) * design.scale.double()
-        return float(err.pow(2).mean())
+        return err.pow(2).mean(dim=1)
+
+    def _cross_fit_forecasts(
+        self,
+        design: esn_design.Design,
+        readouts: list[tuple[Tensor, Tensor]],
+        errors: Tensor,
+        overall: int,
+    ) -> tuple[Tensor, tuple[int, int]]:
+        """Validation forecasts [n, H] in data units, each half's from the ridge that the
+        other half chose (models.intervals: cross-fitting); also the two choices.
+
+        `errors` [R, n] are the squared errors of each readout per window. A half with no
+        windows chooses as all the windows did (`overall`).
+        """
+        first, second = intervals.cross_fit_halves(design.counts, errors.device)
+        picks = tuple(
+            int(errors[:, half].mean(dim=1).argmin()) if half.numel() else overall
+            for half in (first, second)
+        )
+        out = torch.empty_like(design.targets)  # [n, H] normalised
+        for own, chooser in ((first, picks[1]), (second, picks[0])):
+            weight, bias = readouts[chooser]
+            out[own] = design.features[own] @ weight + bias
+        return self._denormalise(design, out.float()), (picks[0], picks[1])
 
     # ----- predict ----------------------------------------------------------------------
 

@@ -30,13 +30,15 @@ states [B, T, N], true lengths, z-scored future covariates [B, T, K']."""
 @dataclass(frozen=True)
 class Design:
     """Readout design of some windows: features [n, F], targets [n, H] (normalised), and what
-    maps back to data units: last value [n, 1], scale s [n, 1], look-back window [n, L]."""
+    maps back to data units: last value [n, 1], scale s [n, 1], look-back window [n, L];
+    `counts` is how many consecutive windows each series gave."""
 
     features: Tensor
     targets: Tensor
     last: Tensor
     scale: Tensor
     history: Tensor
+    counts: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,7 @@ def collect(spec: DesignSpec, run: Run, rows: range, first: int, name: str) -> D
     h = c.max_horizon
     values, cal, s, states, lengths, fut = run
     feats, targets, lasts, scales, hists = [], [], [], [], []
+    counts: list[int] = []
     for i in rows:
         start = max(first, c.lookback - 1)
         if lengths[i] - h <= start:
@@ -190,6 +193,7 @@ def collect(spec: DesignSpec, run: Run, rows: range, first: int, name: str) -> D
         lasts.append(loc)
         scales.append(si)
         hists.append(win)
+        counts.append(int(origins.numel()))
     if not feats:
         need = max(first + 1, c.lookback) + h
         longest = max((lengths[i] for i in rows), default=0)
@@ -204,6 +208,7 @@ def collect(spec: DesignSpec, run: Run, rows: range, first: int, name: str) -> D
         last=torch.cat(lasts),  # [n, 1]
         scale=torch.cat(scales),  # [n, 1]
         history=torch.cat(hists),  # [n, L]
+        counts=tuple(counts),
     )
 
 

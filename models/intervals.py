@@ -5,6 +5,13 @@ the window's scale (`models.scaling.interval_scale`: the mean absolute seasonal 
 `ModelMeta.extra["interval_scale"]`) are the nonconformity scores. For level q,
 step h's interval half-width is the finite-sample-corrected quantile of those scores times the
 new window's scale. Quantiles are stored in `ModelMeta.conformal` (level -> [H]).
+
+Cross-fitting. The validation windows also choose things (the epoch early stopping keeps, the
+ESN ridge), and residuals of the model chosen on the same windows are optimistic. So each
+series' validation windows are cut in two halves (`cross_fit_halves`: earlier, later); the
+choice is made once on each half, and each half's residuals come from the model chosen on the
+other half. Every window still calibrates, and none calibrates a choice it made. The model
+that is kept (and forecasts) is the one chosen on all validation windows.
 """
 
 from __future__ import annotations
@@ -42,6 +49,30 @@ def check_levels(levels: Sequence[int]) -> tuple[int, ...]:
             )
         out.append(int(level) if float(level).is_integer() else level)
     return tuple(out)  # type: ignore[arg-type]
+
+
+def cross_fit_halves(counts: Sequence[int], device: torch.device) -> tuple[Tensor, Tensor]:
+    """Indices of the earlier and the later half of each series' validation windows.
+
+    Args:
+        counts: windows per series, in the order the windows are laid out (consecutive).
+        device: where the index tensors live.
+
+    Returns:
+        (first, second): [n1], [n2] long indices; a series' odd middle window goes to the
+        second half, so a series with one window has none in the first.
+    """
+    first: list[int] = []
+    second: list[int] = []
+    offset = 0
+    for n in counts:
+        first.extend(range(offset, offset + n // 2))
+        second.extend(range(offset + n // 2, offset + n))
+        offset += n
+    return (
+        torch.tensor(first, dtype=torch.long, device=device),
+        torch.tensor(second, dtype=torch.long, device=device),
+    )
 
 
 def calibrate(residuals: np.ndarray, levels: Sequence[int]) -> dict[int, tuple[float, ...]]:

@@ -17,15 +17,20 @@ epoch that exhausts it. `epoch_windows` > 0 makes each epoch a seeded random sam
 windows (without replacement) instead of a full pass, for panels of millions of windows. The
 defaults (constant rate, no extension, no time limit, full passes) are the plain loop the tuned
 benchmark configs were measured with.
+
+Cross-fitting (models.intervals). Given a `CrossFit`, the validation loss is also taken on each
+half of the validation windows, and the best weights of each half are kept besides the overall
+best, so the family can forecast each half with the weights the other half chose.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +73,30 @@ class LoopSettings:
             )
 
 
+@dataclass
+class CrossFit:
+    """Early stopping chosen once on each half of the validation windows.
+
+    Attributes:
+        halves: ([n1], [n2]) indices into the validation windows (models.intervals).
+        best_loss: each half's best validation loss so far.
+        best_state: each half's weights at that epoch (None before the first epoch).
+        best_epoch: that epoch, per half (0 before the first).
+    """
+
+    halves: tuple[Tensor, Tensor]
+    best_loss: list[float] = field(default_factory=lambda: [math.inf, math.inf])
+    best_state: list[dict[str, Tensor] | None] = field(default_factory=lambda: [None, None])
+    best_epoch: list[int] = field(default_factory=lambda: [0, 0])
+
+    def update(self, module: nn.Module, losses: tuple[float, float], epoch: int) -> None:
+        """Keep the weights of each half whose loss improved at `epoch`."""
+        for i in (0, 1):
+            if losses[i] < self.best_loss[i]:
+                self.best_loss[i], self.best_epoch[i] = losses[i], epoch
+                self.best_state[i] = _state(module)
+
+
 SCHEDULES = LR_SCHEDULES
 PLATEAU_FACTOR = 0.5  # learning-rate multiplier after an epoch without improvement
 
@@ -81,16 +110,40 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _mean_loss(module: nn.Module, data: Windows, loss_fn: LossFn, batch: int) -> float:
-    """Window-weighted mean loss over `data`, without gradients."""
+def _mean_loss(
+    module: nn.Module, data: Windows, loss_fn: LossFn, batch: int, index: Tensor | None = None
+) -> float:
+    """Window-weighted mean loss over `data` (the windows at `index`, else all), no gradients."""
     module.eval()
+    if index is None:
+        index = torch.arange(len(data), device=data.device)
     total, count = 0.0, 0
     with torch.no_grad(), _autocast(data.device):
-        for start in range(0, len(data), batch):
-            idx = torch.arange(start, min(start + batch, len(data)), device=data.device)
+        for start in range(0, len(index), batch):
+            idx = index[start : start + batch]
             total += float(loss_fn(module, data.take(idx))) * len(idx)
             count += len(idx)
     return total / max(count, 1)
+
+
+def _val_loss(
+    module: nn.Module,
+    val: Windows,
+    loss_fn: LossFn,
+    batch: int,
+    cross_fit: CrossFit | None,
+    epoch: int,
+) -> float:
+    """The validation loss; with `cross_fit`, taken per half and each half's best kept."""
+    if cross_fit is None:
+        return _mean_loss(module, val, loss_fn, batch)
+    first, second = (
+        (_mean_loss(module, val, loss_fn, batch, half), len(half)) if len(half) else (math.inf, 0)
+        for half in cross_fit.halves
+    )  # an empty half never improves, so never chooses
+    cross_fit.update(module, (first[0], second[0]), epoch)
+    weighted = sum(loss * n for loss, n in (first, second) if n)
+    return weighted / max(first[1] + second[1], 1)
 
 
 def _autocast(device: torch.device) -> torch.autocast:
@@ -140,6 +193,27 @@ def _load_checkpoint(
     return progress
 
 
+def _save_halves(directory: Path, progress: dict[str, Any], cross_fit: CrossFit) -> None:
+    """Each validation half's best weights, and their losses in the progress record."""
+    progress["cross_fit_loss"] = list(cross_fit.best_loss)
+    progress["cross_fit_epoch"] = list(cross_fit.best_epoch)
+    for i, state in enumerate(cross_fit.best_state):
+        if state is not None:
+            save_file(state, str(directory / f"best_half{i}.safetensors"))
+
+
+def _restore_halves(
+    directory: Path, progress: dict[str, Any], cross_fit: CrossFit, device: torch.device
+) -> None:
+    """What `_save_halves` wrote, when the resumed run kept it."""
+    losses, epochs = progress.get("cross_fit_loss", ()), progress.get("cross_fit_epoch", ())
+    for i, (loss, epoch) in enumerate(zip(losses, epochs, strict=False)):
+        path = directory / f"best_half{i}.safetensors"
+        if path.exists():
+            cross_fit.best_loss[i], cross_fit.best_epoch[i] = float(loss), int(epoch)
+            cross_fit.best_state[i] = load_file(str(path), device=str(device))
+
+
 def _train_epoch(
     module: nn.Module,
     windows: Windows,
@@ -186,6 +260,7 @@ def train_loop(
     *,
     callback: EpochCallback | None = None,
     checkpoint_dir: Path | None = None,
+    cross_fit: CrossFit | None = None,
 ) -> FitReport:
     """Train `module` on `windows`, early-stop on `val`, and leave the best weights loaded.
 
@@ -197,6 +272,8 @@ def train_loop(
         settings: epochs, batch size, AdamW and stopping settings, seed.
         callback: called with EpochStats after every epoch.
         checkpoint_dir: where best/last weights and optimizer state live during training.
+        cross_fit: when given, filled with each validation half's best weights (a resumed
+            run restores them from the checkpoint).
 
     Returns:
         FitReport with per-epoch losses (including epochs before a resume).
@@ -221,6 +298,8 @@ def train_loop(
             best_path = checkpoint_dir / "best.safetensors"
             if best_path.exists():
                 best = load_file(str(best_path), device=str(device))
+            if cross_fit is not None:
+                _restore_halves(checkpoint_dir, progress, cross_fit, device)
     seconds, seen, pass_seconds = 0.0, 0, 0.0
     # a resumed run keeps a budget it had already raised, and takes a larger `epochs` asked now
     progress["budget"] = max(int(progress.get("budget", 0)), settings.epochs)
@@ -236,7 +315,7 @@ def train_loop(
         train_loss = _train_epoch(module, windows, order, loss_fn, opt, settings)
         pass_seconds += time.perf_counter() - start  # the float() in _train_epoch synced
         seen += len(order)
-        val_loss = _mean_loss(module, val, loss_fn, settings.batch_size * 4)
+        val_loss = _val_loss(module, val, loss_fn, settings.batch_size * 4, cross_fit, epoch)
         elapsed = time.perf_counter() - start
         seconds += elapsed
         improved = val_loss < progress["best_val"]
@@ -258,6 +337,8 @@ def train_loop(
             checkpoint_dir.mkdir(parents=True, exist_ok=True)
             if improved:
                 save_file(best, str(checkpoint_dir / "best.safetensors"))
+            if cross_fit is not None:
+                _save_halves(checkpoint_dir, progress, cross_fit)
             _save_checkpoint(checkpoint_dir, module, opt, progress)
         if callback is not None:
             callback(EpochStats(epoch, progress["train"][-1], val_loss, elapsed, improved))

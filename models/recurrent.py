@@ -44,7 +44,7 @@ from models.features import (
     future_timestamps,
 )
 from models.future import fit_stats
-from models.loop import LoopSettings, resolve_device, train_loop
+from models.loop import CrossFit, LoopSettings, resolve_device, train_loop
 from models.persist import fresh_meta, load_module, save_module
 from models.scaling import denormalise, normalise
 from models.windows import PanelWindows, Windows, WindowSet, stack_series_windows
@@ -286,6 +286,19 @@ class RecurrentForecaster(nn.Module):
             outs.append(denormalise(self(x, cov, self._known(part)).float(), loc, scale))
         return torch.cat(outs)  # [N, H]
 
+    def _cross_fit_forecast(self, val: PanelWindows, cross_fit: CrossFit) -> Tensor:
+        """Validation forecasts [N, H], each half's from the weights that the other half's
+        early stopping kept (models.intervals: cross-fitting). The best weights stay loaded."""
+        kept = {k: v.clone() for k, v in self.state_dict().items()}
+        out = torch.empty((len(val), val.horizon), device=val.device)  # [N, H]
+        first, second = cross_fit.halves
+        for own, chooser in ((first, 1), (second, 0)):
+            if own.numel():
+                self.load_state_dict(cross_fit.best_state[chooser] or kept)
+                out[own] = self._forecast(val.subset(own))
+        self.load_state_dict(kept)
+        return out
+
     # ---- the Forecaster contract -------------------------------------------------------------
 
     def _device(self) -> torch.device:
@@ -328,6 +341,7 @@ class RecurrentForecaster(nn.Module):
             time_budget=c.time_budget,
             epoch_windows=c.epoch_windows,
         )
+        cross_fit = CrossFit(intervals.cross_fit_halves(val_windows.counts, device))
         report = train_loop(
             self,
             windows,
@@ -336,9 +350,10 @@ class RecurrentForecaster(nn.Module):
             settings,
             callback=callback,
             checkpoint_dir=checkpoint_dir,
+            cross_fit=cross_fit,
         )
         with torch.inference_mode():
-            mean = self._forecast(val_windows)  # [N, H]
+            mean = self._cross_fit_forecast(val_windows, cross_fit)  # [N, H]
             conformal, scale_entry = intervals.calibrate_windows(
                 val_windows.history, val_windows.future, mean, c.frequency, c.levels
             )
@@ -352,12 +367,15 @@ class RecurrentForecaster(nn.Module):
                 "best_epoch": report.best_epoch,
                 "epochs": report.epochs,
                 "best_val_loss": min(report.val_losses),
+                "cross_fit_epochs": list(cross_fit.best_epoch),
                 "device": report.device,
                 "seed": c.seed,
                 **scale_entry,
             },
         )
-        return report
+        return dataclasses.replace(
+            report, val_forecasts=mean.cpu().numpy(), val_actual=val_windows.future.cpu().numpy()
+        )
 
     def _windows(self, series: Sequence[SeriesData], device: torch.device) -> PanelWindows:
         c = self.config

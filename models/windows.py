@@ -13,7 +13,8 @@ of materialised windows (benchmarks/large_panel.py). Never a per-sample Python `
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -122,6 +123,20 @@ class PanelWindows:
             horizon=self.horizon,
             known=None if self.known is None else self.known[rows],  # [B, L+H, K']
         )
+
+    def subset(self, index: Tensor) -> PanelWindows:
+        """The windows at `index` ([M] long), still as start rows (nothing gathered)."""
+        return replace(self, starts=self.starts[index])
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """Windows per series, in order: a series' windows have consecutive start rows, and
+        the next series starts at least L + H rows later."""
+        if len(self) == 0:
+            return ()
+        breaks = (torch.nonzero(self.starts.diff() != 1).flatten() + 1).tolist()
+        edges = [0, *breaks, len(self)]
+        return tuple(hi - lo for lo, hi in pairwise(edges))
 
     def materialise(self) -> WindowSet:
         """Every window at once ([N, L+H] and friends): for small sets and comparisons only."""

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from models import io
+from models import intervals, io
 from models.base import SeriesData
 from models.config import ESNConfig
 from models.errors import ConfigError, ForecastInputError
@@ -297,3 +297,28 @@ def test_cuda_matches_cpu() -> None:
     gpu = _fit(device="cuda")
     assert gpu.w.is_cuda
     np.testing.assert_allclose(gpu.predict(history, 6).mean, cpu, atol=1e-3)
+
+
+def test_intervals_are_cross_fitted_on_the_two_validation_halves() -> None:
+    """Each half of the validation windows is forecast with the ridge the other half chose, and
+    those residuals are the calibration set (models.intervals: cross-fitting)."""
+    values = _series(seed=4)
+    model = _fit(values, ridge=[1e-4, 1.0, 100.0])
+    picks = model.meta.extra["cross_fit_ridges"]
+    assert picks == [1.0, 1e-4] and model.meta.extra["ridge"] == 1e-4  # the halves disagree
+    train, val = [SeriesData(values[:300])], [SeriesData(values[300 - 24 :])]
+    forecasts = {}
+    for ridge in set(picks):  # the same reservoir (seed), one ridge each: that ridge's readout
+        single = _fit(values, ridge=[ridge])
+        _, design = single._designs(train, val)
+        out = design.features.float() @ single.readout_weight + single.readout_bias
+        forecasts[ridge] = single._denormalise(design, out)  # [n, H]
+    first, second = intervals.cross_fit_halves(design.counts, torch.device("cpu"))
+    mean = torch.empty_like(forecasts[picks[0]])
+    mean[first], mean[second] = forecasts[picks[1]][first], forecasts[picks[0]][second]
+    actual = single._denormalise(design, design.targets.float())
+    expected, _ = intervals.calibrate_windows(design.history, actual, mean, "h", (80,))
+    for level in (80, 95):
+        np.testing.assert_allclose(model.meta.conformal[level], expected[level], rtol=1e-4)
+    plain, _ = intervals.calibrate_windows(design.history, actual, forecasts[1e-4], "h", (80,))
+    assert not np.allclose(plain[80], expected[80], rtol=1e-4)  # the check can tell them apart

@@ -414,3 +414,30 @@ def test_check_roll_caps_rolled_horizons_at_a_multiple_of_max_horizon() -> None:
     ):
         check_roll(97, 24)
     check_roll(97, 24, max_roll=5)
+
+
+# ---- cross-fitting ----------------------------------------------------------------------------
+
+
+def test_cross_fit_halves_cut_each_series_windows_in_time_order() -> None:
+    first, second = intervals.cross_fit_halves([5, 1, 4], torch.device("cpu"))
+    # series 0: windows 0-4 (2 | 3), series 1: window 5 (0 | 1), series 2: windows 6-9 (2 | 2)
+    assert first.tolist() == [0, 1, 6, 7]
+    assert second.tolist() == [2, 3, 4, 5, 8, 9]
+
+
+def test_panel_counts_are_the_windows_of_each_series() -> None:
+    # L + H = 10: lengths 14, 10, 9 (too short: no windows), 12 -> 5, 1, 0, 3 windows
+    panel = stack_series_windows(
+        _panel([14, 10, 9, 12]),
+        6,
+        4,
+        device="cpu",
+        calendar_freq=None,
+        covariates=2,
+        future_covariates=3,
+    )
+    assert panel.counts == (5, 1, 3) and len(panel) == 9
+    part = panel.subset(torch.tensor([1, 7]))
+    torch.testing.assert_close(part.take(torch.arange(2)).target, panel.take(
+        torch.tensor([1, 7])).target)  # fmt: skip

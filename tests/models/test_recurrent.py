@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from models import intervals
 from models.base import EpochStats, SeriesData
 from models.config import RecurrentConfig
 from models.errors import ConfigError, ForecastInputError, ModelFileError
@@ -180,3 +183,26 @@ def test_other_losses_train(loss: str) -> None:
     net = _net(segment_length=4, epochs=1, loss=loss)
     report = net.fit([_series()], [_series(80)])
     assert np.isfinite(report.train_losses).all()
+
+
+def test_intervals_are_cross_fitted_on_the_two_validation_halves(tmp_path: Path) -> None:
+    """Each half of the validation windows is forecast with the weights the other half's early
+    stopping kept (saved in the checkpoint), and those residuals are the calibration set."""
+    net = _net(segment_length=4, epochs=8, patience=8, lr=0.05)
+    t = np.arange(120)
+    val = SeriesData((np.sin(t / 4) + 0.3 * np.sin(t / 9) + 0.002 * t**1.5).astype(np.float32))
+    net.fit([_series(), _series(150, 5.0)], [val], checkpoint_dir=tmp_path)
+    epochs = net.meta.extra["cross_fit_epochs"]
+    assert epochs[0] != epochs[1]  # the halves chose different epochs (8 and 7 here)
+    windows = net._windows([val], torch.device("cpu"))
+    first, second = intervals.cross_fit_halves(windows.counts, torch.device("cpu"))
+    assert len(first) == (120 - 34 + 1) // 2 and len(first) + len(second) == len(windows)
+    mean = torch.empty(len(windows), 10)
+    probe = _net(segment_length=4).eval()
+    with torch.inference_mode():
+        for own, chooser in ((first, 1), (second, 0)):
+            probe.load_state_dict(load_file(str(tmp_path / f"best_half{chooser}.safetensors")))
+            mean[own] = probe._forecast(windows.subset(own))
+    expected, _ = intervals.calibrate_windows(windows.history, windows.future, mean, "h", (80,))
+    for level in (80, 95):
+        np.testing.assert_allclose(net.meta.conformal[level], expected[level], rtol=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 from training.jobs.auto import CANDIDATES, train_auto
 from training.jobs.experiment import TrainSpec
 from training.jobs.pipeline import train
+from training.jobs.preparation import evaluate_model, load_frame
+from training.jobs.steps import fit_candidate
 from training.registry.tracking import Tracker
 from training.settings import TrainSettings
 
@@ -80,3 +83,32 @@ def test_a_random_walk_nobody_beats_is_the_champion(
     assert result.family == "naive" and result.promoted
     assert "nothing beat the random walk" in result.data["auto_note"]
     assert Tracker(uri, TrainSettings()).aliases("walk")["champion"] == result.version
+
+
+@pytest.mark.parametrize(("family", "cross"), [("gru", True), ("esn", True), ("kalman", False)])
+def test_validation_scores_are_cross_fitted_where_the_fit_chose_on_them(
+    tmp_path: Path, family: str, cross: bool
+) -> None:
+    """The gate and `auto` score a learned family on its cross-fitted validation forecasts
+    (each half forecast by the model the other half chose), not on the kept model's."""
+    rng = np.random.default_rng(1)
+    t = np.arange(600)
+    values = 100 + 30 * np.sin(2 * np.pi * t / 24) + np.cumsum(rng.standard_normal(t.size))
+    spec = dataclasses.replace(_spec(_csv(tmp_path / "walk.csv", values)), epochs=4)
+    cand = fit_candidate(spec, load_frame(spec), family)
+    assert cand.val_eval.cross_fitted is cross
+    kept = evaluate_model(cand.model, cand.val_windows, spec.levels)
+    if not cross:
+        assert cand.report.val_forecasts is None
+        np.testing.assert_array_equal(cand.val_eval.mean, kept.mean)
+        return
+    forecasts = cand.report.val_forecasts
+    assert forecasts is not None and forecasts.shape == cand.val_windows.actual.shape
+    np.testing.assert_allclose(cand.report.val_actual, cand.val_windows.actual, rtol=1e-6)
+    mae = float(np.mean(np.abs(forecasts - cand.val_windows.actual)))
+    assert cand.val_score("mae") == pytest.approx(mae, rel=1e-5)
+    # the intervals keep the kept model's half-widths, around the cross-fitted forecasts
+    np.testing.assert_allclose(
+        cand.val_eval.upper[80] - cand.val_eval.mean, kept.upper[80] - kept.mean, rtol=1e-4,
+        atol=1e-3,
+    )  # fmt: skip

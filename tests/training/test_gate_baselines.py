@@ -87,6 +87,36 @@ def test_the_random_walk_itself_is_not_held_to_the_floor(
     assert decision.promoted
 
 
+def test_the_cross_fitted_score_meets_the_floor_and_the_kept_one_the_champion(
+    tracker: Tracker,
+    model_dir: Path,  # noqa: F811
+) -> None:
+    """Against the baselines the challenger's cross-fitted score counts; against the champion,
+    which can only be re-scored as the model it is, its kept model's score does."""
+    first, _ = register(tracker, "floor-e", model_dir)
+    assert run_gate(
+        tracker, "floor-e", first, 0.4, metric="mae", margin=0.01, score_champion=_never,
+        baseline_scores=FLOOR, kept_score=0.3,
+    ).promoted  # fmt: skip
+    assert tracker.version("floor-e", first).tags["val_score_kept"] == "0.3"
+    version, _ = register(tracker, "floor-e", model_dir)
+    # kept 0.25 beats the champion's 0.3; cross-fitted 0.45 still beats seasonal naive's 0.5
+    decision = run_gate(
+        tracker, "floor-e", version, 0.45, metric="mae", margin=0.01,
+        score_champion=lambda directory: 0.3, baseline_scores=FLOOR, kept_score=0.25,
+    )  # fmt: skip
+    assert decision.promoted and "challenger 0.25 <= champion 0.3" in decision.reason
+    version, _ = register(tracker, "floor-e", model_dir)
+    # kept 0.2 would beat the champion, but cross-fitted 0.6 loses to seasonal naive
+    decision = run_gate(
+        tracker, "floor-e", version, 0.6, metric="mae", margin=0.01,
+        score_champion=lambda directory: 0.25, baseline_scores=FLOOR, kept_score=0.2,
+    )  # fmt: skip
+    assert decision.decision == "rejected: worse than seasonal naive"
+    tags = tracker.version("floor-e", version).tags
+    assert tags["val_score"] == "0.6" and tags["val_score_kept"] == "0.2"
+
+
 @pytest.fixture(scope="module")
 def daily_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A pure daily cycle: seasonal naive is nearly perfect, a 1-epoch GRU is not."""

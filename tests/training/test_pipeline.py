@@ -178,7 +178,7 @@ def test_gate_promotes_better_rejects_worse_and_rescores_the_champion(
     assert first.promoted and first.gate.reason.startswith("no champion yet")
     better = train(strong, uri, settings=TrainSettings(), **allow)
     assert better.promoted, better.gate.reason
-    assert better.gate.champion_score == pytest.approx(first.metrics["val_mae"], rel=1e-6)
+    assert better.gate.champion_score == pytest.approx(first.gate.kept_score, rel=1e-6)
     # The champion (v2) is re-scored on the newest data's windows, not read from its tag.
     newer = _sine_spec(sine_csv, "gru", epochs=1, last_rows=400, model={**SMALL, "lr": 1e-7})
     worse = train(newer, uri, settings=TrainSettings(), **allow)

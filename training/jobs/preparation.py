@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from models import io as models_io
-from models.base import Forecaster, SeriesData
+from models.base import FitReport, Forecaster, SeriesData
 from models.baselines import naive_forecast, seasonal_naive_forecast
 from models.features import season_length
 from training.data.catalogue import load_dataset, load_file
@@ -226,12 +226,17 @@ def baselines(frame: SeriesFrame, spec: TrainSpec) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Scores of one model on one window stack, with its predictions (for plots)."""
+    """Scores of one model on one window stack, with its predictions (for plots).
+
+    `cross_fitted`: the forecasts are the fit's cross-fitted validation forecasts
+    (`cross_fitted`), not the kept model's.
+    """
 
     scores: Scores
     mean: np.ndarray  # [N, H]
     lower: dict[int, np.ndarray]  # level -> [N, H]
     upper: dict[int, np.ndarray]  # level -> [N, H]
+    cross_fitted: bool = False
 
 
 def evaluate_model(model: Forecaster, stack: Windows, levels: tuple[int, ...]) -> Evaluation:
@@ -239,6 +244,29 @@ def evaluate_model(model: Forecaster, stack: Windows, levels: tuple[int, ...]) -
     mean, lower, upper = backtest.predict_windows(model.predict, stack, levels)
     scores = evaluate(stack.actual, mean, lower, upper, mase_scale=stack.mase_scale)
     return Evaluation(scores, mean, lower, upper)
+
+
+def cross_fitted(evaluation: Evaluation, report: FitReport, stack: Windows) -> Evaluation:
+    """The kept model's `evaluation` on the validation windows `stack`, rescored on the fit's
+    cross-fitted forecasts (FitReport.val_forecasts), so the windows that chose the epoch or
+    the ridge do not also score the choice (the gate, `auto`, val_* metrics).
+
+    Intervals keep their half-widths around the cross-fitted forecasts. When the report has no
+    such forecasts, or they are not for these windows (another count, other values), the
+    evaluation is returned as it was.
+    """
+    if report.val_forecasts is None or report.val_actual is None:
+        return evaluation
+    h = stack.horizon
+    mean, actual = report.val_forecasts[:, :h], report.val_actual[:, :h]  # [N, H]
+    tolerance = 1e-5 * float(np.max(np.abs(stack.actual), initial=1.0))
+    if mean.shape != stack.actual.shape or not np.allclose(actual, stack.actual, atol=tolerance):
+        return evaluation
+    shift = mean - evaluation.mean  # [N, H]
+    lower = {level: v + shift for level, v in evaluation.lower.items()}
+    upper = {level: v + shift for level, v in evaluation.upper.items()}
+    scores = evaluate(stack.actual, mean, lower, upper, mase_scale=stack.mase_scale)
+    return Evaluation(scores, mean, lower, upper, cross_fitted=True)
 
 
 def baseline_val_scores(stack: Windows, frequency: str, metric: str) -> dict[str, float]:

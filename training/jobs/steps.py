@@ -36,6 +36,7 @@ from training.jobs.preparation import (
     baseline_val_scores,
     build_config,
     champion_scorer,
+    cross_fitted,
     default_lookback,
     evaluate_model,
     fit_series,
@@ -210,6 +211,7 @@ class Candidate:
     test_windows: Windows
     val_eval: Evaluation
     test_eval: Evaluation
+    kept_val_eval: Evaluation
 
     @property
     def still_improving(self) -> bool:
@@ -217,8 +219,13 @@ class Candidate:
         return self.family in RECURRENT and self.report.best_epoch == self.report.epochs
 
     def val_score(self, metric: str) -> float:
-        """Its validation score on the gate metric (lower is better)."""
+        """Its validation score on the gate metric (lower is better): cross-fitted where the
+        fit chose on the validation windows (what `auto` and the baseline floor compare)."""
         return float(self.val_eval.scores.overall[metric])
+
+    def kept_val_score(self, metric: str) -> float:
+        """The kept model's own validation score, as a champion is re-scored."""
+        return float(self.kept_val_eval.scores.overall[metric])
 
 
 def fit_candidate(
@@ -244,6 +251,7 @@ def fit_candidate(
     )  # recorded (oracle) future covariates, plus noise when --covariate-noise is set
     model = models_io.create(config)
     report = model.fit(train_series, val_series, callback=callback)
+    kept = evaluate_model(model, val_windows, spec.levels)
     return Candidate(
         family=family,
         config=config,
@@ -254,8 +262,9 @@ def fit_candidate(
         val_series=val_series,
         val_windows=val_windows,
         test_windows=test_windows,
-        val_eval=evaluate_model(model, val_windows, spec.levels),
+        val_eval=cross_fitted(kept, report, val_windows),  # what the choice did not see
         test_eval=evaluate_model(model, test_windows, spec.levels),
+        kept_val_eval=kept,
     )
 
 
@@ -277,6 +286,7 @@ def log_candidate(
             "data_rows": frame.rows,
             "n_series": frame.n_series,
             "val_windows": len(cand.val_windows),
+            "val_cross_fitted": cand.val_eval.cross_fitted,
             "test_windows": len(cand.test_windows),
             "derived_keys": sorted(cand.derived.values),
         }
@@ -377,6 +387,7 @@ def register_candidate(
         {
             "family": cand.family,
             "val_score": f"{val_score:.6g}",
+            "val_score_kept": f"{cand.kept_val_score(metric):.6g}",
             "dataset": spec.data_label,
             "run_id": run.run_id,
             "horizon": spec.horizon,
@@ -399,6 +410,7 @@ def register_candidate(
         allow_worse_than_baseline=allow_worse_than_baseline,
         family=cand.family,
         allow_contract_change=allow_contract_change,
+        kept_score=cand.kept_val_score(metric),
     )
     run.metrics({"gate_promoted": float(decision.promoted)})
     if decision.champion_score is not None:

@@ -4,9 +4,10 @@ The trial builds its spec from the sampled values (`search_space.trial_spec`), f
 forecaster with the pipeline's own preparation functions, and reports to Tune after every
 epoch: the losses and the validation score in the data's units (a point forecast of every
 validation window), so ASHA compares trials with different normalisations fairly. After the
-fit it reports once more with every validation metric of the restored best weights and
-`final = 1` (Tune reserves `done`). It never talks to MLflow: the driver logs every trial
-once, from these reports.
+fit it reports once more with every validation metric, scored as the pipeline scores a
+candidate (cross-fitted forecasts where the fit chose on the validation windows:
+`preparation.cross_fitted`), and `final = 1` (Tune reserves `done`). It never talks to
+MLflow: the driver logs every trial once, from these reports.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from training.evaluation.backtest import predict_windows
 from training.evaluation.metrics import evaluate
 from training.evaluation.windows import Windows
 from training.jobs.experiment import TrainSpec
-from training.jobs.preparation import build_config, evaluate_model, fit_series, windows
+from training.jobs.preparation import (
+    build_config,
+    cross_fitted,
+    evaluate_model,
+    fit_series,
+    windows,
+)
 from training.jobs.search_space import trial_spec
 
 SCORE = "score"  # the reported key Tune's searcher and scheduler minimise
@@ -73,7 +80,8 @@ def run_trial(
         )
 
     report = model.fit(train_series, val_series, callback=on_epoch)
-    scores = evaluate_model(model, val_windows, spec.levels).scores.overall
+    kept = evaluate_model(model, val_windows, spec.levels)
+    scores = cross_fitted(kept, report, val_windows).scores.overall
     tune.report(
         {
             SCORE: scores[metric],

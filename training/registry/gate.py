@@ -3,9 +3,12 @@
 Every new version gets the alias "challenger". It becomes "champion" only when there is no
 champion yet, or when its validation score beats the champion's by the margin, both scored on
 the same validation windows *now* (the champion is downloaded and re-evaluated, so a change in
-the data is reflected). Lower scores are better for every gate metric. The decision and both
-scores are written as tags on the version and on the run. `promote_by_hand` overrides the gate
-and records who did it and why.
+the data is reflected). Like is compared with like: the champion can only be re-scored as the
+model it is, so against it the challenger's kept model is scored the same way (`kept_score`),
+while against the baselines, which choose nothing on validation, the challenger's cross-fitted
+score counts (training.jobs.preparation.cross_fitted). Lower scores are better for every gate
+metric. The decision and the scores are written as tags on the version and on the run.
+`promote_by_hand` overrides the gate and records who did it and why.
 
 The gate also knows the baselines: before the champion is consulted, the challenger must beat
 the best of naive (random walk) and seasonal naive on the same validation windows by the same
@@ -66,7 +69,10 @@ class GateDecision:
         previous_champion: the champion before it (None when there was none).
         metric: validation metric compared (lower is better).
         margin: relative improvement required.
-        challenger_score: the challenger's validation score.
+        challenger_score: the challenger's validation score (cross-fitted where its fit chose
+            on the validation windows), compared with the baselines.
+        kept_score: the challenger's kept model scored as the champion is (None: the same as
+            challenger_score), compared with the champion.
         champion_score: the previous champion's score on the same windows (None: no champion).
         reason: one sentence saying why.
         baseline: the best baseline on the validation windows ("naive", "seasonal_naive"),
@@ -95,6 +101,7 @@ class GateDecision:
     baseline_overridden: bool = False
     contract_changes: tuple[str, ...] = ()
     contract_overridden: bool = False
+    kept_score: float | None = None
 
     @property
     def decision(self) -> str:
@@ -121,6 +128,7 @@ class GateDecision:
             "gate_metric": f"val_{self.metric}",
             "gate_margin": f"{self.margin:g}",
             "val_score": f"{self.challenger_score:.6g}",
+            "val_score_kept": "" if self.kept_score is None else f"{self.kept_score:.6g}",
             "champion_score": "" if self.champion_score is None else f"{self.champion_score:.6g}",
             "champion_version_at_gate": ""
             if self.previous_champion is None
@@ -187,6 +195,7 @@ def run_gate(
     allow_worse_than_baseline: bool = False,
     family: str = "",
     allow_contract_change: bool = False,
+    kept_score: float | None = None,
 ) -> GateDecision:
     """Alias `version` challenger, score the champion now, promote or not, tag both places.
 
@@ -209,6 +218,8 @@ def run_gate(
         family: the challenger's family; baseline families skip the baseline check.
         allow_contract_change: promote even when the request contract differs from the
             champion's, recording the changes.
+        kept_score: the challenger's kept model on the same windows, scored as the champion
+            is; compared with the champion (None: `challenger_score` is).
     """
     previous = tracker.aliases(name).get(CHAMPION)
     tracker.set_alias(name, CHALLENGER, version)
@@ -219,7 +230,8 @@ def run_gate(
         champion_score, note, champion_contract = _score_champion(
             tracker, name, previous, score_champion
         )
-    promoted, reason = decide(challenger_score, champion_score, margin)
+    versus_champion = challenger_score if kept_score is None else kept_score
+    promoted, reason = decide(versus_champion, champion_score, margin)
     if note:
         reason = f"{reason} ({note})"
     floor = None if family in BASELINE_FAMILIES else best_baseline(baseline_scores or {})
@@ -274,6 +286,7 @@ def run_gate(
         baseline_overridden=worse and allow_worse_than_baseline,
         contract_changes=tuple(changes),
         contract_overridden=bool(changes) and allow_contract_change,
+        kept_score=kept_score,
     )
     tags = decision.tags()
     tracker.set_version_tags(name, version, tags)
@@ -295,7 +308,8 @@ def _score_champion(
             contract = contract_of_directory(directory)
             return float(score(directory)), f"champion v{version} re-evaluated", contract
         except USER_ERRORS as exc:
-            recorded = tracker.version(name, version).tags.get("val_score", "")
+            tags = tracker.version(name, version).tags
+            recorded = tags.get("val_score_kept") or tags.get("val_score", "")
             logger.warning("champion v%d could not be re-evaluated: %s", version, exc)
             try:
                 value: float | None = float(recorded)
