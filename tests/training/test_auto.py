@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from training.jobs.auto import CANDIDATES, train_auto
 from training.jobs.experiment import TrainSpec
 from training.jobs.pipeline import train
-from training.jobs.preparation import evaluate_model, load_frame
+from training.jobs.preparation import cross_fitted, evaluate_model, load_frame
 from training.jobs.steps import fit_candidate
 from training.registry.tracking import Tracker
 from training.settings import TrainSettings
@@ -87,7 +88,7 @@ def test_a_random_walk_nobody_beats_is_the_champion(
 
 @pytest.mark.parametrize(("family", "cross"), [("gru", True), ("esn", True), ("kalman", False)])
 def test_validation_scores_are_cross_fitted_where_the_fit_chose_on_them(
-    tmp_path: Path, family: str, cross: bool
+    tmp_path: Path, family: str, cross: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The gate and `auto` score a learned family on its cross-fitted validation forecasts
     (each half forecast by the model the other half chose), not on the kept model's."""
@@ -107,6 +108,11 @@ def test_validation_scores_are_cross_fitted_where_the_fit_chose_on_them(
     np.testing.assert_allclose(cand.report.val_actual, cand.val_windows.actual, rtol=1e-6)
     mae = float(np.mean(np.abs(forecasts - cand.val_windows.actual)))
     assert cand.val_score("mae") == pytest.approx(mae, rel=1e-5)
+    # forecasts of other windows (other values) are not scored: the kept model's are, said
+    shifted = dataclasses.replace(cand.report, val_actual=cand.report.val_actual + 1.0)
+    with caplog.at_level(logging.WARNING, logger="training.jobs.preparation"):
+        assert cross_fitted(kept, shifted, cand.val_windows) is kept
+    assert "do not match the" in caplog.text
     # the intervals keep the kept model's half-widths, around the cross-fitted forecasts
     np.testing.assert_allclose(
         cand.val_eval.upper[80] - cand.val_eval.mean, kept.upper[80] - kept.mean, rtol=1e-4,

@@ -9,6 +9,7 @@ champion for the gate).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,6 +32,8 @@ from training.evaluation.protocols import ett_problem
 from training.evaluation.windows import Windows, ett_windows, frame_windows
 from training.jobs import defaults
 from training.jobs.experiment import TrainSpec
+
+logger = logging.getLogger(__name__)
 
 BASELINES = ("naive", "seasonal_naive", "kalman")
 
@@ -261,6 +264,12 @@ def cross_fitted(evaluation: Evaluation, report: FitReport, stack: Windows) -> E
     mean, actual = report.val_forecasts[:, :h], report.val_actual[:, :h]  # [N, H]
     tolerance = 1e-5 * float(np.max(np.abs(stack.actual), initial=1.0))
     if mean.shape != stack.actual.shape or not np.allclose(actual, stack.actual, atol=tolerance):
+        logger.warning(
+            "cross-fitted validation forecasts %s do not match the %s validation windows; "
+            "scoring the kept model's forecasts instead",
+            mean.shape,
+            stack.actual.shape,
+        )
         return evaluation
     shift = mean - evaluation.mean  # [N, H]
     lower = {level: v + shift for level, v in evaluation.lower.items()}
