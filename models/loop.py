@@ -25,7 +25,6 @@ best, so the family can forecast each half with the weights the other half chose
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -38,6 +37,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from models import checkpoint
 from models.base import EpochCallback, EpochStats, FitReport
 from models.config import LR_SCHEDULES
 from models.errors import ConfigError
@@ -94,7 +94,7 @@ class CrossFit:
         for i in (0, 1):
             if losses[i] < self.best_loss[i]:
                 self.best_loss[i], self.best_epoch[i] = losses[i], epoch
-                self.best_state[i] = _state(module)
+                self.best_state[i] = checkpoint.state_copy(module)
 
 
 SCHEDULES = LR_SCHEDULES
@@ -148,49 +148,6 @@ def _val_loss(
 
 def _autocast(device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
-def _state(module: nn.Module) -> dict[str, Tensor]:
-    return {k: v.detach().clone().contiguous() for k, v in module.state_dict().items()}
-
-
-def _save_checkpoint(
-    directory: Path, module: nn.Module, opt: torch.optim.Optimizer, progress: dict[str, Any]
-) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    save_file(_state(module), str(directory / "last.safetensors"))
-    opt_state = opt.state_dict()
-    tensors = {
-        f"{pid}.{key}": value.detach().contiguous()
-        for pid, slots in opt_state["state"].items()
-        for key, value in slots.items()
-    }
-    save_file(tensors, str(directory / "optimizer.safetensors"))
-    progress = {**progress, "param_groups": opt_state["param_groups"]}
-    tmp = directory / "progress.json.tmp"
-    tmp.write_text(json.dumps(progress))
-    tmp.replace(directory / "progress.json")  # the JSON is the commit point of an epoch
-
-
-def _load_checkpoint(
-    directory: Path, module: nn.Module, opt: torch.optim.Optimizer, fingerprint: str
-) -> dict[str, Any] | None:
-    path = directory / "progress.json"
-    if not path.exists():
-        return None
-    progress: dict[str, Any] = json.loads(path.read_text())
-    if progress.get("fingerprint") != fingerprint:
-        log.info("checkpoint in %s is for another config; starting afresh", directory)
-        return None
-    device = next(module.parameters()).device
-    module.load_state_dict(load_file(str(directory / "last.safetensors"), device=str(device)))
-    state: dict[int, dict[str, Tensor]] = {}
-    for name, value in load_file(str(directory / "optimizer.safetensors")).items():
-        pid, key = name.split(".", 1)
-        state.setdefault(int(pid), {})[key] = value
-    opt.load_state_dict({"state": state, "param_groups": progress["param_groups"]})
-    log.info("resuming from epoch %d checkpoint in %s", progress["epoch"], directory)
-    return progress
 
 
 def _save_halves(directory: Path, progress: dict[str, Any], cross_fit: CrossFit) -> None:
@@ -290,9 +247,9 @@ def train_loop(
         "done": False,
         "budget": settings.epochs,
     }
-    best = _state(module)
+    best = checkpoint.state_copy(module)
     if checkpoint_dir is not None:
-        resumed = _load_checkpoint(checkpoint_dir, module, opt, settings.fingerprint)
+        resumed = checkpoint.load(checkpoint_dir, module, opt, settings.fingerprint)
         if resumed is not None:
             progress = resumed
             best_path = checkpoint_dir / "best.safetensors"
@@ -321,7 +278,7 @@ def train_loop(
         improved = val_loss < progress["best_val"]
         if improved:
             progress.update(best_val=val_loss, best_epoch=epoch)
-            best = _state(module)
+            best = checkpoint.state_copy(module)
         progress["train"].append(train_loss)
         progress["val"].append(val_loss)
         progress["epoch"] = epoch
@@ -339,7 +296,7 @@ def train_loop(
                 save_file(best, str(checkpoint_dir / "best.safetensors"))
             if cross_fit is not None:
                 _save_halves(checkpoint_dir, progress, cross_fit)
-            _save_checkpoint(checkpoint_dir, module, opt, progress)
+            checkpoint.save(checkpoint_dir, module, opt, progress)
         if callback is not None:
             callback(EpochStats(epoch, progress["train"][-1], val_loss, elapsed, improved))
     module.load_state_dict(best)

@@ -13,7 +13,7 @@ from models import intervals
 from models.base import EpochStats, SeriesData
 from models.errors import ConfigError, ForecastInputError
 from models.features import calendar_features
-from models.loop import LoopSettings, resolve_device, train_loop
+from models.loop import CrossFit, LoopSettings, resolve_device, train_loop
 from models.rollout import roll_forward
 from models.scaling import denormalise, interval_scale, normalise, seasonal_scale, window_scale
 from models.windows import PanelWindows, WindowSet, stack_series_windows
@@ -312,6 +312,28 @@ def test_train_loop_resumes_from_its_checkpoint_exactly(tmp_path: Path) -> None:
     assert resumed.val_losses == straight.val_losses
     other = train_loop(_Linear(8, 2), train, val, _loss, _settings(1, "b"), checkpoint_dir=tmp_path)
     assert other.epochs == 1  # another config's checkpoint is not reused
+
+
+def test_a_resumed_run_keeps_each_validation_halfs_best_weights(tmp_path: Path) -> None:
+    train, val = _data()
+    halves = intervals.cross_fit_halves(val.counts, torch.device("cpu"))
+
+    def run(epochs: int, directory: Path | None) -> CrossFit:
+        cross_fit = CrossFit(halves)
+        settings = LoopSettings(epochs, 16, 1.0, 0.0, 6, 1.0, seed=1, fingerprint="a")
+        train_loop(_Linear(8, 2), train, val, _loss, settings, checkpoint_dir=directory,
+                   cross_fit=cross_fit)  # fmt: skip
+        return cross_fit
+
+    straight = run(6, None)
+    assert straight.best_epoch == [6, 4]  # the later half's best is epoch 4
+    run(4, tmp_path)
+    resumed = run(6, tmp_path)  # epochs 5-6 only: epoch 4's weights must come from disk
+    assert resumed.best_epoch == straight.best_epoch and resumed.best_loss == straight.best_loss
+    for mine, theirs in zip(resumed.best_state, straight.best_state, strict=True):
+        assert mine is not None and theirs is not None
+        for key in theirs:
+            torch.testing.assert_close(mine[key], theirs[key])
 
 
 def test_resolve_device() -> None:

@@ -231,8 +231,8 @@ def baselines(frame: SeriesFrame, spec: TrainSpec) -> dict[str, Any]:
 class Evaluation:
     """Scores of one model on one window stack, with its predictions (for plots).
 
-    `cross_fitted`: the forecasts are the fit's cross-fitted validation forecasts
-    (`cross_fitted`), not the kept model's.
+    `cross_fitted`: the forecasts are the fit's cross-fitted validation forecasts (see the
+    function `cross_fitted`), not the kept model's.
     """
 
     scores: Scores
