@@ -2,7 +2,7 @@
 baselines).
 
 `to_dict` / `from_dict` round-trip through JSON (config.json); unknown keys and wrong types are
-refused with a message naming the key. `dict_to_kwargs` is shared with the ESN config.
+refused with a message naming the key.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from models.errors import ConfigError
 from models.features import parse_frequency, season_length
@@ -22,9 +22,15 @@ BASELINE_FAMILIES = ("naive", "seasonal_naive", "kalman")
 DECODERS = ("direct", "segments", "seq2seq")
 DEVICES = ("auto", "cpu", "cuda")
 LOSSES = ("mse", "mae", "huber")
-LR_SCHEDULES = ("constant", "plateau")  # models.loop.SCHEDULES
+LR_SCHEDULES = ("constant", "plateau")
 
-C = TypeVar("C")
+# JSON type check of a scalar field: hint -> (accepted types, what the message asks for)
+_SCALARS: dict[Any, tuple[Any, str]] = {
+    bool: (bool, "true or false"),
+    int: (int, "an integer"),
+    float: ((int, float), "a number"),
+    str: (str, "a string"),
+}
 
 
 def _check_value(name: str, value: Any, hint: Any) -> Any:
@@ -41,50 +47,13 @@ def _check_value(name: str, value: Any, hint: Any) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return _check_value(name, value, inner[0])
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{name}: expected true or false, got {value!r}")
+    if hint not in _SCALARS:
         return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{name}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{name}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{name}: expected a string, got {value!r}")
-        return value
-    return value
-
-
-def dict_to_kwargs(cls: type[C], data: dict[str, Any]) -> dict[str, Any]:
-    """Constructor kwargs for the config dataclass `cls` from a JSON-style dict.
-
-    Raises:
-        ConfigError: for an unknown key (listing the known ones) or a value of the wrong type.
-    """
-    if not isinstance(data, dict):
-        raise ConfigError(f"config must be a JSON object, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ConfigError(
-            f"unknown config key(s) {unknown} for {cls.__name__}; known keys: {', '.join(names)}"
-        )
-    return {k: _check_value(k, v, hints[k]) for k, v in data.items()}
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """JSON-safe dict of a config dataclass (tuples become lists)."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        out[f.name] = list(value) if isinstance(value, tuple) else value
-    return out
+    accepted, expected = _SCALARS[hint]
+    # bool is an int subclass, but true is not a number here
+    if not isinstance(value, accepted) or (hint is not bool and isinstance(value, bool)):
+        raise ConfigError(f"{name}: expected {expected}, got {value!r}")
+    return float(value) if hint is float else value
 
 
 def require(ok: bool, message: str) -> None:
@@ -146,13 +115,28 @@ class FamilyConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict; `from_dict(to_dict())` gives an equal config."""
-        return config_to_dict(self)
+        """JSON-safe dict (tuples become lists); `from_dict(to_dict())` gives an equal config."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        """Build from a JSON-style dict; unknown keys and wrong types raise ConfigError."""
-        return cls(**dict_to_kwargs(cls, data))
+        """Build from a JSON-style dict.
+
+        Raises:
+            ConfigError: for an unknown key (listing the known ones) or a value of the wrong type.
+        """
+        if not isinstance(data, dict):
+            raise ConfigError(f"config must be a JSON object, got {type(data).__name__}")
+        hints = typing.get_type_hints(cls)
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"unknown config key(s) {unknown} for {cls.__name__}; "
+                f"known keys: {', '.join(names)}"
+            )
+        return cls(**{k: _check_value(k, v, hints[k]) for k, v in data.items()})
 
 
 @dataclass(frozen=True)

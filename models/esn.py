@@ -226,11 +226,7 @@ class ESNForecaster(nn.Module):
             },
         )
         if callback is not None:
-            callback(
-                EpochStats(
-                    epoch=1, train_loss=train_mse, val_loss=val_mse, seconds=seconds, best=True
-                )
-            )
+            callback(EpochStats(1, train_mse, val_mse, seconds, True))
         return FitReport(
             epochs=1,
             best_epoch=1,

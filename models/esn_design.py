@@ -223,47 +223,24 @@ def stack(
         ForecastInputError: no series, or a malformed one.
     """
     c = config
-    _check_series_list(series, c)
+    if not series:
+        raise ForecastInputError("no series given; pass at least one SeriesData to fit()")
+    cal_freq = c.frequency if c.calendar else None
+    for i, s in enumerate(series):
+        check_series(s, i, cal_freq, len(c.covariates), len(c.future_covariates))
     lengths = [len(s.values) for s in series]
     t_max = max(lengths)
 
-    def pad(a: np.ndarray) -> np.ndarray:  # [T, ...] -> [T_max, ...]
-        return np.concatenate([a, np.repeat(a[-1:], t_max - len(a), axis=0)])
+    def batch(arrays: list[np.ndarray]) -> Tensor:  # [T_i, ...] each -> [B, T_max, ...]
+        padded = [np.concatenate([a, np.repeat(a[-1:], t_max - len(a), axis=0)]) for a in arrays]
+        return torch.as_tensor(np.stack(padded), device=device)
 
-    values = torch.as_tensor(
-        np.stack([pad(np.asarray(s.values, np.float32)) for s in series]), device=device
-    )  # [B, T]
-    cov = None
+    values = batch([np.asarray(s.values, np.float32) for s in series])  # [B, T]
+    cov = cal = fut = None
     if c.covariates:
-        cov = torch.as_tensor(
-            np.stack([pad(np.asarray(s.covariates, np.float32)) for s in series]),
-            device=device,
-        )  # [B, T, C]
-    cal = None
-    if c.calendar:
-        feats = [pad(calendar_features(np.asarray(s.timestamps), c.frequency)) for s in series]
-        cal = torch.as_tensor(np.stack(feats), device=device)  # [B, T, K]
-    fut = None
+        cov = batch([np.asarray(s.covariates, np.float32) for s in series])  # [B, T, C]
+    if c.calendar:  # [B, T, K]
+        cal = batch([calendar_features(np.asarray(s.timestamps), c.frequency) for s in series])
     if c.future_covariates:
-        fut = torch.as_tensor(
-            np.stack([pad(np.asarray(s.future_covariates, np.float32)) for s in series]),
-            device=device,
-        )  # [B, T, K']
+        fut = batch([np.asarray(s.future_covariates, np.float32) for s in series])  # [B, T, K']
     return values, cov, cal, fut, lengths
-
-
-# ----- input checks (the same rules and messages as the recurrent family) -----------------
-
-
-def _check_series_list(series: Sequence[SeriesData], config: ESNConfig) -> None:
-    """Validate fit() series: 1-D finite values, timestamps with calendar, covariate width."""
-    if not series:
-        raise ForecastInputError("no series given; pass at least one SeriesData to fit()")
-    for i, s in enumerate(series):
-        check_series(
-            s,
-            i,
-            config.frequency if config.calendar else None,
-            len(config.covariates),
-            len(config.future_covariates),
-        )

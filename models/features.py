@@ -25,6 +25,7 @@ _FORMS = '"h", "<n>h", "<n>min", "D", "B" or "W"'
 _PATTERN = re.compile(r"^(\d*)(min|h|D|B|W)$")
 _SECONDS_PER_DAY = 86_400
 _DAYS_PER_YEAR = 365.2425
+_DAILY_SEASONS = {"D": 7, "B": 5, "W": 52}  # steps per season of daily and coarser data
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,8 @@ def season_length(freq: str) -> int:
     h: 24, 15min: 96, 3h: 8, D: 7, B: 5, W: 52.
     """
     f = parse_frequency(freq)
-    if f.unit == "D":
-        return 7
-    if f.unit == "B":
-        return 5
-    if f.unit == "W":
-        return 52
+    if f.unit in _DAILY_SEASONS:
+        return _DAILY_SEASONS[f.unit]
     per_day = _SECONDS_PER_DAY // int(f.step / np.timedelta64(1, "s"))
     return max(int(per_day), 1)
 
@@ -153,12 +150,7 @@ def is_on_frequency(timestamps: np.ndarray, freq: str) -> int | None:
 
 def calendar_width(freq: str) -> int:
     """Number of calendar feature columns `calendar_features` returns for `freq`."""
-    f = parse_frequency(freq)
-    if f.sub_daily:
-        return 6
-    if f.unit in ("D", "B"):
-        return 4
-    return 2
+    return {"min": 6, "h": 6, "D": 4, "B": 4, "W": 2}[parse_frequency(freq).unit]
 
 
 def calendar_features(timestamps: np.ndarray, freq: str) -> np.ndarray:

@@ -67,9 +67,9 @@ class LoopSettings:
     epoch_windows: int = 0
 
     def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
+        if self.schedule not in LR_SCHEDULES:
             raise ConfigError(
-                f"lr_schedule {self.schedule!r} is not supported; use one of {SCHEDULES}"
+                f"lr_schedule {self.schedule!r} is not supported; use one of {LR_SCHEDULES}"
             )
 
 
@@ -97,7 +97,6 @@ class CrossFit:
                 self.best_state[i] = checkpoint.state_copy(module)
 
 
-SCHEDULES = LR_SCHEDULES
 PLATEAU_FACTOR = 0.5  # learning-rate multiplier after an epoch without improvement
 
 

@@ -7,56 +7,36 @@ mismatch (a missing, extra or misshapen tensor) is a ModelFileError naming the d
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import platform
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, TypeVar
 
+import numpy as np
+import safetensors
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from torch import Tensor, nn
+from torch import nn
 
 from models.base import ModelMeta
 from models.config import FamilyConfig
 from models.errors import ModelFileError
 from models.loop import resolve_device
-from models.versions import library_versions
 
 FILES = ("config.json", "meta.json", "weights.safetensors")
 
-
-class FamilyConfigLike(Protocol):
-    """What persistence needs of a family's config: its family name and JSON round trip."""
-
-    @property
-    def family(self) -> str: ...
-
-    def to_dict(self) -> dict[str, Any]: ...
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self: ...
-
-
-C = TypeVar("C", bound=FamilyConfigLike)
+C = TypeVar("C", bound=FamilyConfig)
 M = TypeVar("M", bound=nn.Module)
 
 
 def meta_to_dict(meta: ModelMeta) -> dict[str, Any]:
     """JSON-safe dict of `meta` (conformal keys become strings)."""
-    return {
-        "family": meta.family,
-        "lookback": meta.lookback,
-        "max_horizon": meta.max_horizon,
-        "frequency": meta.frequency,
-        "target": meta.target,
-        "covariates": list(meta.covariates),
-        "calendar": meta.calendar,
-        "future_covariates": list(meta.future_covariates),
-        "future_stats": [list(pair) for pair in meta.future_stats],
-        "conformal": {str(k): list(v) for k, v in meta.conformal.items()},
-        "versions": dict(meta.versions),
-        "extra": dict(meta.extra),
-    }
+    data = dataclasses.asdict(meta)
+    data["conformal"] = {str(k): list(v) for k, v in meta.conformal.items()}
+    return data
 
 
 def meta_from_dict(data: dict[str, Any], where: str = "meta.json") -> ModelMeta:
@@ -86,27 +66,13 @@ def meta_from_dict(data: dict[str, Any], where: str = "meta.json") -> ModelMeta:
         raise ModelFileError(f"{where}: malformed metadata ({exc!r}); re-save the model") from exc
 
 
-def write_model_dir(
-    directory: Path, config: dict[str, Any], meta: ModelMeta, tensors: dict[str, Tensor]
-) -> None:
-    """Write the three files of a saved model; tensors are made contiguous and moved to CPU."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
-    (directory / "meta.json").write_text(json.dumps(meta_to_dict(meta), indent=2, sort_keys=True))
-    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    save_file(cpu, str(directory / "weights.safetensors"))
-
-
 def read_json(directory: Path, name: str) -> dict[str, Any]:
     """The JSON object in `directory / name`.
 
     Raises:
         ModelFileError: the file is missing, not JSON, or not a JSON object.
     """
-    path = Path(directory) / name
-    if not path.is_file():
-        raise ModelFileError(f"{path} is missing; a saved model directory holds {', '.join(FILES)}")
+    path = _existing(Path(directory) / name)
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -116,32 +82,22 @@ def read_json(directory: Path, name: str) -> dict[str, Any]:
     return data
 
 
-def read_model_dir(directory: Path) -> tuple[dict[str, Any], ModelMeta, dict[str, Tensor]]:
-    """(config dict, meta, CPU tensors) of a saved model directory.
+def _existing(path: Path) -> Path:
+    """`path`; a ModelFileError naming the files of a saved model when it is missing."""
+    if not path.is_file():
+        raise ModelFileError(f"{path} is missing; a saved model directory holds {', '.join(FILES)}")
+    return path
 
-    Raises:
-        ModelFileError: a file is missing or unreadable.
-    """
+
+def save_module(directory: Path, config: FamilyConfig, meta: ModelMeta, module: nn.Module) -> None:
+    """Save a family: its config, its metadata and every buffer and parameter of `module`
+    (made contiguous and moved to the CPU)."""
     directory = Path(directory)
-    config = read_json(directory, "config.json")
-    meta = meta_from_dict(read_json(directory, "meta.json"), str(directory / "meta.json"))
-    weights = directory / "weights.safetensors"
-    if not weights.is_file():
-        raise ModelFileError(
-            f"{weights} is missing; a saved model directory holds {', '.join(FILES)}"
-        )
-    try:
-        tensors = load_file(str(weights), device="cpu")
-    except (SafetensorError, OSError) as exc:
-        raise ModelFileError(f"{weights} is not a valid safetensors file ({exc})") from exc
-    return config, meta, tensors
-
-
-def save_module(
-    directory: Path, config: FamilyConfigLike, meta: ModelMeta, module: nn.Module
-) -> None:
-    """Save a family: its config, its metadata and every buffer and parameter of `module`."""
-    write_model_dir(Path(directory), config.to_dict(), meta, module.state_dict())
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True))
+    (directory / "meta.json").write_text(json.dumps(meta_to_dict(meta), indent=2, sort_keys=True))
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
+    save_file(cpu, str(directory / "weights.safetensors"))
 
 
 def load_module(
@@ -164,7 +120,13 @@ def load_module(
         ConfigError: config.json holds an unknown key or a bad value.
     """
     directory = Path(directory)
-    config_dict, meta, tensors = read_model_dir(directory)
+    config_dict = read_json(directory, "config.json")
+    meta = meta_from_dict(read_json(directory, "meta.json"), str(directory / "meta.json"))
+    weights = _existing(directory / "weights.safetensors")
+    try:
+        tensors = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise ModelFileError(f"{weights} is not a valid safetensors file ({exc})") from exc
     config = config_cls.from_dict(config_dict)
     if meta.family != config.family:
         raise ModelFileError(
@@ -197,3 +159,13 @@ def fresh_meta(config: FamilyConfig) -> ModelMeta:
         future_covariates=config.future_covariates,
         versions=library_versions(),
     )
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries a model's numbers depend on (meta.json)."""
+    return {
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),
+        "numpy": str(np.__version__),
+        "safetensors": str(getattr(safetensors, "__version__", "unknown")),
+    }

@@ -27,7 +27,7 @@ import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,7 @@ from torch import Tensor, nn
 from models import intervals, rollout
 from models.base import EpochCallback, FitReport, Forecast, ModelMeta, SeriesData
 from models.config import RecurrentConfig
-from models.features import (
-    calendar_features,
-    calendar_width,
-    future_timestamps,
-)
+from models.features import calendar_features, calendar_width, future_timestamps
 from models.future import fit_stats
 from models.loop import CrossFit, LoopSettings, resolve_device, train_loop
 from models.persist import fresh_meta, load_module, save_module
@@ -50,15 +46,19 @@ from models.scaling import denormalise, normalise
 from models.windows import PanelWindows, Windows, WindowSet, stack_series_windows
 
 _CELLS: dict[str, Any] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "mse": nn.functional.mse_loss,
+    "mae": nn.functional.l1_loss,
+    "huber": nn.functional.smooth_l1_loss,
+}
 _PREDICT_BATCH = 2048  # windows per forward pass at inference (bounds memory)
 
 State = Tensor | tuple[Tensor, Tensor]  # GRU/RNN h_n, or LSTM (h_n, c_n): [layers*dirs, B, hid]
 
 
-def _detach(state: State) -> State:
-    if isinstance(state, tuple):
-        return (state[0].detach(), state[1].detach())
-    return state.detach()
+def _map_state(fn: Callable[[Tensor], Tensor], state: State) -> State:
+    """`fn` applied to h_n, and to c_n of an LSTM."""
+    return (fn(state[0]), fn(state[1])) if isinstance(state, tuple) else fn(state)
 
 
 class RecurrentForecaster(nn.Module):
@@ -73,8 +73,7 @@ class RecurrentForecaster(nn.Module):
 
     def __init__(self, config: RecurrentConfig) -> None:
         super().__init__()
-        self.config = config
-        c = config
+        self.config = c = config
         self.n_future = len(c.future_covariates)
         # "known" inputs: calendar features and future covariates, over look-back and horizon
         self.cal_width = (calendar_width(c.frequency) if c.calendar else 0) + self.n_future
@@ -164,7 +163,7 @@ class RecurrentForecaster(nn.Module):
         for i in range(0, steps.shape[1], k):
             _, state = self.encoder(steps[:, i : i + k], state)  # [B, k, E] chunk
             if i + k < steps.shape[1]:  # cut the gradient path between chunks
-                state = _detach(state)
+                state = _map_state(Tensor.detach, state)
         return state  # type: ignore[return-value,no-any-return]
 
     def _seed(self, h: Tensor) -> Tensor:
@@ -210,11 +209,7 @@ class RecurrentForecaster(nn.Module):
                 feats.append(future.reshape(b, -1))  # [B, H*K]
             out: Tensor = self.head(self.drop(torch.cat(feats, dim=1)))  # [B, H]
             return out
-        seed: State = (
-            (self._seed(state[0]), self._seed(state[1]))
-            if isinstance(state, tuple)
-            else self._seed(state)
-        )
+        seed = _map_state(self._seed, state)
         if c.decoder == "segments":
             return self._decode_segments(seed, future, b)
         steps = self.pos.expand(b, -1, -1)  # [B, H, P]
@@ -234,10 +229,8 @@ class RecurrentForecaster(nn.Module):
             steps = torch.cat([steps, future.reshape(b, m, -1)], dim=2)  # [B, M, hid+S*K]
         steps = steps.reshape(b * m, 1, -1)  # [B*M, 1, E]: each segment is its own sequence
 
-        def rep(s: Tensor) -> Tensor:
-            return s.repeat_interleave(m, dim=1)  # [layers, B, hid] -> [layers, B*M, hid]
-
-        init = (rep(seed[0]), rep(seed[1])) if isinstance(seed, tuple) else rep(seed)
+        # [layers, B, hid] -> [layers, B*M, hid]
+        init = _map_state(lambda s: s.repeat_interleave(m, dim=1), seed)
         dec, _ = self.decoder(steps, init)  # [B*M, 1, hid]
         out = self.head(self.drop(dec[:, 0]))  # [B*M, S]
         return out.reshape(b, m * seg)[:, : c.max_horizon]  # type: ignore[no-any-return]
@@ -269,11 +262,7 @@ class RecurrentForecaster(nn.Module):
         x, cov, loc, scale = self._norm_inputs(batch)
         target = (batch.future - loc) / scale  # [B, H]
         pred = self(x, cov, self._known(batch)).float()  # [B, H]
-        if self.config.loss == "mae":
-            return nn.functional.l1_loss(pred, target)
-        if self.config.loss == "huber":
-            return nn.functional.smooth_l1_loss(pred, target)
-        return nn.functional.mse_loss(pred, target)
+        return _LOSSES[self.config.loss](pred, target)
 
     def _forecast(self, batch: Windows) -> Tensor:
         """Denormalised forecasts [N, H] for every window of `batch`, in chunks, no grad."""

@@ -51,12 +51,6 @@ def run_reservoir(
     Returns:
         [B, T, N] states when keep_all, else [B, N] the state after the last input.
     """
-    return _run(inputs, w_in, w, bias, leak, keep_all)
-
-
-def _run(
-    inputs: Tensor, w_in: Tensor, w: Tensor, bias: Tensor, leak: float, keep_all: bool
-) -> Tensor:
     b, t_len, d = inputs.shape
     n = w.shape[0]
     w_t = w.T.contiguous()  # [N, N], so x @ w_t = (W x)^T

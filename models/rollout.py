@@ -106,7 +106,6 @@ def forecast(
     timestamps: np.ndarray | None,
     covariates: np.ndarray | None,
     future_covariates: np.ndarray | None = None,
-    max_roll: int = MAX_ROLL,
 ) -> Forecast:
     """A family's `predict`: validate, roll forward, add intervals and future timestamps.
 
@@ -115,7 +114,6 @@ def forecast(
         meta: the family's metadata (lookback, max_horizon, inputs, conformal quantiles).
         history, horizon, levels, timestamps, covariates, future_covariates: as in
             `Forecaster.predict`.
-        max_roll: the longest horizon accepted, in multiples of `meta.max_horizon`.
 
     Raises:
         ForecastInputError: naming the argument, the value and the fix.
@@ -125,7 +123,7 @@ def forecast(
         lookback=meta.lookback, calendar=meta.calendar, covariate_names=meta.covariates,
         calibrated=bool(meta.conformal),
     )  # fmt: skip
-    check_roll(horizon, meta.max_horizon, max_roll)
+    check_roll(horizon, meta.max_horizon)
     fut = check_future(future_covariates, hist.shape[0], hist.shape[1], horizon,
                        meta.future_covariates)  # fmt: skip
     mean, rolled = roll_forward(

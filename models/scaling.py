@@ -31,21 +31,17 @@ def normalise(x: Tensor, mode: str) -> tuple[Tensor, Tensor, Tensor]:
     Raises:
         ConfigError: for an unknown mode.
     """
-    ones = torch.ones_like(x[:, :1])  # [B, 1]
+    if mode not in NORM_MODES:
+        raise ConfigError(f"norm {mode!r} is not supported; use one of {NORM_MODES}")
+    scale = torch.ones_like(x[:, :1])  # [B, 1]
     if mode == "last":
         loc = x[:, -1:]  # [B, 1]
-        scale = ones
-    elif mode == "mean":
-        loc = x.mean(dim=1, keepdim=True)  # [B, 1]
-        scale = ones
-    elif mode == "revin":
-        loc = x.mean(dim=1, keepdim=True)  # [B, 1]
-        scale = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + _EPS)  # [B, 1]
     elif mode == "none":
-        loc = torch.zeros_like(ones)
-        scale = ones
-    else:
-        raise ConfigError(f"norm {mode!r} is not supported; use one of {NORM_MODES}")
+        loc = torch.zeros_like(scale)
+    else:  # "mean", "revin"
+        loc = x.mean(dim=1, keepdim=True)  # [B, 1]
+        if mode == "revin":
+            scale = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + _EPS)  # [B, 1]
     return (x - loc) / scale, loc, scale  # [B, L], [B, 1], [B, 1]
 
 
@@ -67,11 +63,7 @@ def window_scale(x: Tensor) -> Tensor:
     Returns:
         [B, 1] positive scales.
     """
-    if x.shape[1] < 2:
-        return torch.ones_like(x[:, :1])
-    step = (x[:, 1:] - x[:, :-1]).abs().mean(dim=1, keepdim=True)  # [B, 1]
-    floor = 1e-3 * x.abs().mean(dim=1, keepdim=True) + 1e-8  # [B, 1]
-    return torch.maximum(step, floor)
+    return seasonal_scale(x, 1)
 
 
 def seasonal_scale(x: Tensor, season: int) -> Tensor:
@@ -90,9 +82,10 @@ def seasonal_scale(x: Tensor, season: int) -> Tensor:
     Returns:
         [B, 1] positive scales.
     """
-    if x.shape[1] <= season:
-        return window_scale(x)
-    change = (x[:, season:] - x[:, :-season]).abs().mean(dim=1, keepdim=True)  # [B, 1]
+    if x.shape[1] < 2:
+        return torch.ones_like(x[:, :1])
+    lag = season if x.shape[1] > season else 1
+    change = (x[:, lag:] - x[:, :-lag]).abs().mean(dim=1, keepdim=True)  # [B, 1]
     floor = 1e-3 * x.abs().mean(dim=1, keepdim=True) + 1e-8  # [B, 1]
     return torch.maximum(change, floor)
 

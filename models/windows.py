@@ -197,46 +197,30 @@ def check_series(
             f"series {name}: timestamps are required with calendar=True and must have one "
             f"stamp per value; pass SeriesData(timestamps=...) of length {len(values)}"
         )
-    width = 0 if s.covariates is None else np.asarray(s.covariates).shape[-1]
-    if width != covariates:
-        raise ForecastInputError(
-            f"series {name}: covariates have {width} columns, the model expects {covariates}; "
-            "pass the covariates named in the config, in order"
-        )
-    if covariates:
-        cov = np.asarray(s.covariates)
-        if cov.shape != (len(values), covariates):
-            raise ForecastInputError(
-                f"series {name}: covariates shape {cov.shape} must be [T, C] = "
-                f"[{len(values)}, {covariates}]"
-            )
-        if not np.isfinite(cov).all():
-            raise ForecastInputError(
-                f"series {name}: covariates hold NaN or inf; fill them before training"
-            )
-    _check_future_columns(s, name, len(values), future)
+    _check_columns(s.covariates, name, "covariates", len(values), covariates)
+    _check_columns(s.future_covariates, name, "future_covariates", len(values), future)
 
 
-def _check_future_columns(s: SeriesData, name: str, length: int, future: int) -> None:
-    """The future-covariate columns of one training series: [T, K] finite values."""
-    width = 0 if s.future_covariates is None else np.asarray(s.future_covariates).shape[-1]
-    if width != future:
+def _check_columns(table: np.ndarray | None, name: str, what: str, length: int, want: int) -> None:
+    """One training series' `what` ("covariates" or "future_covariates"): [T, want] finite."""
+    width = 0 if table is None else np.asarray(table).shape[-1]
+    if width != want:
         raise ForecastInputError(
-            f"series {name}: future_covariates have {width} columns, the model expects "
-            f"{future}; pass the future_covariates named in the config, in order"
+            f"series {name}: {what} have {width} columns, the model expects {want}; "
+            f"pass the {what} named in the config, in order"
         )
-    if not future:
+    if not want:
         return
-    fut = np.asarray(s.future_covariates)
-    if fut.shape != (length, future):
+    cols = np.asarray(table)
+    if cols.shape != (length, want):
+        letter = "C" if what == "covariates" else "K"
         raise ForecastInputError(
-            f"series {name}: future_covariates shape {fut.shape} must be [T, K] = "
-            f"[{length}, {future}]"
+            f"series {name}: {what} shape {cols.shape} must be [T, {letter}] = [{length}, {want}]"
         )
-    if not np.isfinite(fut).all():
-        row, col = (int(i[0]) for i in np.nonzero(~np.isfinite(fut)))
+    if not np.isfinite(cols).all():
+        row, col = (int(i[0]) for i in np.nonzero(~np.isfinite(cols)))
         raise ForecastInputError(
-            f"series {name}: future_covariates hold NaN or inf (row {row}, column {col}); "
+            f"series {name}: {what} hold NaN or inf (row {row}, column {col}); "
             "fill them before training"
         )
 
