@@ -50,7 +50,7 @@ def resolve_tracking_uri(uri: str | None, settings: TrainSettings | None = None)
     """
     chosen = uri if uri else (settings or TrainSettings()).tracking_uri
     if chosen.startswith(SQLITE_PREFIX):
-        path = chosen[len(SQLITE_PREFIX) :]
+        path = chosen.removeprefix(SQLITE_PREFIX)
         if path and path != ":memory:" and not path.startswith("/"):
             chosen = SQLITE_PREFIX + str((Path.cwd() / path).resolve())
     elif "://" not in chosen:
@@ -74,5 +74,5 @@ def local_artifact_root(uri: str, settings: TrainSettings | None = None) -> str 
     configured = (settings or TrainSettings()).artifact_root
     if configured:
         return Path(configured).resolve().as_uri()
-    db = Path(uri[len(SQLITE_PREFIX) :])
+    db = Path(uri.removeprefix(SQLITE_PREFIX))
     return (db.parent / "artifacts").as_uri()

@@ -42,13 +42,6 @@ def test_properties_and_to_series() -> None:
     assert series[1].values[0] == 100.0
     assert series[0].timestamps is not None and series[0].timestamps.dtype == "datetime64[ns]"
     assert series[0].covariates is not None and series[0].covariates.shape == (30, 1)
-    assert frame.values_matrix().shape == (2, 30)
-
-
-def test_values_matrix_rejects_ragged_panels() -> None:
-    frame = _frame(_table(["a", "b"], ["2024-01-01", "2024-01-03"], 30))
-    with pytest.raises(DataError, match="values_matrix needs aligned series"):
-        frame.values_matrix()
 
 
 def test_fingerprint_is_stable_and_sensitive() -> None:

@@ -12,7 +12,7 @@ from training.evaluation.splits import ETT_SPLIT, Split, ratio_split, window_sta
 
 def test_ett_split_boundaries_are_the_standard_ones() -> None:
     assert (ETT_SPLIT.train_end, ETT_SPLIT.val_end, ETT_SPLIT.end) == (8640, 11520, 14400)
-    assert (ETT_SPLIT.n_train, ETT_SPLIT.n_val, ETT_SPLIT.n_test) == (8640, 2880, 2880)
+    assert (ETT_SPLIT.n_val, ETT_SPLIT.n_test) == (2880, 2880)
 
 
 @pytest.mark.parametrize("horizon", [1, 24, 96, 192, 336, 720, 2880])

@@ -176,7 +176,6 @@ def test_series_are_created_updated_and_listed(store: SeriesStore) -> None:
     assert (updated.target, updated.metadata) == ("kwh", {"x": [1]})
     listed = [store.get_series(sid) for sid in ("a-1", "b-1")]
     assert [(s.id, s.frequency, s.count) for s in listed] == [("a-1", "h", 0), ("b-1", "15min", 0)]
-    assert store.get_series("a-1").to_dict()["first_timestamp"] is None
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """What every `forecast` command shares: the rich consoles and the user-error policy.
 
-A command module imports its helpers from here; the typer app itself is assembled in
+A command module imports its helpers from here and its shared options from
+`training.cli.options`; the typer app itself is assembled in
 `training.cli` (the package's `__init__`), which names every command explicitly.
 """
 
@@ -8,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import sys
 from collections.abc import Callable, Iterator
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,27 +23,13 @@ from training.errors import USER_ERRORS
 console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="Series store database, also used for the forecast log, locks and schedule state "
-        "(default: $FORECAST_DATABASE_URL, else sqlite:///./data/series.db).",
-    ),
-]
-"""The `--database-url` option of every command that reads or writes the series store."""
-AllowContractChange = Annotated[
-    bool,
-    typer.Option(
-        "--allow-contract-change",
-        help="Let the gate promote a model whose look-back, frequency or covariates differ "
-        "from the champion's (clients must change their requests).",
-    ),
-]
-"""The `--allow-contract-change` option of the commands that run the gate."""
-
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def emit(obj: Any) -> None:
+    """Print `obj` as the one JSON object on stdout (what it cannot encode, as text)."""
+    typer.echo(json.dumps(obj, default=str))
 
 
 def fail(message: str) -> typer.Exit:
@@ -73,8 +61,5 @@ def json_stdout(as_json: bool) -> Iterator[None]:
     MLflow prints "View run ... at: http://..." to stdout when tracking to a server; under
     `--json` that would break the one-object contract, so it is redirected to stderr.
     """
-    if not as_json:
-        yield
-        return
-    with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
         yield

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from training.cli import options
 from training.cli.console import console, user_errors
 from training.data.catalogue import BUNDLED
 from training.errors import ExperimentError
@@ -44,21 +45,16 @@ def datasets_command(
         typer.echo(json.dumps(rows))
         return
     table = Table(title="Bundled datasets")
-    for column in ("name", "domain", "rows", "series", "freq", "start", "end", "target"):
-        table.add_column(column, justify="right" if column in ("rows", "series") else "left")
+    keys = ("name", "domain", "rows", "series", "frequency", "start", "end", "target")
+    for key in keys:
+        right = key in ("rows", "series")
+        table.add_column(
+            "freq" if key == "frequency" else key, justify="right" if right else "left"
+        )
     table.columns[0].no_wrap = True
     for row in rows:
-        start, end = (_short_time(row[key]) for key in ("start", "end"))
-        table.add_row(
-            row["name"],
-            row["domain"],
-            str(row["rows"]),
-            str(row["series"]),
-            row["frequency"],
-            start,
-            end,
-            row["target"],
-        )
+        cells = (_short_time(row[k]) if k in ("start", "end") else str(row[k]) for k in keys)
+        table.add_row(*cells)
     console.print(table)
 
 
@@ -81,7 +77,7 @@ def baseline_command(
     protocol: Annotated[
         str, typer.Option(help="ratio (70/10/20 time split) or ett (the standard ETTh1 protocol).")
     ] = "ratio",
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: options.AsJson = False,
 ) -> None:
     """Evaluate the naive, seasonal-naive and Kalman baselines on every test window."""
     from training.data.catalogue import load_dataset

@@ -25,11 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO / ".demo"
 MODELS = ("load-etth1", "stock-aapl", "demand-bike-hourly")
 DEMO_FAMILIES = ("lstm", "gru", "esn")  # the configs the demo trains
-
-
-def tracking_uri() -> str:
-    """The demo's own MLflow store, kept apart from ./mlruns."""
-    return f"sqlite:///{DEMO_DIR / 'mlruns' / 'mlflow.db'}"
+TRACKING_URI = f"sqlite:///{DEMO_DIR / 'mlruns' / 'mlflow.db'}"  # kept apart from ./mlruns
 
 
 def train_all(uri: str, epochs: int, retrain: bool) -> None:
@@ -103,13 +99,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     (DEMO_DIR / "mlruns").mkdir(parents=True, exist_ok=True)
-    uri = tracking_uri()
-    train_all(uri, args.epochs, args.retrain)
-    show_leaderboards(uri)
-    requests = write_requests(uri)
+    train_all(TRACKING_URI, args.epochs, args.retrain)
+    show_leaderboards(TRACKING_URI)
+    requests = write_requests(TRACKING_URI)
     if args.no_serve:
         return
-    os.environ["MLFLOW_TRACKING_URI"] = uri
+    os.environ["MLFLOW_TRACKING_URI"] = TRACKING_URI
     os.environ.setdefault("FORECAST_ENV", "development")
     os.environ.setdefault("FORECAST_DATABASE_URL", f"sqlite:///{DEMO_DIR / 'series.db'}")
     os.environ.setdefault("FORECAST_MODELS", ",".join(requests))

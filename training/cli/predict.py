@@ -13,7 +13,6 @@ series' rows after its last observed target (target empty) carry them; for store
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -21,8 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from training.cli.console import console, json_stdout, user_errors
-from training.cli.tune import RayAddress
+from training.cli import options
+from training.cli.console import console, emit, json_stdout, user_errors
 from training.errors import ExperimentError
 from training.settings import TrainSettings
 
@@ -84,15 +83,13 @@ def _stored(
 @user_errors
 def predict_command(
     name: Annotated[str, typer.Argument(help="Registered model name, e.g. load-etth1.")],
-    series: Annotated[
-        str | None, Opt("--series", help="Series-store ids, comma-separated.")
-    ] = None,
+    series: options.Series = None,
     all_series: Annotated[bool, Opt("--all", help="Every series in the store.")] = False,
     data: Annotated[Path | None, Opt("--data", help="CSV or Parquet of many series.")] = None,
-    time_col: Annotated[str | None, Opt("--time-col", help="Timestamp column (--data).")] = None,
-    target_col: Annotated[str | None, Opt("--target-col", help="Target column (--data).")] = None,
-    id_col: Annotated[str | None, Opt("--id-col", help="Series id column (--data).")] = None,
-    freq: Annotated[str | None, Opt("--freq", help="Frequency of --data.")] = None,
+    time_col: options.TimeCol = None,
+    target_col: options.TargetCol = None,
+    id_col: options.IdCol = None,
+    freq: options.Freq = None,
     future: Annotated[
         Path | None,
         Opt(
@@ -101,7 +98,7 @@ def predict_command(
             "series: series_id, timestamp, one column each (--series/--all).",
         ),
     ] = None,
-    database_url: Annotated[str | None, Opt("--database-url", help="Series store.")] = None,
+    database_url: options.DatabaseUrl = None,
     horizon: Annotated[int | None, Opt("--horizon", help="Steps (default: the model's).")] = None,
     levels: Annotated[str, Opt("--levels", help="Interval levels in percent.")] = "80,95",
     version: Annotated[
@@ -113,11 +110,11 @@ def predict_command(
         bool,
         Opt("--to-store", help="Record the forecasts in the store's forecast log (live accuracy)."),
     ] = False,
-    ray_address: RayAddress = None,
+    ray_address: options.RayAddress = None,
     use_ray: Annotated[bool, Opt("--ray", help="Shard over Ray even without an address.")] = False,
     shard_size: Annotated[int, Opt("--shard-size", help="Series per shard.")] = 1000,
-    tracking_uri: Annotated[str | None, Opt("--tracking-uri", help="MLflow tracking URI.")] = None,
-    as_json: Annotated[bool, Opt("--json", help="Print exactly one JSON object.")] = False,
+    tracking_uri: options.TrackingUri = None,
+    as_json: options.AsJson = False,
 ) -> None:
     """Forecast many series with a registered model; write the rows to Parquet and/or record
     them in the series store's forecast log (--to-store: idempotent per version, series and
@@ -183,7 +180,7 @@ def predict_command(
         "output": None if written is None else str(written), "recorded": recorded,
     }  # fmt: skip
     if as_json:
-        typer.echo(json.dumps(summary, default=str))
+        emit(summary)
         return
     if written is None and recorded is None:
         console.print(_preview(result.forecasts))

@@ -1,10 +1,9 @@
 """`forecast retrain NAME` and `forecast schedule`.
 
 `retrain` runs one cycle now (`training.retraining.retrain.retrain`) and prints the decision,
-or with
-`--json` exactly one JSON object. `schedule` serves the cron jobs of a schedule file until
-SIGTERM/SIGINT, logging one line per cycle to stderr; `--once` runs the jobs that are due and
-exits (for cron or a Kubernetes CronJob).
+or with `--json` exactly one JSON object. `schedule` serves the cron jobs of a schedule file
+until SIGTERM/SIGINT, logging one line per cycle to stderr; `--once` runs the jobs that are
+due and exits (for cron or a Kubernetes CronJob).
 """
 
 from __future__ import annotations
@@ -18,15 +17,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from training.cli.console import AllowContractChange, DatabaseUrl, console, json_stdout, user_errors
-
-TrackingUri = Annotated[
-    str | None,
-    typer.Option(
-        "--tracking-uri",
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlruns/mlflow.db).",
-    ),
-]
+from training.cli import options
+from training.cli.console import console, json_stdout, user_errors
 
 
 def _setup_logging() -> None:
@@ -43,25 +35,17 @@ def _setup_logging() -> None:
 @user_errors
 def retrain_command(
     name: Annotated[str, typer.Argument(help="Registered model, e.g. load-etth1.")],
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")
-    ] = False,
-    tracking_uri: TrackingUri = None,
-    database_url: DatabaseUrl = None,
+    as_json: options.AsJson = False,
+    tracking_uri: options.TrackingUri = None,
+    database_url: options.DatabaseUrl = None,
     lock_timeout: Annotated[
         float | None,
         typer.Option(
             "--lock-timeout", help="Seconds to wait for a running cycle (default: no limit)."
         ),
     ] = None,
-    allow_worse_than_baseline: Annotated[
-        bool,
-        typer.Option(
-            "--allow-worse-than-baseline",
-            help="Let the gate promote a challenger that does not beat naive / seasonal naive.",
-        ),
-    ] = False,
-    allow_contract_change: AllowContractChange = False,
+    allow_worse_than_baseline: options.AllowWorseThanBaseline = False,
+    allow_contract_change: options.AllowContractChange = False,
     force: Annotated[
         bool,
         typer.Option("--force", help="Train even when no observation was added since."),
@@ -86,8 +70,7 @@ def retrain_command(
     if result.skipped is not None:
         console.print(f"retrain {name}: skipped: {result.skipped}", markup=False)
         return
-    out = result.to_json()
-    scores = out["scores"]
+    scores = result.to_json()["scores"]
     table = Table(title=f"retrain {name}: {'promoted' if result.promoted else 'not promoted'}")
     table.add_column("")
     table.add_column("value")
@@ -115,8 +98,8 @@ def schedule_command(
     once: Annotated[
         bool, typer.Option("--once", help="Run every due job once, then exit.")
     ] = False,
-    database_url: DatabaseUrl = None,
-    tracking_uri: TrackingUri = None,
+    database_url: options.DatabaseUrl = None,
+    tracking_uri: options.TrackingUri = None,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="With --once or --status: print one JSON object."),
@@ -157,14 +140,7 @@ def schedule_command(
         states = job_table(scheduler.job_states(), scheduler.jobs)
     failed = [c for c in cycles if c.status not in ("succeeded", "skipped")]
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "cycles": [_cycle_json(c) for c in cycles],
-                    "jobs": states,
-                }
-            )
-        )
+        typer.echo(json.dumps({"cycles": [_cycle_json(c) for c in cycles], "jobs": states}))
     else:
         if not cycles:
             console.print("no job is due", highlight=False)
@@ -195,14 +171,9 @@ def _print_status(scheduler: Any, as_json: bool) -> None:
     for column in ("name", "cron", "trigger", "next run (UTC)", "last run", "last status"):
         jobs.add_column(column)
     for s in states:
-        jobs.add_row(
-            s["name"] + ("" if s["active"] else " (paused)"),
-            s["cron"],
-            str(s["trigger"] or "-"),
-            str(s["next_run_at"]),
-            str(s["last_run_at"]),
-            str(s["last_status"]),
-        )
+        name = s["name"] + ("" if s["active"] else " (paused)")
+        times = (str(s[key]) for key in ("next_run_at", "last_run_at", "last_status"))
+        jobs.add_row(name, s["cron"], str(s["trigger"] or "-"), *times)
     console.print(jobs)
     runs = Table(title="latest cycles")
     for column in ("id", "name", "started (UTC)", "status", "promoted", "detail"):

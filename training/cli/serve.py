@@ -59,9 +59,8 @@ def log_config(level: str) -> dict[str, Any]:
         "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
         "handlers": {"default": handler},
         "loggers": {
-            "uvicorn": {"handlers": ["default"], "level": level.upper(), "propagate": False},
-            "uvicorn.access": {"handlers": ["default"], "level": level.upper(), "propagate": False},
-            "service": {"handlers": ["default"], "level": level.upper(), "propagate": False},
+            name: {"handlers": ["default"], "level": level.upper(), "propagate": False}
+            for name in ("uvicorn", "uvicorn.access", "service")
         },
         "root": {"handlers": ["default"], "level": "WARNING"},
     }
@@ -82,12 +81,11 @@ def check_bind(host: str, environ: dict[str, str]) -> None:
         )
 
 
-def wipe_metric_files(directory: Path) -> int:
-    """Delete the prometheus_client files in `directory` (and nothing else); returns how many."""
-    stale = [p for p in directory.iterdir() if p.is_file() and METRIC_FILE.match(p.name)]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return len(stale)
+def wipe_metric_files(directory: Path) -> None:
+    """Delete the prometheus_client files in `directory` (and nothing else)."""
+    for path in list(directory.iterdir()):  # listed first: deleting while listing may skip
+        if path.is_file() and METRIC_FILE.match(path.name):
+            path.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -9,6 +9,7 @@ import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from training.cli import options
 from training.cli.console import console, err_console, user_errors
 from training.data.frame import SeriesFrame
 from training.errors import DataError, ExperimentError
@@ -30,23 +31,15 @@ def load_series_command(
     series_id: Annotated[
         str, typer.Option("--series-id", help="Store series id to write to (created or updated).")
     ],
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url",
-            help="Store URL; default $FORECAST_DATABASE_URL, else sqlite:///./data/series.db.",
-        ),
-    ] = None,
+    database_url: options.DatabaseUrl = None,
     source_series: Annotated[
         str | None,
         typer.Option("--source-series", help="Which series of a multi-series source to load."),
     ] = None,
-    time_col: Annotated[str | None, typer.Option(help="File: the timestamp column.")] = None,
-    target_col: Annotated[str | None, typer.Option(help="File: the target column.")] = None,
-    id_col: Annotated[str | None, typer.Option(help="File: the series id column.")] = None,
-    freq: Annotated[
-        str | None, typer.Option(help="File: frequency (h, <n>h, <n>min, D, B, W); inferred.")
-    ] = None,
+    time_col: options.TimeCol = None,
+    target_col: options.TargetCol = None,
+    id_col: options.IdCol = None,
+    freq: options.Freq = None,
     covariates: Annotated[
         str, typer.Option(help="Comma-separated covariate columns to store with the values.")
     ] = "",
@@ -62,8 +55,7 @@ def load_series_command(
     names = tuple(name.strip() for name in covariates.split(",") if name.strip())
     frame = _read_source(dataset_or_file, names, time_col, target_col, id_col, freq)
     source_id = _pick_series(frame, source_series)
-    store = SeriesStore(database_url) if database_url else SeriesStore.from_env()
-    try:
+    with SeriesStore(database_url) if database_url else SeriesStore.from_env() as store:
         result, stamps = _load(store, frame, source_id, series_id, min(chunk_size, store.max_batch))
         picked = f" (series {source_id})" if frame.n_series > 1 else ""
         console.print(
@@ -75,8 +67,6 @@ def load_series_command(
             highlight=False,
             soft_wrap=True,
         )
-    finally:
-        store.close()
 
 
 def _read_source(
@@ -127,15 +117,14 @@ def _read_source(
 
 def _pick_series(frame: SeriesFrame, source_series: str | None) -> str:
     ids = frame.series_ids()
+    shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
     if source_series is None:
         if len(ids) == 1:
             return ids[0]
-        shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
         raise ExperimentError(
             f"{frame.source} holds {len(ids)} series ({shown}). Fix: pick one with --source-series"
         )
     if source_series not in ids:
-        shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
         raise ExperimentError(
             f"--source-series {source_series!r} is not a series of "
             f"{frame.source}; it holds: {shown}"

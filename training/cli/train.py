@@ -8,7 +8,6 @@ for people, or with `--json` exactly one JSON object on stdout (logs go to stder
 from __future__ import annotations
 
 import getpass
-import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,30 +19,26 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from models.base import EpochCallback, EpochStats
-from training.cli.console import (
-    AllowContractChange,
-    DatabaseUrl,
-    console,
-    err_console,
-    json_stdout,
-    user_errors,
-)
+from training.cli import options
+from training.cli.console import console, emit, err_console, json_stdout, user_errors
 from training.errors import ExperimentError
 from training.jobs.experiment import TrainSpec
 from training.settings import TrainSettings
 
-TrackingUri = Annotated[
-    str | None,
-    typer.Option(
-        "--tracking-uri",
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlruns/mlflow.db).",
-    ),
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")]
 
+def spec_flags(series: str | None, data: Path | None, **flags: Any) -> dict[str, Any]:
+    """The data and model flags of `train` and `tune` as `TrainSpec` keywords: --series
+    parsed, --data as text, --covariates and --future-covariates split at commas."""
+    from training.data.sources.store import parse_series_ids
 
-def _emit(obj: Any) -> None:
-    typer.echo(json.dumps(obj, default=str))
+    for key in ("covariates", "future_covariates"):
+        if flags.get(key) is not None:
+            flags[key] = tuple(c.strip() for c in flags[key].split(",") if c.strip())
+    return {
+        "series": None if series is None else parse_series_ids(series),
+        "data": None if data is None else str(data),
+        **flags,
+    }
 
 
 def _total_epochs(spec: TrainSpec, frame: Any) -> int | None:
@@ -123,18 +118,12 @@ def _candidates(result: Any) -> Table:
     for column in ("family", metric, "test MAE / naive", "/ seasonal naive", "cov 80", "cov 95",
                    "train s", "status"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("family", "status") else "right")
+    keys = [metric, "test_mae_vs_naive", "test_mae_vs_seasonal_naive", "coverage_80"]
+    keys += ["coverage_95", "train_seconds"]
     for row in result.candidates:
         mark = " *" if row.get("chosen") else ""
-        table.add_row(
-            row["family"] + mark,
-            _fmt(row.get(metric)),
-            _fmt(row.get("test_mae_vs_naive")),
-            _fmt(row.get("test_mae_vs_seasonal_naive")),
-            _fmt(row.get("coverage_80")),
-            _fmt(row.get("coverage_95")),
-            _fmt(row.get("train_seconds")),
-            str(row.get("status", "")),
-        )
+        scores = (_fmt(row.get(key)) for key in keys)
+        table.add_row(row["family"] + mark, *scores, str(row.get("status", "")))
     return table
 
 
@@ -173,37 +162,18 @@ def train_command(
     config: Annotated[
         Path | None, typer.Option("--config", help="Experiment file (TOML) in configs/.")
     ] = None,
-    dataset: Annotated[
-        str | None, typer.Option("--dataset", help="Bundled dataset, e.g. load/etth1.")
-    ] = None,
-    data: Annotated[Path | None, typer.Option("--data", help="Your CSV or Parquet file.")] = None,
+    dataset: options.Dataset = None,
+    data: options.DataFile = None,
     source: Annotated[
         str | None,
         typer.Option("--source", help="dataset, file or store (default: from the other flags)."),
     ] = None,
-    series: Annotated[
-        str | None,
-        typer.Option("--series", help="Series-store ids, comma-separated (with --source store)."),
-    ] = None,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url",
-            help="Series store for --series (default: $FORECAST_DATABASE_URL, "
-            "else sqlite:///./data/series.db).",
-        ),
-    ] = None,
-    time_col: Annotated[str | None, typer.Option("--time-col", help="Timestamp column.")] = None,
-    target_col: Annotated[str | None, typer.Option("--target-col", help="Target column.")] = None,
-    id_col: Annotated[str | None, typer.Option("--id-col", help="Series id column.")] = None,
-    freq: Annotated[
-        str | None,
-        typer.Option(
-            "--freq",
-            help="h, D, B, W, <n>min or <n>h (file only; must match the timestamps, which it "
-            "is inferred from when omitted).",
-        ),
-    ] = None,
+    series: options.Series = None,
+    database_url: options.DatabaseUrl = None,
+    time_col: options.TimeCol = None,
+    target_col: options.TargetCol = None,
+    id_col: options.IdCol = None,
+    freq: options.Freq = None,
     fill: Annotated[
         str | None,
         typer.Option(
@@ -222,9 +192,7 @@ def train_command(
             help="Largest share of a column a fill may invent, 0..1 (default 0.05).",
         ),
     ] = None,
-    covariates: Annotated[
-        str | None, typer.Option("--covariates", help="Comma-separated past covariates.")
-    ] = None,
+    covariates: options.Covariates = None,
     future_covariates: Annotated[
         str | None,
         typer.Option(
@@ -261,64 +229,47 @@ def train_command(
         float | None,
         typer.Option("--time-budget", help="Seconds of training (auto: for all candidates)."),
     ] = None,
-    allow_worse_than_baseline: Annotated[
-        bool,
-        typer.Option(
-            "--allow-worse-than-baseline",
-            help="Let the gate promote a model that does not beat naive / seasonal naive.",
-        ),
-    ] = False,
-    allow_contract_change: AllowContractChange = False,
-    horizon: Annotated[int | None, typer.Option("--horizon", help="Forecast steps.")] = None,
+    allow_worse_than_baseline: options.AllowWorseThanBaseline = False,
+    allow_contract_change: options.AllowContractChange = False,
+    horizon: options.Horizon = None,
     lookback: Annotated[int | None, typer.Option("--lookback", help="History steps.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Training epochs.")] = None,
-    last_rows: Annotated[
-        int | None, typer.Option("--last-rows", help="Use only the newest N rows per series.")
-    ] = None,
-    name: Annotated[
-        str | None, typer.Option("--name", help="Registered model (default: from the dataset).")
-    ] = None,
-    protocol: Annotated[
-        str | None, typer.Option("--protocol", help="ratio (default) or ett.")
-    ] = None,
-    device: Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda.")] = None,
-    tracking_uri: TrackingUri = None,
-    as_json: AsJson = False,
+    last_rows: options.LastRows = None,
+    name: options.RegisteredName = None,
+    protocol: options.Protocol = None,
+    device: options.Device = None,
+    tracking_uri: options.TrackingUri = None,
+    as_json: options.AsJson = False,
 ) -> None:
     """Train a forecaster, log it to MLflow, register a version and run the champion gate."""
     from training.data.fill import FLAGS
-    from training.data.sources.store import parse_series_ids
     from training.jobs.pipeline import train
     from training.jobs.preparation import load_frame
 
-    flags: dict[str, Any] = {
-        "series": None if series is None else parse_series_ids(series),
-        "dataset": dataset,
-        "data": None if data is None else str(data),
-        "time_col": time_col,
-        "target_col": target_col,
-        "id_col": id_col,
-        "freq": freq,
-        "fill": fill,
-        "max_gap": max_gap,
-        "fill_limit": fill_limit,
-        "covariates": None
-        if covariates is None
-        else tuple(c.strip() for c in covariates.split(",") if c.strip()),
-        "future_covariates": None
-        if future_covariates is None
-        else tuple(c.strip() for c in future_covariates.split(",") if c.strip()),
-        "holidays": holidays,
-        "covariate_noise": covariate_noise,
-        "family": family,
-        "horizon": horizon,
-        "lookback": lookback,
-        "epochs": epochs,
-        "last_rows": last_rows,
-        "name": name,
-        "protocol": protocol,
-        "device": device,
-    }
+    flags = spec_flags(
+        series,
+        data,
+        dataset=dataset,
+        time_col=time_col,
+        target_col=target_col,
+        id_col=id_col,
+        freq=freq,
+        fill=fill,
+        max_gap=max_gap,
+        fill_limit=fill_limit,
+        covariates=covariates,
+        future_covariates=future_covariates,
+        holidays=holidays,
+        covariate_noise=covariate_noise,
+        family=family,
+        horizon=horizon,
+        lookback=lookback,
+        epochs=epochs,
+        last_rows=last_rows,
+        name=name,
+        protocol=protocol,
+        device=device,
+    )
     spec = (
         TrainSpec.from_toml(config, **flags)
         if config is not None
@@ -342,7 +293,7 @@ def train_command(
     if as_json:
         with json_stdout(as_json):
             result = train(spec, tracking_uri, settings=settings, frame=frame, **options)
-        _emit(result.to_json())
+        emit(result.to_json())
         return
     with _progress(spec, frame) as on_epoch:
         result = train(spec, tracking_uri, on_epoch, settings=settings, frame=frame, **options)
@@ -383,9 +334,9 @@ def compare_command(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write a PNG: metric by version, error by step.")
     ] = None,
-    tracking_uri: TrackingUri = None,
-    database_url: DatabaseUrl = None,
-    as_json: AsJson = False,
+    tracking_uri: options.TrackingUri = None,
+    database_url: options.DatabaseUrl = None,
+    as_json: options.AsJson = False,
 ) -> None:
     """Leaderboard of every version of a registered model (read from MLflow), with each
     version's live accuracy from the series store's forecast log next to its test scores."""
@@ -398,7 +349,7 @@ def compare_command(
     written = None if plot is None else compare_plot(tracker, name, rows, metric, plot)
     if as_json:
         champion = next((r["version"] for r in rows if r["champion"]), None)
-        _emit(
+        emit(
             {
                 "model_name": name,
                 "metric": metric,
@@ -415,12 +366,10 @@ def compare_command(
 
 def _live_scores(name: str, database_url: str | None) -> list[Any]:
     """The forecast log's scores of `name` per version ([] when the store cannot be read)."""
-    from training.retraining.retrain import resolve_database_url
-    from training.store import DEFAULT_DATABASE_URL, SeriesStore, StoreError
+    from training.store import SeriesStore, StoreError
 
-    url = resolve_database_url(database_url) or DEFAULT_DATABASE_URL
     try:
-        with SeriesStore(url) as store:
+        with SeriesStore(database_url) if database_url else SeriesStore.from_env() as store:
             return store.forecast_log.scores(model=name)
     except StoreError as exc:
         logging.getLogger(__name__).warning("compare: no live accuracy (%s)", exc)
@@ -440,8 +389,8 @@ def promote_command(
             "differs from the champion's: its clients' requests will be refused.",
         ),
     ] = False,
-    tracking_uri: TrackingUri = None,
-    as_json: AsJson = False,
+    tracking_uri: options.TrackingUri = None,
+    as_json: options.AsJson = False,
 ) -> None:
     """Set the champion by hand, bypassing the gate; records who and why.
 
@@ -454,7 +403,7 @@ def promote_command(
     user = getpass.getuser()
     done = promote_by_hand(tracker, name, version, reason=reason, user=user, force=force)
     if as_json:
-        _emit(
+        emit(
             {
                 "model_name": done.name,
                 "champion_version": done.version,

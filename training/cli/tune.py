@@ -8,7 +8,6 @@ a summary ranks them and names the registered version. `--json` prints one JSON 
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,16 +16,13 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from training.cli.console import console, json_stdout, user_errors
+from training.cli import options
+from training.cli.console import console, emit, json_stdout, user_errors
+from training.cli.train import spec_flags
 from training.errors import ExperimentError
 from training.settings import TrainSettings
 
 Opt = typer.Option
-RayAddress = Annotated[
-    str | None,
-    Opt("--ray-address", help="Ray cluster (host:port, ray://host:port or auto); default: "
-        "$RAY_ADDRESS, else Ray starts on this machine."),
-]  # fmt: skip
 
 
 def _fmt(value: Any) -> str:
@@ -84,39 +80,36 @@ def tune_command(
             help="Experiment file (TOML); its [tune] table sets the search (see the README).",
         ),
     ] = None,
-    dataset: Annotated[str | None, Opt("--dataset", help="Bundled dataset.")] = None,
-    data: Annotated[Path | None, Opt("--data", help="Your CSV or Parquet file.")] = None,
-    series: Annotated[
-        str | None, Opt("--series", help="Series-store ids, comma-separated.")
-    ] = None,
-    database_url: Annotated[str | None, Opt("--database-url", help="Series store.")] = None,
-    time_col: Annotated[str | None, Opt("--time-col", help="Timestamp column.")] = None,
-    target_col: Annotated[str | None, Opt("--target-col", help="Target column.")] = None,
-    id_col: Annotated[str | None, Opt("--id-col", help="Series id column.")] = None,
-    freq: Annotated[str | None, Opt("--freq", help="h, D, B, W, <n>min or <n>h.")] = None,
-    covariates: Annotated[str | None, Opt("--covariates", help="Past covariates, a,b.")] = None,
+    dataset: options.Dataset = None,
+    data: options.DataFile = None,
+    series: options.Series = None,
+    database_url: options.DatabaseUrl = None,
+    time_col: options.TimeCol = None,
+    target_col: options.TargetCol = None,
+    id_col: options.IdCol = None,
+    freq: options.Freq = None,
+    covariates: options.Covariates = None,
     family: Annotated[str | None, Opt("--family", help="lstm, gru, rnn or esn.")] = None,
-    horizon: Annotated[int | None, Opt("--horizon", help="Forecast steps.")] = None,
+    horizon: options.Horizon = None,
     lookback: Annotated[
         int | None, Opt("--lookback", help="History steps (searched unless fixed in [tune.space]).")
     ] = None,
     epochs: Annotated[int | None, Opt("--epochs", help="Epoch budget of each trial.")] = None,
-    last_rows: Annotated[int | None, Opt("--last-rows", help="Newest N rows per series.")] = None,
-    name: Annotated[str | None, Opt("--name", help="Registered model.")] = None,
-    protocol: Annotated[str | None, Opt("--protocol", help="ratio or ett.")] = None,
-    device: Annotated[str | None, Opt("--device", help="auto, cpu or cuda.")] = None,
+    last_rows: options.LastRows = None,
+    name: options.RegisteredName = None,
+    protocol: options.Protocol = None,
+    device: options.Device = None,
     trials: Annotated[int | None, Opt("--trials", help="Trials to run (default 20).")] = None,
     time_budget: Annotated[
         float | None, Opt("--time-budget", help="Minutes for the whole search.")
     ] = None,
-    ray_address: RayAddress = None,
-    tracking_uri: Annotated[str | None, Opt("--tracking-uri", help="MLflow tracking URI.")] = None,
-    as_json: Annotated[bool, Opt("--json", help="Print exactly one JSON object.")] = False,
+    ray_address: options.RayAddress = None,
+    tracking_uri: options.TrackingUri = None,
+    as_json: options.AsJson = False,
 ) -> None:
     """Search hyperparameters on Ray Tune; train, register and gate the best trial."""
     from dataclasses import replace
 
-    from training.data.sources.store import parse_series_ids
     from training.jobs.experiment import TrainSpec
     from training.jobs.preparation import load_frame
     from training.jobs.search_space import read_settings, read_spec
@@ -126,15 +119,11 @@ def tune_command(
         raise ExperimentError(f"--trials {trials}: must be >= 1. Fix: e.g. --trials 20")
     if time_budget is not None and not time_budget > 0:
         raise ExperimentError(f"--time-budget {time_budget}: must be > 0 minutes. Fix: e.g. 30")
-    flags: dict[str, Any] = {
-        "series": None if series is None else parse_series_ids(series),
-        "dataset": dataset, "data": None if data is None else str(data),
-        "time_col": time_col, "target_col": target_col, "id_col": id_col, "freq": freq,
-        "covariates": None if covariates is None
-        else tuple(c.strip() for c in covariates.split(",") if c.strip()),
-        "family": family, "horizon": horizon, "lookback": lookback, "epochs": epochs,
-        "last_rows": last_rows, "name": name, "protocol": protocol, "device": device,
-    }  # fmt: skip
+    flags = spec_flags(
+        series, data, dataset=dataset, time_col=time_col, target_col=target_col, id_col=id_col,
+        freq=freq, covariates=covariates, family=family, horizon=horizon, lookback=lookback,
+        epochs=epochs, last_rows=last_rows, name=name, protocol=protocol, device=device,
+    )  # fmt: skip
     spec = read_spec(config, **flags) if config else TrainSpec.from_flags(**flags)
     settings = read_settings(config)
     settings = replace(
@@ -152,7 +141,7 @@ def tune_command(
     if as_json:
         with json_stdout(as_json):
             result = tune(spec, settings, **common)
-        typer.echo(json.dumps(result.to_json(), default=str))
+        emit(result.to_json())
         return
     table = TrialTable(spec.gate_metric)
     with table.live:

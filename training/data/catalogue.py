@@ -43,14 +43,11 @@ _TICKERS = {
 def _stock(ticker: str, company: str) -> DatasetSpec:
     return DatasetSpec(
         name=f"stock/{ticker}",
-        domain="stock",
         path=f"stock/{ticker.upper()}.csv",
         time_col="Date",
         target_col="Adj Close",
-        id_col=None,
         frequency="B",
         covariates=_OHLCV,
-        layout="long",
         reader="trading_days",
         na_markers=("null",),
         description=f"{company} daily adjusted close (Yahoo Finance), business days",
@@ -61,30 +58,20 @@ def _stock(ticker: str, company: str) -> DatasetSpec:
 BUNDLED: dict[str, DatasetSpec] = {
     "load/etth1": DatasetSpec(
         name="load/etth1",
-        domain="load",
         path="load/ETTh1.csv",
         time_col="date",
         target_col="OT",
-        id_col=None,
         frequency="h",
         covariates=_ETT_LOADS,
-        layout="long",
-        reader="plain",
-        na_markers=(),
         description="ETTh1 transformer oil temperature with six load readings, hourly",
         licence="CC BY-ND 4.0",
     ),
     "load/pjm": DatasetSpec(
         name="load/pjm",
-        domain="load",
         path="load/PJM.csv",
         time_col="date_time",
         target_col="cleaned demand (MW)",
-        id_col=None,
         frequency="h",
-        covariates=(),
-        layout="long",
-        reader="plain",
         na_markers=("EMPTY", "MISSING"),
         description="PJM Interconnection demand in MW (EIA-930, cleaned), hourly UTC",
         licence="CC BY 4.0",
@@ -92,31 +79,23 @@ BUNDLED: dict[str, DatasetSpec] = {
     **{f"stock/{t}": _stock(t, company) for t, company in _TICKERS.items()},
     "demand/bike-hourly": DatasetSpec(
         name="demand/bike-hourly",
-        domain="demand",
         path="demand/hour.csv",
         time_col="dteday+hr",
         target_col="cnt",
-        id_col=None,
         frequency="h",
         covariates=("temp", "atemp", "hum", "windspeed", "weathersit", "workingday", "holiday"),
-        layout="long",
         reader="hourly_gaps",
-        na_markers=(),
         description="Capital Bikeshare rentals per hour with weather (UCI), hourly",
         licence="CC BY 4.0",
     ),
     "demand/sales-weekly": DatasetSpec(
         name="demand/sales-weekly",
-        domain="demand",
         path="demand/Sales_Transactions_Dataset_Weekly.csv",
         time_col="",
         target_col="units",
         id_col="Product_Code",
         frequency="W",
-        covariates=(),
-        layout="wide",
         reader="wide_weekly",
-        na_markers=(),
         description=f"UCI weekly sales, 811 products x 52 weeks (W0 anchored at {SALES_WEEK0})",
         licence="CC BY 4.0",
     ),
@@ -125,10 +104,7 @@ BUNDLED: dict[str, DatasetSpec] = {
 
 def data_dir() -> Path:
     """The bundled data folder: $FORECAST_DATA_DIR when set, else <repo>/data."""
-    override = os.environ.get("FORECAST_DATA_DIR")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2] / "data"
+    return Path(os.environ.get("FORECAST_DATA_DIR") or Path(__file__).resolve().parents[2] / "data")
 
 
 def load_dataset(name: str, *, covariates: Sequence[str] | None = None) -> SeriesFrame:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -33,8 +34,6 @@ DEFAULT_FILL_LIMIT = 0.05
 """Largest share of a column's values a fill may invent: more means the data or the frequency
 is wrong (a daily file read as hourly is 96% invented)."""
 
-STYLES = ("keyword", "flag", "config")
-
 
 @dataclass(frozen=True)
 class OptionNames:
@@ -45,11 +44,7 @@ class OptionNames:
             or "config" (`fill = "ffill"` in an experiment file's [data] table).
     """
 
-    style: str = "keyword"
-
-    def __post_init__(self) -> None:
-        if self.style not in STYLES:
-            raise DataError(f"style={self.style!r} is unknown. Fix: use one of {', '.join(STYLES)}")
+    style: Literal["keyword", "flag", "config"] = "keyword"
 
     def name(self, option: str) -> str:
         """The option's bare name, e.g. "--max-gap" or "max_gap in [data]"."""
@@ -91,7 +86,7 @@ class FillPolicy:
     method: str = "interpolate"
     max_gap: int = DEFAULT_MAX_GAP
     limit: float = DEFAULT_FILL_LIMIT
-    names: OptionNames = field(default=KEYWORDS)
+    names: OptionNames = KEYWORDS
 
     def __post_init__(self) -> None:
         n = self.names
@@ -157,8 +152,8 @@ def regularise(
         rows: [T] source row index of each stamp (for `origin.row_label`), or None.
 
     Returns:
-        A table with "timestamp" (datetime64[ns]) and each column (float64) on the full grid
-        [T_full], and one note per filled column.
+        A table with "series_id", "timestamp" (datetime64[ns]) and each column (float64) on
+        the full grid [T_full], and one note per filled column.
 
     Raises:
         DataError: an off-grid timestamp, a fill above `policy.limit`, or a hole the method
@@ -195,6 +190,7 @@ def regularise(
         )
     table = table.rename_axis("timestamp").reset_index()
     table["timestamp"] = table["timestamp"].astype("datetime64[ns]")
+    table.insert(0, "series_id", series_id)
     return table, notes
 
 
@@ -220,7 +216,7 @@ class _Place:
             return ""
         k = int(self.stamps.searchsorted(self.grid[t]))  # first source stamp >= grid[t]
         if k < len(self.stamps) and self.stamps[k] == self.grid[t]:
-            return f"{self.origin.row_label(int(self.rows[k]))}: "
+            return self.at_source(k)
         return f"after {self.origin.row_label(int(self.rows[k - 1]))}: " if k else "start: "
 
 

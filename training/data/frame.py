@@ -98,44 +98,22 @@ class SeriesFrame:
         """
         values = self.table["value"].to_numpy(dtype=np.float32)  # [N]
         stamps = self.table["timestamp"].to_numpy(dtype="datetime64[ns]")  # [N]
-        covs = (
-            self.table[list(self.covariates)].to_numpy(dtype=np.float32)  # [N, C]
-            if self.covariates
-            else None
-        )
-        futs = (
-            self.table[list(self.future_covariates)].to_numpy(dtype=np.float32)  # [N, K]
-            if self.future_covariates
-            else None
-        )
-        out = []
-        for sid, lo, hi in self._bounds:
-            out.append(
-                SeriesData(
-                    values=values[lo:hi].copy(),  # [T]
-                    timestamps=stamps[lo:hi].copy(),  # [T]
-                    covariates=None if covs is None else covs[lo:hi].copy(),  # [T, C]
-                    series_id=sid,
-                    future_covariates=None if futs is None else futs[lo:hi].copy(),  # [T, K]
-                )
+        covs = self._float32(self.covariates)  # [N, C]
+        futs = self._float32(self.future_covariates)  # [N, K]
+        return [
+            SeriesData(
+                values=values[lo:hi].copy(),  # [T]
+                timestamps=stamps[lo:hi].copy(),  # [T]
+                covariates=None if covs is None else covs[lo:hi].copy(),  # [T, C]
+                series_id=sid,
+                future_covariates=None if futs is None else futs[lo:hi].copy(),  # [T, K]
             )
-        return out
+            for sid, lo, hi in self._bounds
+        ]
 
-    def values_matrix(self) -> np.ndarray:
-        """Targets as [S, T] float64 when every series has the same timestamps.
-
-        Raises:
-            DataError: when the series differ in length or alignment.
-        """
-        lengths = {hi - lo for _, lo, hi in self._bounds}
-        starts = {self.table["timestamp"].iat[lo] for _, lo, _ in self._bounds}
-        if len(lengths) != 1 or len(starts) != 1:
-            raise DataError(
-                f"{self.source}: values_matrix needs aligned series of one length; "
-                f"got lengths {sorted(lengths)[:5]} and {len(starts)} start times. "
-                "Fix: use to_series() for ragged panels"
-            )
-        return self.table["value"].to_numpy(dtype=np.float64).reshape(self.n_series, -1)
+    def _float32(self, columns: tuple[str, ...]) -> np.ndarray | None:
+        """The `columns` as one [N, len(columns)] float32 array; None for no columns."""
+        return self.table[list(columns)].to_numpy(dtype=np.float32) if columns else None
 
     def fingerprint(self) -> dict[str, object]:
         """Identify the exact data a model saw (logged with every run).
@@ -199,14 +177,12 @@ def infer_frequency(timestamps: list[np.ndarray], *, where: str) -> str:
     Raises:
         DataError: when no series has two stamps, or the median step is not one of ours.
     """
-    steps = [np.diff(ts.astype("datetime64[s]")).astype(np.int64) for ts in timestamps]
-    pooled = np.concatenate(steps) if steps else np.empty(0, dtype=np.int64)
-    if pooled.size == 0:
+    seconds = median_step(timestamps)
+    if seconds is None:
         raise DataError(
             f"{where}: cannot infer a frequency from fewer than two timestamps. "
             "Fix: pass the frequency explicitly (e.g. freq='h')"
         )
-    seconds = int(np.median(pooled))
     day = 86_400
     if seconds == day:
         stamps = np.concatenate([ts.astype("datetime64[D]") for ts in timestamps])
@@ -225,6 +201,13 @@ def infer_frequency(timestamps: list[np.ndarray], *, where: str) -> str:
         "daily, business-daily or weekly. Fix: resample the file to one of them or pass "
         "freq explicitly ('h', '<n>h', '<n>min', 'D', 'B', 'W')"
     )
+
+
+def median_step(timestamps: list[np.ndarray]) -> int | None:
+    """The median step in seconds of sorted per-series stamps; None without two in a series."""
+    steps = [np.diff(ts.astype("datetime64[s]")).astype(np.int64) for ts in timestamps]
+    pooled = np.concatenate(steps) if steps else np.empty(0, dtype=np.int64)
+    return int(np.median(pooled)) if pooled.size else None
 
 
 def grid(start: pd.Timestamp, end: pd.Timestamp, freq: str) -> pd.DatetimeIndex:

@@ -87,19 +87,18 @@ def with_future_covariates(
         return frame
     past = tuple(c for c in frame.covariates if c not in names)
     table = frame.table[["series_id", "timestamp", "value", *past, *names]].copy()
-    future = list(names)
     notes = list(frame.notes)
     if holidays is not None:
         column = holiday_column(holidays)
         stamps = table["timestamp"].to_numpy(dtype="datetime64[ns]")  # [N]
         table[column] = holiday_indicator(stamps, column).astype(np.float64)
-        future.append(column)
+        names.append(column)
         notes.append(f"{column}: {int(table[column].sum())} holiday row(s) from `holidays`")
     return replace(
         frame,
         table=table.reset_index(drop=True),
         covariates=past,
-        future_covariates=tuple(future),
+        future_covariates=tuple(names),
         notes=tuple(notes),
     )
 

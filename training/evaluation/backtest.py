@@ -35,14 +35,6 @@ from training.evaluation.protocols import PROTOCOLS, ett_problem
 from training.evaluation.splits import window_stack
 from training.evaluation.windows import Windows
 
-__all__ = [
-    "BASELINE_LOOKBACK",
-    "PROTOCOLS",
-    "evaluate_forecaster",
-    "predict_windows",
-    "run_baselines",
-]
-
 BASELINE_LOOKBACK = 512  # Kalman history per window; the filter forgets its start long before
 PredictFn = Callable[..., Forecast]
 
@@ -58,26 +50,32 @@ def predict_windows(
     """
     if chunk_size < 1:
         raise ExperimentError(f"chunk_size={chunk_size}: must be >= 1. Fix: use e.g. 4096")
-    means, lows, highs = [], [], []
+    chunks = []
     for lo in range(0, len(windows), chunk_size):
         hi = lo + chunk_size
         known: dict[str, np.ndarray] = {}
         if windows.future_covariates is not None:
             known["future_covariates"] = windows.future_covariates[lo:hi]  # [b, L+H, K]
-        fc = predict_fn(
-            windows.history[lo:hi],  # [b, L]
-            windows.horizon,
-            tuple(levels),
-            timestamps=None if windows.timestamps is None else windows.timestamps[lo:hi],
-            covariates=None if windows.covariates is None else windows.covariates[lo:hi],
-            **known,
+        chunks.append(
+            predict_fn(
+                windows.history[lo:hi],  # [b, L]
+                windows.horizon,
+                tuple(levels),
+                timestamps=None if windows.timestamps is None else windows.timestamps[lo:hi],
+                covariates=None if windows.covariates is None else windows.covariates[lo:hi],
+                **known,
+            )
         )
-        means.append(np.asarray(fc.mean, dtype=np.float64))  # [b, H]
-        lows.append({lv: np.asarray(fc.lower[lv], dtype=np.float64) for lv in levels})
-        highs.append({lv: np.asarray(fc.upper[lv], dtype=np.float64) for lv in levels})
-    mean = np.concatenate(means)  # [N, H]
-    lower = {lv: np.concatenate([c[lv] for c in lows]) for lv in levels}
-    upper = {lv: np.concatenate([c[lv] for c in highs]) for lv in levels}
+    return _pooled(chunks, levels)
+
+
+def _pooled(
+    fcs: Sequence[Forecast], levels: Sequence[int]
+) -> tuple[np.ndarray, dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Forecasts of consecutive windows stacked as float64: mean [N, H], level -> [N, H] bounds."""
+    mean = np.concatenate([f.mean for f in fcs], dtype=np.float64)  # [N, H]
+    lower = {lv: np.concatenate([f.lower[lv] for f in fcs], dtype=np.float64) for lv in levels}
+    upper = {lv: np.concatenate([f.upper[lv] for f in fcs], dtype=np.float64) for lv in levels}
     return mean, lower, upper
 
 
@@ -254,10 +252,7 @@ def _score_units(
     mase_scale = np.concatenate(scales)  # [N]
     out: dict[str, dict[str, Any]] = {}
     for name in names:
-        fcs = preds[name]
-        mean = np.concatenate([f.mean for f in fcs])  # [N, H]
-        lower = {lv: np.concatenate([f.lower[lv] for f in fcs]) for lv in levels}
-        upper = {lv: np.concatenate([f.upper[lv] for f in fcs]) for lv in levels}
+        mean, lower, upper = _pooled(preds[name], levels)
         scores = evaluate(actual, mean, lower, upper, mase_scale=mase_scale)
         out[name] = scores.to_dict(per_step=per_step)
     out["seasonal_naive"]["season"] = season

@@ -4,16 +4,10 @@ Naive and seasonal naive get symmetric intervals from empirical quantiles of the
 absolute h-step errors on the training rows; the Kalman filter gets Gaussian intervals
 from its fitted variances. So every baseline reports coverage next to its errors.
 
-The local-level model (random walk plus noise):
-
-    y_t = mu_t + eps_t,        eps_t ~ N(0, sigma2_eps)
-    mu_t = mu_{t-1} + eta_t,   eta_t ~ N(0, sigma2_eta)
-
-Its h-step forecast is the filtered level and its variance P_{T|T} + h sigma2_eta + sigma2_eps.
-
-The formulas live in models.baselines (where the same forecasts are families that `io.create`
-builds); this module adds what evaluation needs around them: per-series variance fits
-(scipy, or the vectorised panel fit), training-error intervals and Gaussian intervals.
+The formulas and the local-level model live in models.baselines (where the same forecasts are
+families that `io.create` builds); this module adds what evaluation needs around them:
+per-series variance fits (scipy, or the vectorised panel fit), training-error intervals and
+Gaussian intervals. The h-step forecast variance is P_{T|T} + h sigma2_eta + sigma2_eps.
 """
 
 from __future__ import annotations
@@ -122,15 +116,12 @@ def residual_quantiles(
     return out
 
 
-def symmetric_forecast(
-    mean: np.ndarray, half_widths: dict[int, np.ndarray], timestamps: np.ndarray | None = None
-) -> Forecast:
+def symmetric_forecast(mean: np.ndarray, half_widths: dict[int, np.ndarray]) -> Forecast:
     """Forecast with mean [B, H] and bounds mean -/+ half_width[level] ([H] or [B, H])."""
     return Forecast(
         mean=mean,
         lower={lv: mean - w for lv, w in half_widths.items()},
         upper={lv: mean + w for lv, w in half_widths.items()},
-        timestamps=timestamps,
     )
 
 
@@ -142,6 +133,12 @@ class KalmanFit:
     sigma2_eta: float
     loglik: float
     converged: bool
+
+
+def _flat_fit(y: np.ndarray) -> KalmanFit:
+    """Tiny equal variances for a training part without any change (its likelihood is unbounded)."""
+    tiny = (1e-6 * max(1.0, float(np.abs(y).max()))) ** 2
+    return KalmanFit(tiny, tiny, float("nan"), False)
 
 
 def _innovations(y: np.ndarray, s_eps: float, s_eta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -196,8 +193,7 @@ def fit_local_level_panel(train: np.ndarray) -> list[KalmanFit]:
     fits = []
     for i in range(y.shape[0]):
         if flat[i]:
-            tiny = (1e-6 * max(1.0, float(np.abs(y[i]).max()))) ** 2
-            fits.append(KalmanFit(tiny, tiny, float("nan"), False))
+            fits.append(_flat_fit(y[i]))
             continue
         s_eps = float(s2[0, i]) * scale[i] ** 2
         fits.append(
@@ -234,8 +230,7 @@ class LocalLevelKalman:
         d = np.diff(y)
         scale = float(d.std())
         if scale <= 1e-12 * max(1.0, float(np.abs(y).max())):
-            tiny = (1e-6 * max(1.0, float(np.abs(y).max()))) ** 2
-            self.fit_result = KalmanFit(tiny, tiny, float("nan"), False)
+            self.fit_result = _flat_fit(y)
             return self
         z = (y - y[0]) / scale
         # moment start: var(diff) = 2 s_eps + s_eta, lag-1 autocovariance of diffs = -s_eps
@@ -255,22 +250,6 @@ class LocalLevelKalman:
         self.fit_result = KalmanFit(float(s_eps), float(s_eta), float(loglik), bool(res.success))
         return self
 
-    def _fitted(self) -> KalmanFit:
-        if self.fit_result is None:
-            raise ForecastInputError(
-                "LocalLevelKalman.forecast: the model is not fitted. Fix: call fit(train_values)"
-            )
-        return self.fit_result
-
-    def filter_weights(self, length: int) -> tuple[np.ndarray, float]:
-        """Weights w [T] with filtered level = history @ w, and the filtered variance P_{T|T}.
-
-        The filter starts from the first observation (a_1 = y_1, P_1 = sigma2_eps); the level
-        after T steps is linear in the history with weights K_t prod_{s>t} (1 - K_s).
-        """
-        fit = self._fitted()
-        return local_level_weights(fit.sigma2_eps, fit.sigma2_eta, length)
-
     def forecast(
         self,
         history: np.ndarray,
@@ -283,15 +262,20 @@ class LocalLevelKalman:
         """Run the filter over each window's history, all windows at once; [B, T] -> [B, H].
 
         `timestamps` and `covariates` are accepted for the Forecaster-style call and unused.
+        The filter starts from the first observation (a_1 = y_1, P_1 = sigma2_eps); the level
+        after T steps is linear in the history with weights K_t prod_{s>t} (1 - K_s).
         """
-        fit = self._fitted()
+        fit = self.fit_result
+        if fit is None:
+            raise ForecastInputError(
+                "LocalLevelKalman.forecast: the model is not fitted. Fix: call fit(train_values)"
+            )
         h = _history(history, 1, "LocalLevelKalman.forecast")  # [B, T]
-        w, p_filt = self.filter_weights(h.shape[1])  # [T], float
+        # weights w [T] with filtered level = history @ w, and the filtered variance P_{T|T}
+        w, p_filt = local_level_weights(fit.sigma2_eps, fit.sigma2_eta, h.shape[1])
         level = h @ w  # [B, T] @ [T] -> [B]
         mean = np.repeat(level[:, None], horizon, axis=1)  # [B, H]
         steps = np.arange(1, horizon + 1)
         sd = np.sqrt(p_filt + steps * fit.sigma2_eta + fit.sigma2_eps)  # [H]
         half = {int(lv): _STD_NORMAL.inv_cdf(interval_quantiles(lv)[1]) * sd for lv in levels}
         return symmetric_forecast(mean, half)
-
-    predict = forecast

@@ -68,15 +68,18 @@ class EttProblem:
         """[8640, C'] z-scored training rows of the evaluated channels."""
         return self.values[: self.split.train_end, list(self.channels)]
 
-    def windows(self, lookback: int) -> tuple[np.ndarray, np.ndarray]:
-        """Test windows of every evaluated channel, channel-major.
+    def windows(
+        self, lookback: int, origins: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Test windows (or those at `origins`) of every evaluated channel, channel-major.
 
         Returns:
             history [W * C', lookback] and actual [W * C', H]; rows c * W .. (c + 1) * W - 1
             belong to channel `channels[c]`.
         """
+        origins = self.origins if origins is None else origins
         hist, act = splits.window_stack(
-            self.values[:, list(self.channels)], self.origins, lookback, self.horizon
+            self.values[:, list(self.channels)], origins, lookback, self.horizon
         )  # [W, C', L], [W, C', H]
         w, c = hist.shape[0], hist.shape[1]
         # [W, C', L] -> [C', W, L] -> [C' * W, L]

@@ -38,11 +38,6 @@ class Split:
             )
 
     @property
-    def n_train(self) -> int:
-        """Training rows."""
-        return self.train_end
-
-    @property
     def n_val(self) -> int:
         """Validation rows."""
         return self.val_end - self.train_end
@@ -69,20 +64,18 @@ def ratio_split(
     test_fraction: float = 0.2,
     *,
     horizon: int = 1,
-    min_train: int = 2,
     series_id: str = "",
 ) -> Split:
     """Split `n_rows` rows by time: the last `test_fraction` for test, the `val_fraction` before it.
 
     Validation and test each get at least `horizon` rows (so each holds one full window),
-    training at least `max(min_train, horizon + 2)` rows (so h-step residuals exist).
+    training at least `horizon + 2` rows (so h-step residuals exist).
 
     Args:
         n_rows: rows of the series.
         val_fraction: share of rows for validation, in (0, 1).
         test_fraction: share of rows for test, in (0, 1); val + test < 1.
         horizon: forecast steps per window.
-        min_train: the fewest training rows accepted.
         series_id: named in the error message.
 
     Returns:
@@ -103,7 +96,7 @@ def ratio_split(
         )
     n_test = max(round(n_rows * test_fraction), horizon)
     n_val = max(round(n_rows * val_fraction), horizon)
-    need_train = max(min_train, horizon + 2)
+    need_train = horizon + 2
     n_train = n_rows - n_test - n_val
     if n_train < need_train:
         needed = need_train + 2 * horizon

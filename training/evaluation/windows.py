@@ -186,11 +186,8 @@ def ett_windows(
     origins = (
         problem.origins if part == "test" else splits.val_origins(problem.split, problem.horizon)
     )
-    channels = list(problem.channels)
-    hist, act = window_stack(
-        problem.values[:, channels], origins, lookback, problem.horizon
-    )  # [W, C', L], [W, C', H]
-    w, c = hist.shape[0], hist.shape[1]
+    history, actual = problem.windows(lookback, origins)  # [C' * W, L], [C' * W, H]
+    c = len(problem.channels)
     stamps, _ = window_stack(problem.timestamps, origins, lookback, problem.horizon)  # [W, L]
     covs = None
     if covariates:
@@ -199,10 +196,10 @@ def ett_windows(
         covs = x.transpose(0, 2, 1)  # [W, C, L] -> [W, L, C]
     season = season_length(problem.frequency)
     train = problem.train_values  # [8640, C']
-    scale = np.repeat([seasonal_naive_scale(train[:, i], season) for i in range(c)], w)
+    scale = np.repeat([seasonal_naive_scale(train[:, i], season) for i in range(c)], len(origins))
     return Windows(
-        history=hist.transpose(1, 0, 2).reshape(c * w, lookback),  # [W, C', L] -> [C' * W, L]
-        actual=act.transpose(1, 0, 2).reshape(c * w, problem.horizon),  # -> [C' * W, H]
+        history=history,
+        actual=actual,
         mase_scale=scale,  # [C' * W]
         timestamps=np.tile(stamps, (c, 1)),  # [W, L] -> [C' * W, L]
         covariates=covs,  # [W, L, C] in mode "S" (C' = 1), else None

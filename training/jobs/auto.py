@@ -35,7 +35,6 @@ from training.jobs.steps import (
     fit_candidate,
     log_candidate,
     register_candidate,
-    result_of,
     run_tags,
 )
 from training.registry.tracking import Tracker
@@ -132,8 +131,8 @@ def train_auto(
                 with tracker.run(
                     name, run_name=f"{family}-h{spec.horizon}", tags=child_tags, nested=True
                 ) as child:
-                    hooks = [child.epoch_callback(), *([callback] if callback else [])]
-                    cand = fit_candidate(spec, frame, family, chain_hooks(hooks), time_budget=share)
+                    hook = chain_hooks(child.epoch_callback(), callback)
+                    cand = fit_candidate(spec, frame, family, hook, time_budget=share)
                     log_candidate(child, cand, spec, frame, base)
             except USER_ERRORS as exc:
                 logger.warning("auto: candidate %s failed: %s", family, exc)
@@ -155,12 +154,10 @@ def train_auto(
         )
         parent.tags({"family": best.family, "auto_choice": best.family, "auto_note": note})
         parent.json(rows, "candidates.json")
-        log_candidate(parent, best, spec, frame, base)
-        version, decision, _ = register_candidate(
-            parent, tracker, best, spec, frame,
+        result = register_candidate(
+            parent, tracker, best, spec, frame, base,
             allow_worse_than_baseline=allow_worse_than_baseline,
             allow_contract_change=allow_contract_change,
         )  # fmt: skip
-    result = result_of(parent, tracker, best, spec, frame, base, version, decision)
     result.data["auto_note"] = note
     return dataclasses.replace(result, candidates=tuple(rows))

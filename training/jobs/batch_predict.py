@@ -37,7 +37,6 @@ from training.jobs.cluster import ClusterInfo, ray_session, resolve_address
 from training.registry.tracking import Tracker
 
 DEFAULT_SHARD_SIZE = 1000
-FORECASTER_FILES = ("config.json", "meta.json", "weights.safetensors")
 
 
 @dataclass(frozen=True)
@@ -265,8 +264,7 @@ def store_frame(
     from training.store import SeriesStore
     from training.store.schema import series
 
-    store = SeriesStore(database_url) if database_url else SeriesStore.from_env()
-    try:
+    with SeriesStore(database_url) if database_url else SeriesStore.from_env() as store:
         ids = list(series_ids or ())
         if not ids:
             with store.engine.connect() as conn:
@@ -277,8 +275,6 @@ def store_frame(
                 "`forecast load-series`, or pass --data FILE"
             )
         return load_store(store, ids, covariates=covariates, last=last)
-    finally:
-        store.close()
 
 
 def record_to_store(
@@ -296,11 +292,8 @@ def record_to_store(
     records = forecast_records(
         result.forecasts, frame, model=result.model, version=result.version, levels=levels
     )
-    store = SeriesStore(database_url) if database_url else SeriesStore.from_env()
-    try:
+    with SeriesStore(database_url) if database_url else SeriesStore.from_env() as store:
         return store.forecast_log.record(records)
-    finally:
-        store.close()
 
 
 def predict_to_store(
@@ -337,7 +330,6 @@ def predict_to_store(
         )
     covariates = meta.covariates
     frame = store_frame(database_url, list(series_ids) or None, covariates, last=history_rows(meta))
-    # Sharded over the cluster at $RAY_ADDRESS when one is set, else in this process.
     address = resolve_address(None)
     result = predict_batch(ref, frame, horizon=horizon, levels=levels, ray_address=address)
     recorded = record_to_store(result, frame, database_url, levels)

@@ -39,7 +39,6 @@ What is derived, and why (`derive` returns each value with its reason, logged to
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,35 +92,33 @@ def segment_target(frequency: str) -> int:
     return season_length(frequency)
 
 
-def shortest_train_rows(frame: SeriesFrame, spec: TrainSpec) -> int:
-    """Training rows of the shortest series under the spec's split."""
+def _train_rows(frame: SeriesFrame, spec: TrainSpec) -> list[int]:
+    """Training rows of every series under the spec's split."""
     if spec.protocol == "ett":
-        return splits.ETT_SPLIT.train_end
-    return min(
+        return [splits.ETT_SPLIT.train_end]
+    return [
         splits.ratio_split(
             len(s.values), spec.val_fraction, spec.test_fraction, horizon=spec.horizon,
             series_id=s.series_id,
         ).train_end
         for s in frame.to_series()
-    )  # fmt: skip
+    ]  # fmt: skip
+
+
+def shortest_train_rows(frame: SeriesFrame, spec: TrainSpec) -> int:
+    """Training rows of the shortest series under the spec's split."""
+    return min(_train_rows(frame, spec))
 
 
 def train_windows(frame: SeriesFrame, spec: TrainSpec, lookback: int) -> int:
     """How many training windows a model with this look-back gets (over every series)."""
-    if spec.protocol == "ett":
-        return max(splits.ETT_SPLIT.train_end - lookback - spec.horizon + 1, 0)
-    total = 0
-    for s in frame.to_series():
-        sp = splits.ratio_split(
-            len(s.values), spec.val_fraction, spec.test_fraction, horizon=spec.horizon
-        )
-        total += max(sp.train_end - lookback - spec.horizon + 1, 0)
-    return total
+    return sum(max(rows - lookback - spec.horizon + 1, 0) for rows in _train_rows(frame, spec))
 
 
-def lookback_for(frame: SeriesFrame, spec: TrainSpec, segment: int = 1) -> tuple[int, str]:
-    """The derived look-back and its reason (see the module docstring)."""
+def lookback_for(frame: SeriesFrame, spec: TrainSpec, family: str) -> tuple[int, str]:
+    """`family`'s derived look-back and its reason (see the module docstring)."""
     cycle = cycle_length(frame.frequency)
+    segment = segment_target(frame.frequency) if family in RECURRENT else 1
     wanted = max(cycle, 4 * spec.horizon, 8)
     cap = max(2, (shortest_train_rows(frame, spec) - spec.horizon) // 2)
     lookback = min(wanted, cap)
@@ -157,11 +154,10 @@ def derive(spec: TrainSpec, frame: SeriesFrame, family: str | None = None) -> De
     family = family or spec.family
     out = Derived()
     recurrent = family in RECURRENT
-    seg_target = segment_target(frame.frequency) if recurrent else 1
     if _given(spec, "lookback"):
         lookback = int(spec.model.get("lookback", spec.lookback))
     else:
-        lookback, reason = lookback_for(frame, spec, seg_target)
+        lookback, reason = lookback_for(frame, spec, family)
         out.put("lookback", lookback, reason)
     if family == "esn":
         _derive_esn(spec, frame, lookback, out)
@@ -218,8 +214,3 @@ def _derive_recurrent(spec: TrainSpec, frame: SeriesFrame, lookback: int, out: D
         out.put("lr_schedule", "plateau", "halve the rate after an epoch without improvement")
     if not _given(spec, "patience"):
         out.put("patience", 3, "three epochs without improvement, at ever smaller rates")
-
-
-def merge(base: Mapping[str, Any], derived: Derived, model: Mapping[str, Any]) -> dict[str, Any]:
-    """Config dict: `base` (what the pipeline knows), then derived defaults, then `[model]`."""
-    return {**base, **derived.values, **model}

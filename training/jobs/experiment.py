@@ -215,6 +215,11 @@ class TrainSpec:
         """
         file = Path(path)
         doc = read_toml(file, "experiment file", "configs/load-etth1-gru.toml")
+        return cls.from_document(doc, file, **overrides)
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any], file: Path, **overrides: Any) -> TrainSpec:
+        """`from_toml` for `doc`, the parsed text of experiment file `file`."""
         doc.setdefault("family", DEFAULT_FAMILY)
         try:
             tables = ExperimentFile.model_validate(doc)
@@ -240,12 +245,10 @@ class TrainSpec:
 
 def _model_keys(family: str) -> list[str]:
     """The `[model]` keys `family`'s config takes (every family's for another family)."""
-    from models.config import BaselineConfig, ESNConfig, RecurrentConfig
+    from models import registry
 
-    by_family: dict[str, tuple[type, ...]] = {"esn": (ESNConfig,)}
-    by_family |= {f: (RecurrentConfig,) for f in ("lstm", "gru", "rnn")}
-    by_family |= {f: (BaselineConfig,) for f in ("naive", "seasonal_naive", "kalman")}
-    classes = by_family.get(family, (RecurrentConfig, ESNConfig, BaselineConfig))
+    names = (family,) if family in registry.FAMILIES else registry.FAMILIES  # "auto": all
+    classes = dict.fromkeys(registry.family(name).config for name in names)
     keys = dict.fromkeys(f.name for c in classes for f in dataclasses.fields(c))
     return [key for key in keys if key not in DERIVED_MODEL_KEYS]
 

@@ -31,9 +31,7 @@ from training.jobs.steps import (
     TrainResult,
     chain_hooks,
     fit_candidate,
-    log_candidate,
     register_candidate,
-    result_of,
     run_tags,
 )
 from training.registry.tracking import Tracker
@@ -85,12 +83,10 @@ def train(
     base = baselines(frame, spec)
     tags = run_tags(spec, frame, spec.family)
     with tracker.run(spec.model_name, run_name=f"{spec.family}-h{spec.horizon}", tags=tags) as run:
-        hooks = [run.epoch_callback(), *([callback] if callback else [])]
-        cand = fit_candidate(spec, frame, spec.family, chain_hooks(hooks), time_budget=time_budget)
-        log_candidate(run, cand, spec, frame, base)
-        version, decision, _ = register_candidate(
-            run, tracker, cand, spec, frame,
+        hook = chain_hooks(run.epoch_callback(), callback)
+        cand = fit_candidate(spec, frame, spec.family, hook, time_budget=time_budget)
+        return register_candidate(
+            run, tracker, cand, spec, frame, base,
             allow_worse_than_baseline=allow_worse_than_baseline,
             allow_contract_change=allow_contract_change,
         )  # fmt: skip
-    return result_of(run, tracker, cand, spec, frame, base, version, decision)

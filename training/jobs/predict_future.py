@@ -11,15 +11,17 @@ in a `--data` file (`load_data_file`), or from a `--future` file for stored seri
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from models.features import future_timestamps
 from training.data.frame import SeriesFrame
 from training.data.known import holiday_indicator, is_holiday_column, supplied_columns
+from training.data.sources.files import RowLabel
 from training.errors import DataError
 from training.jobs.batch_predict import check_frequency
 
@@ -66,9 +68,8 @@ def load_data_file(
     frame = load_file(path, **options, through_last_target=True)
     check_frequency(frame, meta, model)
     rows = pd.DataFrame({"series_id": ids[after], "timestamp": stamps[after],
-                         "row": np.flatnonzero(after)})  # fmt: skip
-    for name in sent:
-        rows[name] = raw.loc[after, name]
+                         "row": np.flatnonzero(after),
+                         **{name: raw.loc[after, name] for name in sent}})  # fmt: skip
     fix = (
         f"append a row per forecast step after the series' last value, with an empty "
         f"{target_col!r} and the {', '.join(map(repr, sent))} known ahead (or ask for fewer "
@@ -102,21 +103,9 @@ def read_future(path: Path, frame: SeriesFrame, meta: Any, steps: int) -> pd.Dat
             "Fix: write every timestamp as ISO 8601, e.g. 2024-01-31 13:00:00"
         )
     rows = pd.DataFrame({"series_id": raw["series_id"].astype(str), "timestamp": stamps,
-                         "row": np.arange(len(raw))})  # fmt: skip
-    for name in sent:
-        rows[name] = raw[name]
+                         "row": np.arange(len(raw)), **{n: raw[n] for n in sent}})  # fmt: skip
     fix = f"give each series a row per forecast step with {', '.join(map(repr, sent))}"
     return horizon_rows(rows, frame, meta, steps, where, label, fix)
-
-
-@dataclass(frozen=True)
-class RowLabel:
-    """How messages name a row of a file: "row 3 (line 4)" for CSV, "row 3" for Parquet."""
-
-    csv: bool
-
-    def __call__(self, i: int) -> str:
-        return f"row {i + 1} (line {i + 2})" if self.csv else f"row {i + 1}"
 
 
 def horizon_rows(
@@ -148,7 +137,8 @@ def horizon_rows(
     """
     sent = supplied_columns(meta.future_covariates)
     origins = frame.table.groupby("series_id", sort=True)["timestamp"].max()  # [B]
-    expected = future_timestamps_of(origins.to_numpy(), meta.frequency, steps)  # [B, H]
+    expected = future_timestamps(origins.to_numpy(), meta.frequency, steps)  # [B, H]
+    expected = expected.astype("datetime64[ns]")  # as the file's timestamps
     groups = {str(k): g for k, g in rows.groupby("series_id", sort=False)}
     parts = []
     for b, (sid, origin) in enumerate(origins.items()):
@@ -217,15 +207,9 @@ def _known_columns(source: pd.DataFrame, past: Sequence[str], meta: Any) -> pd.D
     return table.reset_index(drop=True)
 
 
-def future_timestamps_of(origins: np.ndarray, frequency: str, steps: int) -> np.ndarray:
-    """[B, H] datetime64[ns]: the `steps` forecast timestamps after each of [B] origins."""
-    from models.features import future_timestamps
-
-    return future_timestamps(origins, frequency, steps).astype("datetime64[ns]")
-
-
 def _read_table(path: Path) -> tuple[pd.DataFrame, RowLabel]:
-    """A CSV (every cell as text) or Parquet file, and how its rows are named.
+    """A CSV (every cell as text) or Parquet file, and how messages name its rows: "row 3
+    (line 4)" for CSV, "row 3" for Parquet.
 
     Raises:
         DataError: a missing file, another format, or an unreadable file.
@@ -246,7 +230,9 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, RowLabel]:
         raise DataError(
             f"{where}: cannot be read ({reason}). Fix: save it with a header row"
         ) from None
-    return raw, RowLabel(csv)
+    if csv:
+        return raw, lambda i: f"row {i + 1} (line {i + 2})"
+    return raw, lambda i: f"row {i + 1}"
 
 
 def _require_columns(raw: pd.DataFrame, wanted: Sequence[str], where: str) -> None:

@@ -72,11 +72,8 @@ def load_frame(
         from training.data.sources.store import load_store
         from training.store import SeriesStore
 
-        store = SeriesStore(database_url) if database_url else SeriesStore.from_env()
-        try:
+        with SeriesStore(database_url) if database_url else SeriesStore.from_env() as store:
             frame = load_store(store, spec.series, covariates=columns, names=names, **fill)
-        finally:
-            store.close()
     elif spec.dataset is not None:
         frame = load_dataset(spec.dataset, covariates=columns)
     else:
@@ -101,9 +98,7 @@ def load_frame(
 
 def default_lookback(frame: SeriesFrame, spec: TrainSpec, family: str | None = None) -> int:
     """The derived look-back (training.jobs.defaults): the frequency's cycles, bounded by data."""
-    family = family or spec.family
-    seg = defaults.segment_target(frame.frequency) if family in defaults.RECURRENT else 1
-    return defaults.lookback_for(frame, spec, seg)[0]
+    return defaults.lookback_for(frame, spec, family or spec.family)[0]
 
 
 def build_config(
@@ -141,7 +136,7 @@ def build_config(
         derived.values["washout"] = min(int(derived.values.get("washout", 96)), lookback)
     if "segment_length" not in model and family in defaults.RECURRENT:
         derived.values["segment_length"] = defaults.segment_for(lookback, frame.frequency)
-    return models_io.config_from_dict(defaults.merge(data, derived, model))
+    return models_io.config_from_dict({**data, **derived.values, **model})  # `[model]` wins
 
 
 def _slice(s: SeriesData, lo: int, hi: int) -> SeriesData:
@@ -166,11 +161,10 @@ def _context_start(train_end: int, lookback: int, series_id: str) -> int:
 def _ett_series(frame: SeriesFrame, horizon: int) -> tuple[SeriesData, splits.Split]:
     """The z-scored ETT target (+ covariates) as one series, and its split."""
     problem = ett_problem(frame, horizon, mode="S", target=frame.target)
-    sp = problem.split
     target = problem.values[:, problem.target_index].astype(np.float32)  # [N]
     cov_idx = [problem.columns.index(c) for c in frame.covariates]
     covs = problem.values[:, cov_idx].astype(np.float32) if cov_idx else None  # [N, C]
-    return SeriesData(target, problem.timestamps, covs, frame.series_ids()[0]), sp
+    return SeriesData(target, problem.timestamps, covs, frame.series_ids()[0]), problem.split
 
 
 def fit_series(
@@ -213,14 +207,9 @@ def windows(frame: SeriesFrame, spec: TrainSpec, lookback: int, part: str) -> Wi
 
 def baselines(frame: SeriesFrame, spec: TrainSpec) -> dict[str, Any]:
     """`backtest.run_baselines` on the same protocol, split and test origins as the model."""
-    if spec.protocol == "ett":
-        return backtest.run_baselines(
-            frame, spec.horizon, "ett", spec.levels, mode="S", dataset=spec.data_label
-        )
     return backtest.run_baselines(
-        frame, spec.horizon, "ratio", spec.levels,
-        val_fraction=spec.val_fraction, test_fraction=spec.test_fraction,
-        dataset=spec.data_label,
+        frame, spec.horizon, spec.protocol, spec.levels,
+        val_fraction=spec.val_fraction, test_fraction=spec.test_fraction, dataset=spec.data_label,
     )  # fmt: skip
 
 

@@ -37,8 +37,9 @@ from training.data.frame import SeriesFrame
 from training.errors import ExperimentError
 from training.jobs import defaults
 from training.jobs.experiment import DERIVED_MODEL_KEYS, FAMILIES, TrainSpec
+from training.jobs.preparation import default_lookback
 
-KINDS = ("choice", "uniform", "loguniform", "randint", "fixed")
+RANGES = ("uniform", "loguniform", "randint")  # the kinds written { kind = [low, high] }
 SETTINGS = {
     "trials": int,
     "time_budget": float,
@@ -122,13 +123,9 @@ def read_settings(path: Path | None) -> TuneSettings:
 
 def _setting(where: str, key: str, value: Any) -> Any:
     kind = SETTINGS[key]
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if kind is int:
-        ok = ok and isinstance(value, int)
-    low_ok = {"reduction_factor": 1.0}.get(key)
-    if (ok and low_ok is not None and value <= low_ok) or (ok and key != "seed" and value <= 0):
-        ok = False
-    if not ok:
+    above = {"reduction_factor": 1.0, "seed": -math.inf}.get(key, 0.0)
+    number = isinstance(value, int if kind is int else int | float) and not isinstance(value, bool)
+    if not (number and value > above):
         rule = {"reduction_factor": "a number > 1", "seed": "an integer"}.get(
             key, "an integer >= 1" if kind is int else "a number > 0"
         )
@@ -183,17 +180,14 @@ def parse_dimension(where: str, value: Any) -> Dimension:
         return Dimension("choice", tuple(value))
     if not isinstance(value, dict):
         return Dimension("fixed", (value,))
-    if len(value) != 1 or next(iter(value)) not in KINDS[1:4]:
+    if len(value) != 1 or next(iter(value)) not in RANGES:
         raise ExperimentError(
             f"{where} = {value!r}: expected one of {{ uniform = [low, high] }}, "
             "{ loguniform = [low, high] }, { randint = [low, high] }, a list or a value"
         )
     kind, bounds = next(iter(value.items()))
-    numbers = isinstance(bounds, list) and len(bounds) == 2
-    numbers = numbers and all(
-        isinstance(b, int | float) and not isinstance(b, bool) for b in bounds
-    )
-    if not numbers:
+    pair = isinstance(bounds, list) and len(bounds) == 2
+    if not (pair and all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)):
         raise ExperimentError(
             f"{where} = {{ {kind} = {bounds!r} }}: bounds must be two numbers [low, high]. "
             f"Fix: e.g. {{ {kind} = [1, 4] }}"
@@ -218,8 +212,7 @@ def parse_dimension(where: str, value: Any) -> Dimension:
 
 def lookback_choices(frame: SeriesFrame, spec: TrainSpec) -> tuple[int, ...]:
     """Half, one and two times the derived look-back, capped by the shortest series."""
-    seg = defaults.segment_target(frame.frequency) if spec.family in defaults.RECURRENT else 1
-    base, _ = defaults.lookback_for(frame, spec, seg)
+    base = default_lookback(frame, spec)
     cap = max(2, (defaults.shortest_train_rows(frame, spec) - spec.horizon) // 2)
     return tuple(sorted({max(2, base // 2), base, max(2, min(2 * base, cap))}))
 
@@ -278,47 +271,12 @@ def trial_spec(spec: TrainSpec, params: Mapping[str, Any]) -> TrainSpec:
 
 
 def read_spec(path: Path, **overrides: Any) -> TrainSpec:
-    """`TrainSpec.from_toml(path, **overrides)` for a file that may hold a `[tune]` table.
-
-    The experiment parser refuses tables it does not know, so the `[tune]` tables are cut
-    from a copy of the text, the copy is parsed, and the spec is pointed back at `path` (its
-    `source_file`, and a relative `[data] file` resolved against `path`'s folder).
+    """`TrainSpec.from_toml(path, **overrides)` for a file that may hold a `[tune]` table (the
+    experiment parser refuses tables it does not know; `read_settings` reads this one).
 
     Raises:
-        ExperimentError: as `TrainSpec.from_toml`, or when `[tune]` is not written as tables.
+        ExperimentError: as `TrainSpec.from_toml`.
     """
-    import tempfile
-    import tomllib
-
     doc = read_toml(path, "experiment file", "configs/load-etth1-gru.toml")
-    if "tune" not in doc:
-        return TrainSpec.from_toml(path, **overrides)
-    text = _without_tune(path.read_text(encoding="utf-8"))
-    rest = {k: v for k, v in doc.items() if k != "tune"}
-    if tomllib.loads(text) != rest:
-        raise ExperimentError(
-            f"{path}: [tune] must be written as tables ([tune], [tune.space.<family>]), not "
-            "inline. Fix: move its keys under a [tune] header"
-        )
-    with tempfile.TemporaryDirectory(prefix="forecast-spec-") as tmp:
-        copy = Path(tmp) / path.name
-        copy.write_text(text, encoding="utf-8")
-        spec = TrainSpec.from_toml(copy, **overrides)
-    fixed = {**spec.to_dict(), "source_file": str(path)}
-    data_file = rest.get("data", {}).get("file")
-    if overrides.get("data") is None and isinstance(data_file, str):
-        fixed["data"] = data_file if Path(data_file).is_absolute() else str(path.parent / data_file)
-    return TrainSpec.from_dict(fixed, str(path))
-
-
-def _without_tune(text: str) -> str:
-    """The TOML text less every `[tune]` / `[tune.*]` table (header to the next header)."""
-    out, skipping = [], False
-    for line in text.splitlines(keepends=True):
-        header = line.lstrip().startswith("[")
-        if header:
-            name = line.strip().lstrip("[").split("]")[0].strip()
-            skipping = name == "tune" or name.startswith("tune.")
-        if not skipping:
-            out.append(line)
-    return "".join(out)
+    doc.pop("tune", None)
+    return TrainSpec.from_document(doc, path, **overrides)

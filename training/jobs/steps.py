@@ -2,9 +2,9 @@
 
 `fit_candidate` builds a family's config (derived defaults under the spec), fits it on the
 job's splits and scores it on the validation and test windows; `log_candidate` writes params,
-derived defaults, metrics, baselines and a plot into a run; `register_candidate` logs the
-pyfunc, registers a version and gates it against naive / seasonal naive and the champion;
-`result_of` is the `TrainResult` the CLI prints.
+derived defaults, metrics, baselines and a plot into a run; `register_candidate` logs it too,
+then the pyfunc, registers a version, gates it against naive / seasonal naive and the champion
+and returns the `TrainResult` the CLI prints.
 """
 
 from __future__ import annotations
@@ -125,10 +125,13 @@ def _finite_or_none(x: float) -> float | None:
 # --- the job -------------------------------------------------------------------------------
 
 
-def chain_hooks(hooks: list[EpochCallback]) -> EpochCallback:
+def chain_hooks(*hooks: EpochCallback | None) -> EpochCallback:
+    """One per-epoch callback that calls each of `hooks` in order (None: left out)."""
+
     def call(stats: EpochStats) -> None:
         for hook in hooks:
-            hook(stats)
+            if hook is not None:
+                hook(stats)
 
     return call
 
@@ -145,23 +148,19 @@ def git_commit() -> str:
 
 
 def _input_example(
-    series: SeriesData,
-    lookback: int,
-    covariates: tuple[str, ...],
-    future: tuple[str, ...] = (),
-    horizon: int = 0,
+    series: SeriesData, lookback: int, frame: SeriesFrame, horizon: int
 ) -> pd.DataFrame:
-    """The last `lookback` rows of a validation series, in the pyfunc input layout.
+    """The last `lookback` rows of a validation series of `frame`, in the pyfunc input layout.
 
     With future covariates the example ends with `horizon` rows whose value is empty (NaN)
     and whose future covariates are the values known ahead (training.registry.pyfunc_model).
     """
-    ahead = horizon if future else 0
+    ahead = horizon if frame.future_covariates else 0
     rows = slice(len(series.values) - lookback - ahead, len(series.values))  # L (+ H) rows
     values = series.values[rows].astype(np.float64)  # [L (+ H)]
     if ahead:
         values[-ahead:] = np.nan  # the steps to forecast
-    frame = pd.DataFrame(
+    example = pd.DataFrame(
         {
             "series_id": series.series_id,
             "timestamp": series.timestamps[rows],  # type: ignore[index]
@@ -169,12 +168,12 @@ def _input_example(
         }
     )
     if series.covariates is not None:
-        for i, name in enumerate(covariates):
-            frame[name] = series.covariates[rows, i].astype(np.float64)  # [L (+ H)]
+        for i, name in enumerate(frame.covariates):
+            example[name] = series.covariates[rows, i].astype(np.float64)  # [L (+ H)]
     if series.future_covariates is not None:
-        for i, name in enumerate(future):
-            frame[name] = series.future_covariates[rows, i].astype(np.float64)  # [L (+ H)]
-    return frame
+        for i, name in enumerate(frame.future_covariates):
+            example[name] = series.future_covariates[rows, i].astype(np.float64)  # [L (+ H)]
+    return example
 
 
 def _json_safe(obj: Any) -> Any:
@@ -272,7 +271,6 @@ def log_candidate(
     run: Any, cand: Candidate, spec: TrainSpec, frame: SeriesFrame, base: dict[str, Any]
 ) -> None:
     """Params, spec, config, derived defaults, metrics, baselines and a plot into `run`."""
-    fingerprint = _json_safe(frame.fingerprint())
     run.params(
         {
             **cand.config.to_dict(),
@@ -298,6 +296,7 @@ def log_candidate(
         {k: {"value": v, "reason": derived.reasons[k]} for k, v in derived.values.items()},
         "derived_defaults.json",
     )
+    fingerprint = _json_safe(frame.fingerprint())
     run.json({**fingerprint, "notes": list(frame.notes)}, "data_fingerprint.json")
     if spec.source_file:
         run.artifact(Path(spec.source_file), "config")
@@ -349,15 +348,14 @@ def register_candidate(
     cand: Candidate,
     spec: TrainSpec,
     frame: SeriesFrame,
+    base: dict[str, Any],
     *,
     allow_worse_than_baseline: bool = False,
     allow_contract_change: bool = False,
-) -> tuple[int, GateDecision, dict[str, float]]:
-    """Log the pyfunc, register a version, gate it against the baselines and the champion.
-
-    Returns:
-        (version, gate decision, the baselines' validation scores on the gate metric).
-    """
+) -> TrainResult:
+    """`log_candidate`, then log the pyfunc, register a version and gate it against the
+    baselines and the champion."""
+    log_candidate(run, cand, spec, frame, base)
     name = spec.model_name
     with tempfile.TemporaryDirectory(prefix="forecast-train-") as tmp:
         directory = Path(tmp) / "forecaster"
@@ -368,13 +366,7 @@ def register_candidate(
             signature=model_signature(
                 spec.horizon, spec.levels, frame.covariates, frame.future_covariates
             ),
-            input_example=_input_example(
-                cand.val_series[0],
-                cand.lookback,
-                frame.covariates,
-                frame.future_covariates,
-                spec.horizon,
-            ),
+            input_example=_input_example(cand.val_series[0], cand.lookback, frame, spec.horizon),
             horizon=spec.horizon,
         )
     metric = spec.gate_metric
@@ -415,10 +407,10 @@ def register_candidate(
     run.metrics({"gate_promoted": float(decision.promoted)})
     if decision.champion_score is not None:
         run.metrics({"gate_champion_score": decision.champion_score})
-    return version, decision, floor
+    return _result(run, tracker, cand, spec, frame, base, version, decision)
 
 
-def result_of(
+def _result(
     run: Any,
     tracker: Tracker,
     cand: Candidate,

@@ -145,7 +145,7 @@ def tune(
             outcomes = _search(spec, frame, space, settings, metric, on_update)
         outcomes = [_log_trial(tracker, parent.run_id, spec, t, metric) for t in outcomes]
         scored = [t for t in outcomes if t.score is not None and math.isfinite(t.score)]
-        parent.json([{k: v for k, v in vars(t).items()} for t in outcomes], "trials.json")
+        parent.json([vars(t) for t in outcomes], "trials.json")
         parent.metrics(
             {
                 "trials_completed": sum(t.status == "completed" for t in outcomes),
@@ -225,7 +225,6 @@ def _search(
     reports: dict[str, list[dict[str, Any]]] = {}
     key = uuid.uuid4().hex
     SINKS[key] = (reports, on_update)
-    callbacks = [collector(key)]
     with tempfile.TemporaryDirectory(prefix="forecast-tune-") as tmp:
         tuner = tune.Tuner(
             trainable,
@@ -239,7 +238,7 @@ def _search(
                 time_budget_s=budget,
             ),
             run_config=tune.RunConfig(
-                name="tune", storage_path=tmp, verbose=0, callbacks=callbacks
+                name="tune", storage_path=tmp, verbose=0, callbacks=[collector(key)]
             ),
         )
         try:
@@ -291,7 +290,7 @@ def _log_trial(
     rows += [(k, v, 0) for k, v in trial.metrics.items()]
     try:
         resolved = trial_spec(spec, trial.params)
-        params = {"lookback": resolved.lookback, **{k: resolved.model[k] for k in resolved.model}}
+        params = {"lookback": resolved.lookback, **resolved.model}
     except ExperimentError:
         params = dict(trial.params)
     run_id = tracker.log_child_run(

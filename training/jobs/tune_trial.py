@@ -19,9 +19,7 @@ from typing import Any
 from models import io as models_io
 from models.base import EpochStats
 from training.data.frame import SeriesFrame
-from training.evaluation.backtest import predict_windows
-from training.evaluation.metrics import evaluate
-from training.evaluation.windows import Windows
+from training.evaluation.backtest import evaluate_forecaster
 from training.jobs.experiment import TrainSpec
 from training.jobs.preparation import (
     build_config,
@@ -33,12 +31,6 @@ from training.jobs.preparation import (
 from training.jobs.search_space import trial_spec
 
 SCORE = "score"  # the reported key Tune's searcher and scheduler minimise
-
-
-def point_score(model: Any, stack: Windows, metric: str) -> float:
-    """`metric` of point forecasts of every window of `stack` (no intervals needed)."""
-    mean, _, _ = predict_windows(model.predict, stack, ())
-    return evaluate(stack.actual, mean, {}, {}, mase_scale=stack.mase_scale).overall[metric]
 
 
 def run_trial(
@@ -68,9 +60,10 @@ def run_trial(
     start = time.perf_counter()
 
     def on_epoch(stats: EpochStats) -> None:
+        point = evaluate_forecaster(model.predict, val_windows, levels=())  # no intervals needed
         tune.report(
             {
-                SCORE: point_score(model, val_windows, metric),
+                SCORE: point.overall[metric],
                 "epoch": stats.epoch,
                 "train_loss": stats.train_loss,
                 "val_loss": stats.val_loss,

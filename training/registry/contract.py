@@ -104,8 +104,4 @@ def contract_of_version(tracker: Tracker, name: str, version: int) -> RequestCon
 
 
 class ContractChangeError(ExperimentError):
-    """A promotion would change the request contract clients rely on (see `changes`)."""
-
-    def __init__(self, message: str, changes: list[str]) -> None:
-        super().__init__(message)
-        self.changes = changes
+    """A promotion would change the request contract clients rely on."""

@@ -1,29 +1,24 @@
 """The champion gate: which registered version the service serves.
 
-Every new version gets the alias "challenger". It becomes "champion" only when there is no
-champion yet, or when its validation score beats the champion's by the margin, both scored on
-the same validation windows *now* (the champion is downloaded and re-evaluated, so a change in
-the data is reflected). Like is compared with like: the champion can only be re-scored as the
-model it is, so against it the challenger's kept model is scored the same way (`kept_score`),
-while against the baselines, which choose nothing on validation, the challenger's cross-fitted
-score counts (training.jobs.preparation.cross_fitted). Lower scores are better for every gate
-metric. The decision and the scores are written as tags on the version and on the run.
+Every new version gets the alias "challenger" and becomes "champion" only when it passes
+(lower scores are better for every gate metric; README "Champion gate" is the user's view):
+
+- the baselines: it beats the best of naive and seasonal naive on the same validation windows
+  by the margin, the first version of a name included, so a name is never served something
+  worse than the trivial forecast (`allow_worse_than_baseline` lets it past; baseline families
+  skip the check: they are the floor it measures against);
+- the champion: it beats the champion by the margin, both scored on the same validation
+  windows *now* (the champion is downloaded and re-evaluated, so a change in the data is
+  reflected). Like is compared with like: the champion can only be re-scored as the model it
+  is, so against it the challenger's kept model is scored the same way (`kept_score`), while
+  against the baselines, which choose nothing on validation, the challenger's cross-fitted
+  score counts (training.jobs.preparation.cross_fitted);
+- the request contract (training.registry.contract): a new champion must keep it, or clients
+  built for the old one would be refused (`allow_contract_change` lets it past; `forecast
+  promote --force` makes it champion by hand once the clients send the new contract).
+
+The decision and the scores are written as tags on the version and on the run.
 `promote_by_hand` overrides the gate and records who did it and why.
-
-The gate also knows the baselines: before the champion is consulted, the challenger must beat
-the best of naive (random walk) and seasonal naive on the same validation windows by the same
-margin, the first version of a name included, so a registered name is never served something
-worse than the trivial forecast. A challenger that fails gets the decision
-`rejected: worse than seasonal naive` (or `naive`) with both scores as tags, unless
-`allow_worse_than_baseline` is set. Baseline families themselves skip this check: they are the
-floor it measures against.
-
-Last, a challenger that would become champion must keep the champion's request contract
-(look-back, frequency, covariates, future covariates: training.registry.contract), or clients
-built for the champion would be refused. One that changes it is kept as challenger with the
-decision `rejected: request contract changed` and the changes in the reason and the
-`contract_changes` tag, unless `allow_contract_change` is set; `forecast promote --force`
-makes it champion by hand once the clients send the new contract.
 """
 
 from __future__ import annotations
@@ -130,9 +125,7 @@ class GateDecision:
             "val_score": f"{self.challenger_score:.6g}",
             "val_score_kept": "" if self.kept_score is None else f"{self.kept_score:.6g}",
             "champion_score": "" if self.champion_score is None else f"{self.champion_score:.6g}",
-            "champion_version_at_gate": ""
-            if self.previous_champion is None
-            else str(self.previous_champion),
+            "champion_version_at_gate": str(self.previous_champion or ""),  # versions start at 1
             "gate_reason": self.reason,
             "contract_changes": "; ".join(self.contract_changes),
         }
@@ -156,14 +149,10 @@ def decide(challenger: float, champion: float | None, margin: float) -> tuple[bo
     if not math.isfinite(champion):
         return True, f"champion score {champion} is not finite"
     threshold = champion * (1.0 - margin)
-    if challenger <= threshold:
-        return True, (
-            f"challenger {challenger:.6g} <= champion {champion:.6g} x (1 - {margin:g}) = "
-            f"{threshold:.6g}"
-        )
-    return False, (
-        f"challenger {challenger:.6g} > champion {champion:.6g} x (1 - {margin:g}) = "
-        f"{threshold:.6g}"
+    promote = challenger <= threshold
+    return promote, (
+        f"challenger {challenger:.6g} {'<=' if promote else '>'} champion {champion:.6g} "
+        f"x (1 - {margin:g}) = {threshold:.6g}"
     )
 
 
@@ -260,12 +249,10 @@ def run_gate(
         if allow_contract_change:
             reason = f"{reason}; {line} (allowed by --allow-contract-change)"
         else:
-            promoted, reason = (
-                False,
-                (
-                    f"{line}. Fix: once the clients send the new contract, run `forecast promote "
-                    f"{name} {version} --force --reason ...`"
-                ),
+            promoted = False
+            reason = (
+                f"{line}. Fix: once the clients send the new contract, run `forecast promote "
+                f"{name} {version} --force --reason ...`"
             )
     if promoted:
         tracker.set_alias(name, CHAMPION, version)
@@ -355,8 +342,7 @@ def promote_by_hand(
         raise ContractChangeError(
             f"{name} v{version} changes the request contract of champion v{previous}: "
             f"{'; '.join(changes)}; clients sending the old contract would be refused. Fix: "
-            "pass --force once they send the new one",
-            changes,
+            "pass --force once they send the new one"
         )
     tracker.set_alias(name, CHAMPION, version)
     tags = {
@@ -364,7 +350,7 @@ def promote_by_hand(
         "promoted_by": user,
         "promoted_reason": reason,
         "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "champion_version_at_gate": "" if previous is None else str(previous),
+        "champion_version_at_gate": str(previous or ""),
         "contract_changes": "; ".join(changes),
     }
     tracker.set_version_tags(name, version, tags)

@@ -84,12 +84,10 @@ def forecast_frame(forecaster: Any, frame: pd.DataFrame, params: dict[str, Any])
     table["series_id"] = table["series_id"].astype(str)
     table["timestamp"] = pd.to_datetime(table["timestamp"])
     table = table.sort_values(["series_id", "timestamp"], kind="stable")
+    known: dict[str, np.ndarray] = {}
     if ahead_names:
-        ids, history, timestamps, covariates, futs = _series_inputs(table, meta, horizon)
-        known = {"future_covariates": futs}  # [B, L + H, K]
-    else:
-        ids, history, timestamps, covariates = _newest_rows(table, meta)
-        known = {}
+        table, known["future_covariates"] = _split_future(table, meta, horizon)  # [B, L + H, K]
+    ids, history, timestamps, covariates = _newest_rows(table, meta)
     forecast = forecaster.predict(
         history, horizon, levels, timestamps=timestamps, covariates=covariates, **known
     )
@@ -98,11 +96,10 @@ def forecast_frame(forecaster: Any, frame: pd.DataFrame, params: dict[str, Any])
         from models.features import future_timestamps
 
         future = future_timestamps(timestamps[:, -1], meta.frequency, horizon)  # [B, H]
-    batch = history.shape[0]
     out: dict[str, Any] = {
         "series_id": np.repeat(np.asarray(ids, dtype=object), horizon),  # [B*H]
         "timestamp": np.asarray(future, dtype="datetime64[ns]").reshape(-1),  # [B, H] -> [B*H]
-        "step": np.tile(np.arange(1, horizon + 1, dtype=np.int64), batch),  # [B*H]
+        "step": np.tile(np.arange(1, horizon + 1, dtype=np.int64), len(history)),  # [B*H]
         "mean": forecast.mean.astype(np.float64).reshape(-1),  # [B, H] -> [B*H]
     }
     for level in levels:
@@ -126,11 +123,7 @@ def _newest_rows(
     counts = np.bincount(codes)  # [B]
     short = np.flatnonzero(counts < lookback)
     if short.size:
-        sid, rows = uniques[short[0]], int(counts[short[0]])
-        raise ForecastInputError(
-            f"series {sid!r} has {rows} rows; the model reads the last {lookback}. "
-            f"Fix: send at least {lookback} rows per series"
-        )
+        raise _too_short(uniques[short[0]], int(counts[short[0]]), lookback)
     rows = np.cumsum(counts)[:, None] - lookback + np.arange(lookback)  # [B, L]
     history = table["value"].to_numpy(dtype=np.float32)[rows]  # [B, L]
     timestamps = table["timestamp"].to_numpy(dtype="datetime64[ns]")[rows]  # [B, L]
@@ -140,13 +133,15 @@ def _newest_rows(
     return [str(sid) for sid in uniques], history, timestamps, covariates
 
 
-def _series_inputs(
-    table: pd.DataFrame, meta: Any, horizon: int
-) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
-    """`_newest_rows` plus future covariates [B, L + H, K], series by series: each series'
-    rows after its last observed value carry the horizon's known values."""
+def _split_future(table: pd.DataFrame, meta: Any, horizon: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """(the observed rows of `table`, future covariates [B, L + H, K]), series by series: each
+    series' rows after its last observed value carry the horizon's known values.
+
+    Raises:
+        ForecastInputError: a series shorter than the look-back, or without the horizon's rows.
+    """
     ahead_names = list(meta.future_covariates)
-    ids, values, stamps, covs, futs = [], [], [], [], []
+    observed, futs = [], []
     for sid, rows in table.groupby("series_id", sort=True):
         rows, ahead = _split_ahead(rows, str(sid), horizon)
         futs.append(
@@ -158,18 +153,16 @@ def _series_inputs(
             )
         )  # [L + H, K]
         if len(rows) < meta.lookback:
-            raise ForecastInputError(
-                f"series {sid!r} has {len(rows)} rows; the model reads the last {meta.lookback}. "
-                f"Fix: send at least {meta.lookback} rows per series"
-            )
-        tail = rows.iloc[-meta.lookback :]
-        ids.append(str(sid))
-        values.append(tail["value"].to_numpy(dtype=np.float32))  # [L]
-        stamps.append(tail["timestamp"].to_numpy(dtype="datetime64[ns]"))  # [L]
-        if meta.covariates:
-            covs.append(tail[list(meta.covariates)].to_numpy(dtype=np.float32))  # [L, C]
-    covariates = np.stack(covs) if covs else None  # [B, L, C]
-    return ids, np.stack(values), np.stack(stamps), covariates, np.stack(futs)
+            raise _too_short(sid, len(rows), meta.lookback)
+        observed.append(rows)
+    return pd.concat(observed), np.stack(futs)
+
+
+def _too_short(sid: Any, rows: int, lookback: int) -> ForecastInputError:
+    return ForecastInputError(
+        f"series {sid!r} has {rows} rows; the model reads the last {lookback}. "
+        f"Fix: send at least {lookback} rows per series"
+    )
 
 
 def _split_ahead(rows: pd.DataFrame, sid: str, horizon: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -136,17 +136,15 @@ def model_signature(
         ColSpec("string", "series_id", required=False),
         ColSpec("datetime", "timestamp"),
         ColSpec("double", "value"),
-        *(ColSpec("double", c) for c in covariates),
-        *(ColSpec("double", c) for c in future_covariates),
+        *(ColSpec("double", c) for c in (*covariates, *future_covariates)),
     ]
     outputs: list[ColSpec | TensorSpec] = [
         ColSpec("string", "series_id"),
         ColSpec("datetime", "timestamp"),
         ColSpec("long", "step"),
         ColSpec("double", "mean"),
+        *(ColSpec("double", f"{side}_{level}") for level in levels for side in ("lower", "upper")),
     ]
-    for level in levels:
-        outputs += [ColSpec("double", f"lower_{level}"), ColSpec("double", f"upper_{level}")]
     params = ParamSchema(
         [
             ParamSpec("horizon", "long", int(horizon)),
@@ -165,10 +163,7 @@ class RunLog:
 
     def params(self, params: Mapping[str, Any]) -> None:
         """Log params; lists and dicts become JSON strings."""
-        clean = {
-            k: json.dumps(v) if isinstance(v, list | tuple | dict) else v for k, v in params.items()
-        }
-        mlflow.log_params(clean)
+        mlflow.log_params({k: _param_value(v) for k, v in params.items()})
 
     def metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log several metrics at one step (non-finite values are skipped with a warning)."""
@@ -302,9 +297,8 @@ class Tracker:
             if found.lifecycle_stage == "deleted":
                 self.client.restore_experiment(found.experiment_id)
             return str(found.experiment_id)
-        location = None
-        if self.artifact_root is not None:
-            location = f"{self.artifact_root.rstrip('/')}/{name}"
+        root = self.artifact_root
+        location = None if root is None else f"{root.rstrip('/')}/{name}"
         return str(self.client.create_experiment(name, artifact_location=location))
 
     @contextmanager
@@ -361,18 +355,13 @@ class Tracker:
                 f"registered model {name!r} has no version {version!r} (versions: "
                 f"{known or 'none'}). Fix: pick one listed by `forecast compare {name}`"
             ) from None
-        aliases = [a for a, v in self.aliases(name).items() if v == int(mv.version)]
-        return _version_info(mv, aliases)
+        return _version_info(mv, self.aliases(name))
 
     def versions(self, name: str) -> list[VersionInfo]:
         """All versions of `name`, oldest first ([] when the model does not exist)."""
         by_alias = self.aliases(name)
         found = self.client.search_model_versions(filter_string=f"name = '{name}'")
-        out = []
-        for mv in found:
-            aliases = [a for a, v in by_alias.items() if v == int(mv.version)]
-            out.append(_version_info(mv, aliases))
-        return sorted(out, key=lambda v: v.version)
+        return sorted((_version_info(mv, by_alias) for mv in found), key=lambda v: v.version)
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         """Point `alias` of `name` at `version`."""
@@ -407,9 +396,7 @@ class Tracker:
             tags={**{k: str(v) for k, v in tags.items()}, "mlflow.parentRunId": parent_run_id},
         )
         run_id = str(run.info.run_id)
-        clean = [Param(k, json.dumps(v) if isinstance(v, list | tuple | dict) else str(v))
-                 for k, v in params.items()]  # fmt: skip
-        self.client.log_batch(run_id, params=clean)
+        self.client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
         RunLog(self.client, run_id).metric_rows(metric_rows)
         self.client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
         return run_id
@@ -458,16 +445,22 @@ class Tracker:
 
     def download_run_artifact(self, run_id: str, path: str, destination: Path) -> Path:
         """Download one artifact of a run; return its local path."""
-        local = self.client.download_artifacts(run_id, path, str(destination))
-        return Path(local)
+        return Path(self.client.download_artifacts(run_id, path, str(destination)))
 
 
-def _version_info(mv: Any, aliases: Sequence[str]) -> VersionInfo:
+def _param_value(value: Any) -> str:
+    """A param as MLflow stores it: lists and dicts as JSON, the rest as str."""
+    return json.dumps(value) if isinstance(value, list | tuple | dict) else str(value)
+
+
+def _version_info(mv: Any, by_alias: Mapping[str, int]) -> VersionInfo:
+    """`mv` with the aliases (of alias -> version `by_alias`) that point at it."""
+    version = int(mv.version)
     return VersionInfo(
         name=str(mv.name),
-        version=int(mv.version),
+        version=version,
         run_id=str(mv.run_id or ""),
         tags=dict(mv.tags or {}),
-        aliases=tuple(sorted(aliases)),
+        aliases=tuple(sorted(a for a, v in by_alias.items() if v == version)),
         created_ms=int(mv.creation_timestamp or 0),
     )

@@ -55,17 +55,16 @@ def lock_key(name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def default_lock_dir() -> Path:
-    """`$FORECAST_LOCK_DIR`, else `<system temp dir>/forecast-locks`."""
-    configured = os.environ.get(LOCK_DIR_ENV)
-    return Path(configured) if configured else Path(tempfile.gettempdir()) / "forecast-locks"
-
-
 def lock_file(name: str, lock_dir: Path | None = None) -> Path:
-    """The lock file of model `name`: its name made file-safe plus a short hash (no clashes)."""
+    """The lock file of model `name` in `lock_dir`, else `$FORECAST_LOCK_DIR`, else
+    `<system temp dir>/forecast-locks`: its name made file-safe plus a short hash (no clashes).
+    """
+    if lock_dir is None:
+        configured = os.environ.get(LOCK_DIR_ENV)
+        lock_dir = Path(configured or Path(tempfile.gettempdir()) / "forecast-locks")
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100]
     suffix = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return (lock_dir or default_lock_dir()) / f"{safe}-{suffix}.lock"
+    return lock_dir / f"{safe}-{suffix}.lock"
 
 
 def is_postgres(database_url: str | None) -> bool:

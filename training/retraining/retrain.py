@@ -1,8 +1,7 @@
 """`retrain(name)`: replay a registered model's training spec on fresh data and gate the result.
 
 One cycle, under the model's lock (`training.retraining.locks.model_lock`, so two cycles of
-one model run
-one after the other, across processes and, on PostgreSQL, across hosts):
+one model run one after the other, across processes and, on PostgreSQL, across hosts):
 
 1. find the registered model's champion (the latest version when there is none) and download
    the `spec.json` its run logged;
@@ -31,7 +30,7 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -244,40 +243,41 @@ def retrain(
     """
     started = time.monotonic()
     tracker = Tracker(tracking_uri)
-    lock_url = resolve_database_url(database_url)
-    with model_lock(name, lock_url, timeout=lock_timeout, lock_dir=lock_dir):
+    database_url = resolve_database_url(database_url)
+    with model_lock(name, database_url, timeout=lock_timeout, lock_dir=lock_dir):
         before = tracker.aliases(name).get(CHAMPION)
         version = replay_version(tracker, name)
         try:
             spec = load_spec(tracker, version)
-            frame = preparation.load_frame(spec, resolve_database_url(database_url))
+            frame = preparation.load_frame(spec, database_url)
             logger.debug(
                 "retrain %s: replaying the spec of v%d (%s) on %d rows up to %s",
                 name, version.version, spec.family, frame.rows, frame.end.isoformat(),
             )  # fmt: skip
+            # what a cycle that trains nothing reports; a trained one replaces the outcome
+            untrained = RetrainResult(
+                model_name=name,
+                challenger_version=None,
+                champion_version_before=before,
+                champion_version_after=before,
+                promoted=False,
+                metric=spec.gate_metric,
+                challenger_score=math.nan,
+                champion_score=None,
+                margin=spec.gate_margin,
+                rows=frame.rows,
+                start=frame.start.isoformat(),
+                end=frame.end.isoformat(),
+                source=frame.source,
+                run_id="",
+                spec_version=version.version,
+                seconds=0.0,
+            )
             skipped = None if force else unchanged_data(tracker, version, frame)
             if skipped is not None:
                 tracker.set_version_tags(name, version.version, {"retrain_skipped": skipped})
                 logger.info("retrain %s: skipped: %s", name, skipped)
-                return RetrainResult(
-                    model_name=name,
-                    challenger_version=None,
-                    champion_version_before=before,
-                    champion_version_after=before,
-                    promoted=False,
-                    metric=spec.gate_metric,
-                    challenger_score=math.nan,
-                    champion_score=None,
-                    margin=spec.gate_margin,
-                    rows=frame.rows,
-                    start=frame.start.isoformat(),
-                    end=frame.end.isoformat(),
-                    source=frame.source,
-                    run_id="",
-                    spec_version=version.version,
-                    seconds=time.monotonic() - started,
-                    skipped=skipped,
-                )
+                return replace(untrained, seconds=time.monotonic() - started, skipped=skipped)
             result = pipeline.train(
                 spec,
                 tracker.uri,
@@ -301,22 +301,16 @@ def retrain(
             },
         )
     gate = result.gate
-    out = RetrainResult(
-        model_name=name,
+    out = replace(
+        untrained,
         challenger_version=result.version,
-        champion_version_before=before,
         champion_version_after=result.champion_version,
         promoted=result.promoted,
         metric=gate.metric,
         challenger_score=gate.challenger_score,
         champion_score=gate.champion_score,
         margin=gate.margin,
-        rows=frame.rows,
-        start=frame.start.isoformat(),
-        end=frame.end.isoformat(),
-        source=frame.source,
         run_id=result.run_id,
-        spec_version=version.version,
         seconds=time.monotonic() - started,
     )
     logger.debug(

@@ -163,18 +163,18 @@ class Job:
             )
         return self
 
-    def cron_trigger(self) -> CronTrigger:
-        """The APScheduler trigger of `cron` in `timezone` (weekday numbers read as in cron)."""
+    def next_fire(self, after: datetime) -> datetime | None:
+        """The first fire time strictly after `after` (naive UTC in and out); None: never.
+
+        The cron is read in `timezone`, its weekday numbers as cron reads them.
+        """
         fields = self.cron.split()
         if len(fields) != 5:
             raise ValueError(f"got {len(fields)} fields, expected 5")
         fields[4] = _cron_weekdays(fields[4])
-        return CronTrigger.from_crontab(" ".join(fields), timezone=self.timezone)
-
-    def next_fire(self, after: datetime) -> datetime | None:
-        """The first fire time strictly after `after` (naive UTC in and out); None: never."""
+        trigger = CronTrigger.from_crontab(" ".join(fields), timezone=self.timezone)
         start = after.replace(tzinfo=UTC) + timedelta(microseconds=1)
-        fire = self.cron_trigger().get_next_fire_time(None, start)
+        fire = trigger.get_next_fire_time(None, start)
         return None if fire is None else fire.astimezone(UTC).replace(tzinfo=None)
 
 

@@ -1,17 +1,11 @@
 """Scheduled retraining: cron expressions per registered model, state in our own SQL tables.
 
-`forecast schedule --config configs/schedule.toml` reads jobs such as
-
-    [[jobs]]
-    name = "load-etth1"          # a registered model
-    cron = "0 3 * * *"           # minute hour day-of-month month day-of-week (0 or 7 = Sunday)
-    timezone = "UTC"             # optional; the file may also set a top-level default
-
-(parsed by `training.retraining.schedule`) and runs a retraining cycle
-(`training.retraining.retrain.retrain`) for
-each when it falls due. APScheduler's `CronTrigger` only computes fire times; the job state lives
-in our own tables in the database of the series store (`training.retraining.tables`, never
-pickled), so a restarted scheduler keeps its jobs and their last runs.
+`forecast schedule --config configs/schedule.toml` reads the jobs of a schedule file (its
+layout is in `training.retraining.schedule`) and runs a retraining cycle
+(`training.retraining.retrain.retrain`) for each when it falls due. APScheduler's
+`CronTrigger` only computes fire times; the job state lives in our own tables in the database
+of the series store (`training.retraining.tables`, never pickled), so a restarted scheduler
+keeps its jobs and their last runs.
 
 Policies:
 - a new job first fires at its next fire time after the scheduler starts; a changed cron is
@@ -39,14 +33,12 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from training.errors import ExperimentError
 from training.registry.tracking import Tracker
@@ -54,6 +46,7 @@ from training.retraining.retrain import RetrainResult, resolve_database_url, ret
 from training.retraining.schedule import Job
 from training.retraining.tables import SCHEDULER, scheduler_jobs, scheduler_runs
 from training.retraining.triggers import DriftCheck, check_drift
+from training.store.engine import transaction
 from training.store.migrations import migrate
 
 logger = logging.getLogger(__name__)
@@ -98,11 +91,6 @@ class CycleRecord:
     promoted: bool | None
     versions: dict[str, Any] | None
     error: str | None
-
-
-def _naive(moment: datetime) -> datetime:
-    """Naive UTC (aware times converted; naive ones are taken as UTC already)."""
-    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def utc_now() -> datetime:
@@ -156,7 +144,7 @@ class Scheduler:
         # The store's engine carries the SQLite policies (WAL, busy timeout, BEGIN IMMEDIATE).
         self._store = SeriesStore(self.database_url)
         self._engine = self._store.engine
-        with self._transaction() as conn:
+        with transaction(self._engine, write=True) as conn:
             applied = migrate(conn, SCHEDULER)
         if applied:
             logger.info("scheduler: created its tables (schema version %d)", applied[-1])
@@ -173,21 +161,15 @@ class Scheduler:
         self.close()
 
     def now(self) -> datetime:
-        """The clock's time as naive UTC."""
-        return _naive(self.clock())
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn:
-            conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
-                yield conn
+        """The clock's time as naive UTC (an aware time converted; a naive one is UTC already)."""
+        moment = self.clock()
+        return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
 
     def _sync_jobs(self) -> None:
         """Insert new jobs, reschedule changed ones, keep the state of unchanged ones."""
         now = self.now()
         t = scheduler_jobs.c
-        with self._transaction() as conn:
+        with transaction(self._engine, write=True) as conn:
             stored = {row.name: row for row in conn.execute(sa.select(scheduler_jobs))}
             for job in self.jobs.values():
                 row = stored.get(job.name)
@@ -246,7 +228,7 @@ class Scheduler:
         """Move a due job's next run past now and open its run row, in one transaction."""
         now = self.now()
         t = scheduler_jobs.c
-        with self._transaction() as conn:
+        with transaction(self._engine, write=True) as conn:
             due = conn.execute(sa.select(t.next_run_at).where(t.name == job.name)).scalar()
             if due is None or due > now:
                 return None
@@ -275,7 +257,12 @@ class Scheduler:
         check: DriftCheck | None = None
         try:
             if job.task == "predict":
-                outcome = self.run_predict(job)
+                from training.jobs.batch_predict import predict_to_store
+
+                outcome = predict_to_store(
+                    job.model_name, tracking_uri=self.tracking_uri, database_url=self.database_url,
+                    series_ids=job.series, horizon=job.horizon,
+                )  # fmt: skip
                 done = {"status": "succeeded", "versions": json.dumps(outcome)}
                 self._finish(job, run_id, started, done)
                 logger.info(
@@ -285,7 +272,7 @@ class Scheduler:
                 )  # fmt: skip
                 return self.runs(job.name, limit=1)[0]
             if job.trigger == "drift":
-                check = self.check_drift(job)
+                check = check_drift(job, Tracker(self.tracking_uri), self._store)
                 if not check.fired:
                     quiet = {"status": "skipped", "error": check.reason,
                              "versions": json.dumps({"drift": check.to_json()})}  # fmt: skip
@@ -299,10 +286,7 @@ class Scheduler:
             if check is not None and result.run_id:
                 Tracker(self.tracking_uri).set_run_tags(result.run_id, check.tags())
         except BaseException as exc:
-            values = {
-                "status": "failed",
-                "error": f"{type(exc).__name__}: {exc}"[:10_000],
-            }
+            values = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:10_000]}
             self._finish(job, run_id, started, values)
             logger.error(
                 "schedule %s: cycle for %s failed after %.1fs, champion unchanged: %s",
@@ -337,25 +321,10 @@ class Scheduler:
             )  # fmt: skip
         return self.runs(job.name, limit=1)[0]
 
-    def run_predict(self, job: Job) -> dict[str, Any]:
-        """A `task = "predict"` job: forecast its stored series with the champion of its model
-        and record them in the forecast log (training.jobs.batch_predict.predict_to_store)."""
-        from training.jobs.batch_predict import predict_to_store
-
-        return predict_to_store(
-            job.model_name, tracking_uri=self.tracking_uri, database_url=self.database_url,
-            series_ids=job.series, horizon=job.horizon,
-        )  # fmt: skip
-
-    def check_drift(self, job: Job) -> DriftCheck:
-        """Whether a drift job's champion has drifted, from the forecast log in this
-        scheduler's database and the registry (training.retraining.triggers)."""
-        return check_drift(job, Tracker(self.tracking_uri), self._store)
-
     def _finish(self, job: Job, run_id: int, started: datetime, values: dict[str, Any]) -> None:
         finished = self.now()
         t = scheduler_jobs.c
-        with self._transaction() as conn:
+        with transaction(self._engine, write=True) as conn:
             conn.execute(
                 scheduler_runs.update()
                 .where(scheduler_runs.c.id == run_id)
@@ -370,10 +339,6 @@ class Scheduler:
                 .values(last_run_at=started, last_status=values["status"], next_run_at=later,
                         updated_at=finished)
             )  # fmt: skip
-
-    def stop(self) -> None:
-        """Ask `serve_forever` to exit after the running cycle (what SIGTERM/SIGINT do)."""
-        self._stop.set()
 
     def seconds_to_next(self) -> float:
         """Seconds from now to the earliest next run of a configured job (inf: none)."""

@@ -17,7 +17,7 @@ the challenger's run (`retrain_trigger`, `drift_*`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from training.registry.gate import CHAMPION
@@ -55,29 +55,15 @@ class DriftCheck:
 
     def tags(self) -> dict[str, str]:
         """MLflow tags of the run a fired check leads to."""
-        figures = {
-            "drift_version": self.version,
-            "drift_forecasts": self.forecasts,
-            "drift_live_mase": self.live_mase,
-            "drift_reference_mase": self.reference_mase,
-            "drift_coverage": self.coverage,
-        }
         tags: dict[str, str] = {"retrain_trigger": "drift", "drift_reason": self.reason[:4000]}
-        tags.update({k: f"{v:.6g}" if isinstance(v, float) else str(v) for k, v in figures.items()})
+        for key, value in asdict(self).items():
+            if key not in ("fired", "reason"):
+                tags[f"drift_{key}"] = f"{value:.6g}" if isinstance(value, float) else str(value)
         return tags
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready (kept with the scheduler's run row)."""
-        return {
-            "trigger": "drift",
-            "fired": self.fired,
-            "reason": self.reason,
-            "version": self.version,
-            "forecasts": self.forecasts,
-            "live_mase": self.live_mase,
-            "reference_mase": self.reference_mase,
-            "coverage": self.coverage,
-        }
+        return {"trigger": "drift", **asdict(self)}
 
 
 def reference_mase(metrics: dict[str, float]) -> float | None:

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from training.store.engine import transaction
 from training.store.schema import observations, series
+from training.store.series_info import not_found
 
 _IDS_PER_QUERY = 500
 """Series per observations query (well under SQLite's bound-parameter limit)."""
@@ -66,7 +67,7 @@ def read_many(
     start: datetime | None = None,
     end: datetime | None = None,
     last: int | None = None,
-) -> tuple[SeriesRows, list[str]]:
+) -> SeriesRows:
     """The series `series_ids` and their observations (see the module docstring).
 
     Args:
@@ -76,8 +77,8 @@ def read_many(
         start, end: inclusive time bounds (naive UTC), or None.
         last: only each series' newest `last` observations (within the bounds), or None.
 
-    Returns:
-        (the rows, ids that are not stored).
+    Raises:
+        SeriesNotFoundError: an unknown id (the first one).
     """
     ids = list(series_ids)
     frequency: dict[str, str] = {}
@@ -92,7 +93,7 @@ def read_many(
                 frequency[row.id], target[row.id] = row.frequency, row.target
         missing = [sid for sid in ids if sid not in frequency]
         if missing:
-            return SeriesRows(ids, frequency, target, np.zeros(1, np.int64), *_empty()), missing
+            raise not_found(missing[0])
         for i in range(0, len(ids), _IDS_PER_QUERY):
             rows, sizes = _fetch(
                 conn, ids[i : i + _IDS_PER_QUERY], bool(covariates), start, end, last
@@ -100,8 +101,8 @@ def read_many(
             parts.extend(rows)
             counts.extend(sizes)
     if last is not None:
-        return _arrange_newest(ids, frequency, target, parts, counts, covariates), []
-    return _arrange(ids, frequency, target, parts, covariates), []
+        return _arrange_newest(ids, frequency, target, parts, counts, covariates)
+    return _arrange(ids, frequency, target, parts, covariates)
 
 
 def _fetch(
@@ -148,9 +149,8 @@ def _rows(
     conn: Connection, query: Any, runs: list[dict[str, Any]]
 ) -> tuple[list[tuple[Any, ...]], list[int]]:
     """Every row of `query`, run once per parameter set of `runs` (and the rows of each run),
-    fetched through the DBAPI
-    cursor of `conn` (same transaction): SQLAlchemy's per-row Result objects cost ~2 us a
-    row, this ~0.6 us."""
+    fetched through the DBAPI cursor of `conn` (same transaction): SQLAlchemy's per-row
+    Result objects cost ~2 us a row, this ~0.6 us."""
     compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     sql = str(compiled)
     out: list[tuple[Any, ...]] = []
@@ -190,12 +190,7 @@ def _arrange(
     key = np.array([position[name] for name in found], dtype=np.int64)[codes]  # [R]
     order = np.lexsort((stamps, key))  # [R]
     bounds = np.searchsorted(key[order], np.arange(len(ids) + 1))  # [S + 1]
-    covs = {}
-    if covariates:
-        parsed = [json.loads(t) if isinstance(t, str) else {} for t in table[:, 3]]
-        for name in covariates:
-            column = np.array([item.get(name, np.nan) for item in parsed], dtype=np.float64)
-            covs[name] = column[order]  # [R]
+    covs = _covariates(table[order, 3], covariates) if covariates else {}
     return SeriesRows(ids, frequency, target, bounds, stamps[order], values[order], covs)
 
 
@@ -219,16 +214,19 @@ def _arrange_newest(
     table = np.array(parts, dtype=object)[order]  # [R, 2 or 3]
     stamps = table[:, 0].astype("datetime64[us]").astype("datetime64[ns]")  # [R]
     values = table[:, 1].astype(np.float64)  # [R]
-    covs = {}
-    if covariates:
-        parsed = [json.loads(t) if isinstance(t, str) else {} for t in table[:, 2]]
-        for name in covariates:
-            covs[name] = np.array([item.get(name, np.nan) for item in parsed], dtype=np.float64)
+    covs = _covariates(table[:, 2], covariates) if covariates else {}
     return SeriesRows(ids, frequency, target, bounds, stamps, values, covs)
 
 
-def _empty(
-    covariates: Sequence[str] = (),
-) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def _covariates(texts: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """[R] covariates JSON (or None) -> name -> [R] float64, NaN where a row lacks the name."""
+    parsed = [json.loads(t) if isinstance(t, str) else {} for t in texts]
+    return {
+        name: np.array([item.get(name, np.nan) for item in parsed], dtype=np.float64)
+        for name in names
+    }
+
+
+def _empty(covariates: Sequence[str]) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     no_floats = np.zeros(0, np.float64)
     return np.zeros(0, "datetime64[ns]"), no_floats, {name: no_floats for name in covariates}

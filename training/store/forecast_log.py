@@ -2,9 +2,8 @@
 
 Each logged forecast is one `forecast_log` row identified by (model, version, series, origin),
 the origin being the timestamp of the last observation it was made from, its arrays packed
-as bytes (`training.store.forecast_rows`). Logging the same
-forecast again replaces it whole, so a batch re-run, or a client asking twice, never counts
-twice.
+as bytes (`training.store.forecast_rows`). Logging the same forecast again replaces it whole,
+so a batch re-run, or a client asking twice, never counts twice.
 
 Scoring happens in the transaction that brings the actuals: when observations of a series
 are written (`SeriesStore.upsert_observations`), every logged forecast of that series whose
@@ -28,25 +27,20 @@ from sqlalchemy.engine import Connection, Engine
 
 from training.store.engine import transaction
 from training.store.forecast_rows import (
-    F8,
-    I8,
-    MAX_RECORDED_STEPS,
     ForecastRecord,
     LoggedForecast,
-    fill,
+    filled,
     forecast_row,
     logged,
     scored_steps,
 )
-from training.store.live_scores import LiveScores, VersionScores, naive_reference
-from training.store.schema import StoreError, forecast_log, observations, series, utc_now
-from training.store.timestamps import parse_timestamp
+from training.store.live_scores import VersionScores, naive_reference
+from training.store.schema import forecast_log, observations, series, utc_now
+from training.store.timestamps import parse_range
 
 __all__ = [
-    "MAX_RECORDED_STEPS",
     "ForecastLog",
     "ForecastRecord",
-    "LiveScores",
     "LoggedForecast",
     "VersionScores",
     "forecast_row",
@@ -86,9 +80,8 @@ class ForecastLog:
         Returns:
             How many forecasts were written.
         """
-        rows: dict[tuple[str, str, str, datetime], dict[str, Any]] = {}
-        for row in prepared:  # the last of repeated keys wins, as it would in sequence
-            rows[(row["model"], row["version"], row["series_id"], row["origin"])] = row
+        # the last of repeated keys wins, as it would in sequence
+        rows = {tuple(row[name] for name in _KEY): row for row in prepared}
         if not rows:
             return 0
         by_series: dict[str, list[dict[str, Any]]] = {}
@@ -185,9 +178,18 @@ def score(conn: Connection, series_id: str, stamps: Sequence[datetime], values: 
     observed = np.array(stamps, dtype="datetime64[us]").astype(np.int64)  # [T]
     updates = []
     for row in rows:
-        actual = np.frombuffer(row.actual, F8).copy()  # [H]
-        if fill(actual, np.frombuffer(row.stamps, I8), observed, values):
-            updates.append(_actual_update(row, actual))
+        new = filled(row.actual, row.stamps, observed, values)
+        if new is not None:
+            updates.append(
+                {
+                    "k_model": row.model,
+                    "k_version": row.version,
+                    "k_series": row.series_id,
+                    "k_origin": row.origin,
+                    "new_actual": new[0],
+                    "new_scored": new[1],
+                }
+            )
     if updates:
         conn.execute(_UPDATE_ACTUAL, updates)
 
@@ -195,19 +197,12 @@ def score(conn: Connection, series_id: str, stamps: Sequence[datetime], values: 
 def parse_window(
     since: str | datetime | None, until: str | datetime | None
 ) -> tuple[datetime | None, datetime | None]:
-    """`since` and `until` as naive UTC datetimes, checked in range and in order.
+    """`since` and `until` as naive UTC datetimes, checked in order.
 
     Raises:
-        StoreError: unparseable, out of range, or since after until (field "since").
+        StoreError: unparseable, or since after until (field "since").
     """
-    lo = None if since is None else parse_timestamp(since, "since")
-    hi = None if until is None else parse_timestamp(until, "until")
-    if lo is not None and hi is not None and lo > hi:
-        raise StoreError(
-            f"since {lo.isoformat()} is after until {hi.isoformat()}. Fix: pass since <= until",
-            "since",
-        )
-    return lo, hi
+    return parse_range(since, until, ("since", "until"))
 
 
 # -- rows ------------------------------------------------------------------------------------
@@ -224,17 +219,6 @@ _UPDATE_ACTUAL = (
 )
 
 
-def _actual_update(row: Any, actual: np.ndarray) -> dict[str, Any]:
-    return {
-        "k_model": row.model,
-        "k_version": row.version,
-        "k_series": row.series_id,
-        "k_origin": row.origin,
-        "new_actual": actual.astype(F8).tobytes(),
-        "new_scored": int(np.count_nonzero(~np.isnan(actual))),
-    }
-
-
 def _newest_observations(conn: Connection, series_ids: list[str]) -> dict[str, datetime]:
     """series id -> its latest observation time, for the ids that have any (one indexed
     query per 500 ids): a batch of fresh forecasts usually has no actuals to score yet, and
@@ -247,7 +231,7 @@ def _newest_observations(conn: Connection, series_ids: list[str]) -> dict[str, d
             .where(o.series_id.in_(series_ids[i : i + 500]))
             .group_by(o.series_id)
         )
-        newest.update({sid: last for sid, last in conn.execute(query).tuples()})
+        newest.update(conn.execute(query).all())
     return newest
 
 
@@ -266,10 +250,9 @@ def _score_new(conn: Connection, series_id: str, rows: list[dict[str, Any]]) -> 
     observed = np.array([r.ts for r in found], dtype="datetime64[us]").astype(np.int64)  # [T]
     values = np.array([r.value for r in found], dtype=np.float64)  # [T]
     for row in rows:
-        actual = np.frombuffer(row["actual"], F8).copy()
-        if fill(actual, np.frombuffer(row["stamps"], I8), observed, values):
-            row["actual"] = actual.tobytes()
-            row["scored"] = int(np.count_nonzero(~np.isnan(actual)))
+        new = filled(row["actual"], row["stamps"], observed, values)
+        if new is not None:
+            row["actual"], row["scored"] = new
 
 
 _KEY = ("model", "version", "series_id", "origin")

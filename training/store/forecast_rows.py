@@ -162,20 +162,24 @@ def packed_rows(
     ]
 
 
-def fill(actual: np.ndarray, steps: np.ndarray, observed: np.ndarray, values: Any) -> bool:
-    """Copy `values` at `observed` stamps into `actual` where `steps` match; True if any did.
+def filled(
+    actual: bytes, stamps: bytes, observed: np.ndarray, values: Any
+) -> tuple[bytes, int] | None:
+    """A row's packed `actual` with the `values` observed at its step `stamps` copied in, and
+    how many of its steps are scored now; None when none of its steps was observed.
 
-    actual [H] float64 (changed in place), steps [H] int64 us, observed [T] int64 us sorted,
-    values [T].
+    actual [H] float64 and stamps [H] int64 us, packed; observed [T] int64 us sorted, values [T].
     """
+    steps = np.frombuffer(stamps, I8)  # [H]
     at = np.searchsorted(observed, steps)  # [H]
     inside = at < len(observed)
     hit = np.zeros(len(steps), dtype=bool)
     hit[inside] = observed[at[inside]] == steps[inside]
     if not hit.any():
-        return False
-    actual[hit] = np.asarray(values, dtype=np.float64)[at[hit]]
-    return True
+        return None
+    new = np.frombuffer(actual, F8).copy()  # [H]
+    new[hit] = np.asarray(values, dtype=np.float64)[at[hit]]
+    return new.tobytes(), int(np.count_nonzero(~np.isnan(new)))
 
 
 def unpacked(row: Any) -> tuple[list[int], np.ndarray, np.ndarray]:
@@ -189,8 +193,9 @@ def unpacked(row: Any) -> tuple[list[int], np.ndarray, np.ndarray]:
 
 def scored_steps(rows: list[Any]) -> ScoredSteps:
     """The scored steps of `rows` (one version's forecasts) as flat arrays."""
-    parts: dict[str, list[np.ndarray]] = {"forecast": [], "step": [], "mean": [], "actual": []}
-    parts["naive"] = []
+    parts: dict[str, list[np.ndarray]] = {
+        name: [] for name in ("forecast", "step", "mean", "actual", "naive")
+    }
     bounds: dict[int, list[np.ndarray]] = {}
     every_level = sorted({int(k) for row in rows for k in row.levels.split(",") if k})
     for i, row in enumerate(rows):
@@ -210,13 +215,8 @@ def scored_steps(rows: list[Any]) -> ScoredSteps:
                 k = levels.index(level)
                 pair[:, 0], pair[:, 1] = lower[k][kept], upper[k][kept]
             bounds.setdefault(level, []).append(pair)
-    flat = {name: np.concatenate(arrays) for name, arrays in parts.items()}
     return ScoredSteps(
-        forecast=flat["forecast"],
-        step=flat["step"],
-        mean=flat["mean"],
-        actual=flat["actual"],
-        naive=flat["naive"],
+        **{name: np.concatenate(arrays) for name, arrays in parts.items()},
         bounds={level: np.concatenate(pairs) for level, pairs in bounds.items()},
     )
 

@@ -10,7 +10,7 @@ naive reference of each forecast is computed from the same history it was made f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -58,11 +58,7 @@ class LiveScores:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: levels as text keys."""
         return {
-            "forecasts": self.forecasts,
-            "points": self.points,
-            "mae": self.mae,
-            "rmse": self.rmse,
-            "mase": self.mase,
+            **asdict(self),
             "coverage": {str(k): v for k, v in sorted(self.coverage.items())},
             "width": {str(k): v for k, v in sorted(self.width.items())},
         }

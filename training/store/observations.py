@@ -55,15 +55,9 @@ def upsert(
     covariates: Mapping[str, Sequence[float] | np.ndarray] | None,
     max_batch: int,
 ) -> UpsertResult:
-    """Validate a batch of one series' observations, then insert or replace it in one write
-    transaction that also scores the logged forecasts of those timestamps.
-
-    The rules are `SeriesStore.upsert_observations`'s (its docstring lists them).
-
-    Raises:
-        SeriesNotFoundError: unknown series.
-        StoreError: a bad payload; the message names the field and index.
-    """
+    """`SeriesStore.upsert_observations` (its docstring lists the rules and errors): validate
+    the batch, then insert or replace it in one write transaction that also scores the logged
+    forecasts of those timestamps."""
     validation.check_series_id(series_id)
     n = validation.batch_length(timestamps, values, covariates, max_batch)
     stamps = parse_timestamps(timestamps, "timestamps")  # [T] datetime64[us], in range
@@ -97,7 +91,7 @@ def upsert(
             .all()
         )
         updated = len(set(existing).intersection(stamp_list))
-        rows = _rows(series_id, stamp_list, vals, covs, n)
+        rows = _rows(series_id, stamp_list, vals, covs)
         conn.execute(_upsert_statement(conn), rows)
         # Logged forecasts of these timestamps are scored in the same transaction.
         score(conn, series_id, stamp_list, vals)
@@ -105,13 +99,8 @@ def upsert(
 
 
 def read(engine: Engine, series_id: str, start: Any, end: Any, limit: int | None) -> Observations:
-    """Stored observations in time order within [start, end] (inclusive, None = open), the
-    earliest `limit` of them (None for all).
-
-    Raises:
-        SeriesNotFoundError: unknown series.
-        StoreError: unparseable start/end, start after end, or a bad limit.
-    """
+    """`SeriesStore.observations`: stored observations in time order within [start, end]
+    (inclusive, None = open), the earliest `limit` of them (None for all)."""
     lo, hi = parse_range(start, end)
     if limit is not None:
         limit = validation.check_positive(limit, "limit")
@@ -129,12 +118,7 @@ def read(engine: Engine, series_id: str, start: Any, end: Any, limit: int | None
 
 
 def latest(engine: Engine, series_id: str, n: int) -> Observations:
-    """The last `n` observations (fewer if the series is shorter), in time order.
-
-    Raises:
-        SeriesNotFoundError: unknown series.
-        StoreError: when n is not a positive integer.
-    """
+    """`SeriesStore.latest`: the last `n` observations (fewer if the series is shorter)."""
     n = validation.check_positive(n, "n")
     o = observations.c
     query = (
@@ -162,33 +146,25 @@ def _upsert_statement(conn: Connection) -> Any:
 
 
 def _rows(
-    series_id: str,
-    stamps: list[datetime],
-    values: np.ndarray,
-    covariates: dict[str, np.ndarray],
-    n: int,
+    series_id: str, stamps: list[datetime], values: np.ndarray, covariates: dict[str, np.ndarray]
 ) -> list[dict[str, Any]]:
     """Parameter dicts for the executemany upsert, one per observation."""
-    value_list = values.tolist()
+    cov_text: list[str | None] = [None] * len(stamps)
     if covariates:
-        names = list(covariates)
-        columns = [covariates[name].tolist() for name in names]  # C x [T]
-        cov_text: list[str | None] = [
-            json.dumps(dict(zip(names, (col[i] for col in columns), strict=True))) for i in range(n)
+        columns = {name: column.tolist() for name, column in covariates.items()}  # C x [T]
+        cov_text = [
+            json.dumps({name: column[i] for name, column in columns.items()})
+            for i in range(len(stamps))
         ]
-    else:
-        cov_text = [None] * n
     return [
-        {"series_id": series_id, "ts": stamps[i], "value": value_list[i], "covariates": cov_text[i]}
-        for i in range(n)
+        {"series_id": series_id, "ts": ts, "value": value, "covariates": text}
+        for ts, value, text in zip(stamps, values.tolist(), cov_text, strict=True)
     ]
 
 
 def _arrays(rows: Sequence[Any]) -> Observations:
     """Rows of (ts, value, covariates JSON) -> the arrays `observations()` returns."""
-    stamps = np.array([row.ts for row in rows], dtype="datetime64[us]").astype(
-        "datetime64[ns]"
-    )  # [T]
+    stamps = np.array([row.ts for row in rows], dtype="datetime64[us]")  # [T]
     values = np.array([row.value for row in rows], dtype=np.float64)  # [T]
     parsed = [json.loads(row.covariates) if row.covariates else {} for row in rows]
     names = sorted({name for item in parsed for name in item})
@@ -196,4 +172,4 @@ def _arrays(rows: Sequence[Any]) -> Observations:
         name: np.array([item.get(name, np.nan) for item in parsed], dtype=np.float64)  # [T]
         for name in names
     }
-    return stamps, values, covariates
+    return stamps.astype("datetime64[ns]"), values, covariates

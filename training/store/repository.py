@@ -5,9 +5,6 @@ connection) and runs in one transaction, so a failure anywhere inside a call lea
 half-written. Payloads are validated completely before anything is written; a bad one raises
 `StoreError` (a `DataError`) naming the field (e.g. "values[3]"), the value and the fix.
 
-This class is the façade: series rows live in `series_info`, observations in
-`observations`, bulk reads in `bulk` and the forecast log in `forecast_log`.
-
 Concurrency:
 - SQLite: WAL journal (readers never wait for writers) and a busy timeout; writes begin with
   `BEGIN IMMEDIATE`, so concurrent writers, threads or processes, queue instead of failing.
@@ -40,7 +37,7 @@ from training.store.engine import create_engine, transaction
 from training.store.forecast_log import ForecastLog
 from training.store.observations import Observations, UpsertResult
 from training.store.schema import StoreError
-from training.store.series_info import SeriesInfo, SeriesNotFoundError
+from training.store.series_info import SeriesInfo
 from training.store.timestamps import parse_range
 
 logger = logging.getLogger(__name__)
@@ -75,11 +72,7 @@ class SeriesStore:
         max_batch: int = DEFAULT_MAX_BATCH,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     ) -> None:
-        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-            raise StoreError(
-                f"max_batch must be a positive integer, got {max_batch!r}", "max_batch"
-            )
-        self.max_batch = max_batch
+        self.max_batch = validation.check_positive(max_batch, "max_batch")
         self._engine = create_engine(url, busy_timeout)
         self.url = self._engine.url.render_as_string(hide_password=True)
         try:
@@ -129,8 +122,7 @@ class SeriesStore:
             The versions applied by this call ([] when the schema was current).
         """
         with transaction(self._engine, write=True) as conn:
-            applied = migrations.migrate(conn, migrations.STORE)
-        return applied
+            return migrations.migrate(conn, migrations.STORE)
 
     def schema_version(self) -> int:
         """The schema version the database is at."""
@@ -277,12 +269,9 @@ class SeriesStore:
         lo, hi = parse_range(start, end)
         if last is not None:
             last = validation.check_positive(last, "last")
-        rows, missing = read_many(
+        return read_many(
             self._engine, series_ids, covariates=covariates, start=lo, end=hi, last=last
         )
-        if missing:
-            raise series_info.not_found(missing[0])
-        return rows
 
     def latest(self, series_id: str, n: int) -> Observations:
         """The last `n` observations (fewer if the series is shorter), in time order.
@@ -292,16 +281,3 @@ class SeriesStore:
             StoreError: when n is not a positive integer.
         """
         return obs.latest(self._engine, series_id, n)
-
-
-__all__ = [
-    "DATABASE_URL_ENV",
-    "DEFAULT_DATABASE_URL",
-    "DEFAULT_MAX_BATCH",
-    "Observations",
-    "SeriesInfo",
-    "SeriesNotFoundError",
-    "SeriesStore",
-    "StoreError",
-    "UpsertResult",
-]

@@ -1,9 +1,9 @@
 """Tables of the series store as the code uses them now, and the store's error.
 
 The current shape of each table is declared once below (`series`, `observations`,
-`forecast_log`) and used by
-every query. The database gets there through the frozen steps in `training.store.migrations`,
-whose runner records each applied step in `schema_version` (declared here too).
+`forecast_log`) and used by every query. The database gets there through the frozen steps in
+`training.store.migrations`, whose runner records each applied step in `schema_version`
+(declared here too).
 
 Timestamps are naive UTC (`TIMESTAMP WITHOUT TIME ZONE` on PostgreSQL, ISO text on SQLite,
 which sorts like time). Metadata and covariates are JSON text, portable across both.

@@ -50,24 +50,6 @@ class SeriesInfo:
     created_at: datetime
     updated_at: datetime
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict; datetimes as ISO 8601 strings (UTC, no offset)."""
-
-        def iso(value: datetime | None) -> str | None:
-            return None if value is None else value.isoformat()
-
-        return {
-            "id": self.id,
-            "frequency": self.frequency,
-            "target": self.target,
-            "metadata": dict(self.metadata),
-            "count": self.count,
-            "first_timestamp": iso(self.first_timestamp),
-            "last_timestamp": iso(self.last_timestamp),
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
-        }
-
 
 def upsert(
     conn: Connection,
@@ -131,16 +113,11 @@ def list_infos(conn: Connection, prefix: str, limit: int) -> list[SeriesInfo]:
 
 
 def info(conn: Connection, series_id: str) -> SeriesInfo:
-    """The series with its observation count and first/last timestamps.
-
-    Raises:
-        SeriesNotFoundError: when no series has this id.
-    """
+    """`SeriesStore.get_series`: the series with its observation count and first/last stamps."""
     row = conn.execute(sa.select(series).where(series.c.id == series_id)).first()
     if row is None:
         raise not_found(series_id)
-    count, first, last = stats(conn, series_id)
-    return _row_info(row, count, first, last)
+    return _row_info(row, *stats(conn, series_id))
 
 
 def require(conn: Connection, series_id: str) -> None:

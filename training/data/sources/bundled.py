@@ -16,7 +16,6 @@ The files themselves are never modified (ETTh1's licence forbids publishing alte
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,33 +37,35 @@ class DatasetSpec:
 
     Attributes:
         name: "<domain>/<short name>", e.g. "load/etth1".
-        domain: "load", "stock" or "demand".
         path: file path relative to `data_dir()`.
         time_col: timestamp column ("" for the wide sales layout, which has none).
         target_col: the forecast target; for the wide layout, the name given to the cells.
-        id_col: series id column for panels, None for one series (its id is `name`).
         frequency: canonical frequency string.
-        covariates: numeric columns that may be requested as past covariates.
-        layout: "long" (one row per timestamp) or "wide" (one row per series).
-        reader: which bundled reader applies the dataset's quirks (see below).
-        na_markers: strings the file uses for missing numbers.
         description: one line for `forecast datasets`.
         licence: the data licence.
+        id_col: series id column for panels, None for one series (its id is `name`).
+        covariates: numeric columns that may be requested as past covariates.
+        reader: which bundled reader applies the dataset's quirks (see the module docstring);
+            "wide_weekly" reads one row per series, the others one row per timestamp.
+        na_markers: strings the file uses for missing numbers.
     """
 
     name: str
-    domain: str
     path: str
     time_col: str
     target_col: str
-    id_col: str | None
     frequency: str
-    covariates: tuple[str, ...]
-    layout: str
-    reader: str
-    na_markers: tuple[str, ...]
     description: str
     licence: str
+    id_col: str | None = None
+    covariates: tuple[str, ...] = ()
+    reader: str = "plain"
+    na_markers: tuple[str, ...] = ()
+
+    @property
+    def domain(self) -> str:
+        """The part of `name` before the slash: "load", "stock" or "demand"."""
+        return self.name.partition("/")[0]
 
 
 def read(spec: DatasetSpec, root: Path, covariates: tuple[str, ...], *, week0: str) -> SeriesFrame:
@@ -86,13 +87,10 @@ def read(spec: DatasetSpec, root: Path, covariates: tuple[str, ...], *, week0: s
             "repository or point FORECAST_DATA_DIR at a folder holding "
             f"{spec.path}"
         )
-    readers: dict[str, Callable[[], SeriesFrame]] = {
-        "plain": lambda: _plain(spec, path, covariates),
-        "trading_days": lambda: _trading_days(spec, path, covariates),
-        "hourly_gaps": lambda: _hourly_gaps(spec, path, covariates),
-        "wide_weekly": lambda: _wide_weekly(spec, path, week0),
-    }
-    return readers[spec.reader]()
+    if spec.reader == "wide_weekly":
+        return _wide_weekly(spec, path, week0)
+    readers = {"plain": _plain, "trading_days": _trading_days, "hourly_gaps": _hourly_gaps}
+    return readers[spec.reader](spec, path, covariates)
 
 
 def _csv(spec: DatasetSpec, path: Path, columns: list[str]) -> pd.DataFrame:

@@ -4,9 +4,7 @@ Rows in messages are 1-based data rows (the header is not counted); for CSV the 
 is given too. Steps, in order: read, check the named columns exist, parse timestamps and
 numbers, sort per series, reject duplicate timestamps, check the row count, settle the
 frequency (inferred from the median step; a given frequency must agree with it), then put
-each series on its regular grid and fill its holes by the `training.data.fill` policy
-("interpolate" short gaps by default, "ffill" or "reject"; a fill that would invent more
-than `fill_limit` of a column is refused).
+each series on its regular grid and fill its holes by the `training.data.fill` policy.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ from training.data.fill import (
     Origin,
     regularise,
 )
-from training.data.frame import SeriesFrame, canonical_frequency, infer_frequency
+from training.data.frame import SeriesFrame, canonical_frequency, infer_frequency, median_step
 from training.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -125,7 +123,6 @@ def load_file(
         refreq=f"check that {names.name('freq')} matches the data",
         row_label=row_label,
     )
-    labels = {"value": target_col}
     parts = []
     for sid, part in long.groupby("series_id", sort=False):
         columns = {c: part[c].to_numpy() for c in ("value", *covariates)}  # [T] each
@@ -136,10 +133,9 @@ def load_file(
             freq=frequency,
             policy=policy,
             origin=origin,
-            labels=labels,
+            labels={"value": target_col},
             rows=part["row"].to_numpy(),
         )
-        table.insert(0, "series_id", str(sid))
         parts.append(table)
         notes.extend(filled)
     table = pd.concat(parts, ignore_index=True)
@@ -162,14 +158,11 @@ def _read(path: Path) -> tuple[pd.DataFrame, RowLabel]:
             f"{where}: file not found. Fix: check the path (relative paths start at {Path.cwd()})"
         )
     suffix = path.suffix.lower()
-    if suffix in _CSV_SUFFIXES:
-        kind = "CSV"
-    elif suffix in _PARQUET_SUFFIXES:
-        kind = "Parquet"
-    else:
+    if suffix not in (*_CSV_SUFFIXES, *_PARQUET_SUFFIXES):
         raise DataError(
             f"{where}: unreadable format {suffix or '(no suffix)'!r}; use a .csv or .parquet file"
         )
+    kind = "CSV" if suffix in _CSV_SUFFIXES else "Parquet"
     try:
         if kind == "CSV":
             raw = pd.read_csv(path, dtype=str, skipinitialspace=True)
@@ -239,13 +232,10 @@ def _parse_text_stamps(text: pd.Series) -> pd.Series:
     """
     try:
         parsed = pd.to_datetime(text, errors="coerce")
-    except (ValueError, TypeError):  # mixed time zones and the like
-        return pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
-    if not (parsed.isna() & text.notna()).any():
-        return parsed
-    try:
+        if not (parsed.isna() & text.notna()).any():
+            return parsed
         return pd.to_datetime(text, errors="coerce", format="mixed")
-    except (ValueError, TypeError):
+    except (ValueError, TypeError):  # mixed time zones and the like
         return pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
 
 
@@ -262,9 +252,8 @@ def _frequency(
         notes.append(f"frequency {frequency!r} inferred from the median step")
         return frequency
     given = canonical_frequency(freq, where=where)
-    steps = [np.diff(s.astype("datetime64[s]")).astype(np.int64) for s in stamps]
-    pooled = np.concatenate(steps) if steps else np.empty(0, dtype=np.int64)
-    if pooled.size == 0:
+    seconds = median_step(stamps)
+    if seconds is None:
         return given  # nothing to infer from: the given frequency stands
     try:
         inferred: str | None = infer_frequency(stamps, where=where)
@@ -272,7 +261,7 @@ def _frequency(
         inferred = None
     if inferred == given:
         return given
-    step = _describe_step(int(np.median(pooled)), inferred)
+    step = _describe_step(seconds, inferred)
     if inferred is None:
         raise DataError(
             f"{where}: {names.set('freq', freq)} but the timestamps step by {step}, which is "
@@ -320,9 +309,7 @@ def _check_duplicates(long: pd.DataFrame, where: str, row_label: RowLabel) -> No
     first = int(np.flatnonzero(dup)[0])
     sid = str(long["series_id"].iat[first])
     stamp = long["timestamp"].to_numpy()[first]
-    rows = long.loc[
-        dup & (long["series_id"] == sid).to_numpy() & (long["timestamp"] == stamp).to_numpy(), "row"
-    ]
+    rows = long.loc[(long["series_id"] == sid) & (long["timestamp"] == stamp), "row"]
     labels = " and ".join(row_label(int(r)) for r in sorted(rows)[:2])
     raise DataError(
         f"{where}: series {sid!r} has duplicate timestamp {pd.Timestamp(stamp)} in "

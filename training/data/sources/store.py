@@ -3,10 +3,7 @@
 Observations arrive in batches over the API, so a stored series may have holes (a batch that
 never came, an exchange holiday in a "B" series). Each series is reindexed to its regular
 grid from its first to its last stored observation and the holes are filled by the policy of
-`training.data.fill`, as for files ("interpolate" short gaps by default, "ffill" or "reject";
-a fill that would invent more than `fill_limit` of a column is refused).
-
-Every fill is recorded in the frame's `notes`.
+`training.data.fill`, as for files; every fill is recorded in the frame's `notes`.
 
 Example:
     >>> store = SeriesStore.from_env()
@@ -81,11 +78,7 @@ def load_store(
         end: last timestamp to read (inclusive), or None for each series' last.
         last: read only each series' newest `last` observations (what a forecast needs), or
             None for all of them.
-        fill: "interpolate", "ffill" or "reject" (see `training.data.fill`).
-        max_gap: longest run of missing steps "interpolate" may fill.
-        fill_limit: largest share of any column's values a fill may invent, in [0, 1].
-        names: how messages spell fill/max_gap/fill_limit (keywords, CLI flags or
-            experiment-file keys).
+        fill, max_gap, fill_limit, names: the fill policy, as for `load_file`.
 
     Returns:
         A SeriesFrame with source "store:<ids>"; `target` is the series' common target
@@ -139,7 +132,6 @@ def load_store(
             stamps, columns, series_id=sid, freq=frequency, policy=policy, origin=origin,
             labels={"value": data.target[sid]},
         )  # fmt: skip
-        table.insert(0, "series_id", sid)
         filled_parts[i] = table
         notes.extend(filled)
     targets = sorted(set(data.target.values()))
