@@ -87,11 +87,8 @@ def check_series(
     future_covariates: dict[str, list[float | None]] | None = None,
     horizon: int = 0,
 ) -> CheckedSeries:
-    """Lengths, lookback and covariates of one series (timestamps are checked in bulk later).
-
-    Future covariates (`check_future_covariates`) take their history from `covariates` or
-    from their own list; holiday indicators are computed from the timestamps.
-    """
+    """Lengths, lookback, covariates and future covariates (`check_future_covariates`) of one
+    series (timestamps are checked in bulk later)."""
     n, lookback = len(values), meta.lookback
     if len(timestamps) != n:
         raise InvalidInputError(
@@ -109,7 +106,7 @@ def check_series(
     full = check_float32(values, f"{where}values")  # [T]
     known = set(supplied_columns(meta.future_covariates))
     past = {k: v for k, v in (covariates or {}).items() if k not in known}
-    cov = _check_covariates(meta, name, where, past or None, n, lookback)  # [L, C] or None
+    cov = _check_covariates(meta, name, where, past, n, lookback)  # [L, C] or None
     future = check_future_covariates(
         meta, name, where, future_covariates, covariates or {}, stamps, horizon, lookback
     )  # [L + H, K] or None
@@ -120,7 +117,7 @@ def _check_covariates(
     meta: ModelMeta,
     name: str,
     where: str,
-    covariates: dict[str, list[float]] | None,
+    given: dict[str, list[float]],
     n: int,
     keep: int,
 ) -> np.ndarray | None:
@@ -128,7 +125,6 @@ def _check_covariates(
     when the model takes none. Every value is checked, in one NumPy conversion."""
     field = f"{where}covariates"
     wanted = list(meta.covariates)
-    given = covariates or {}
     if not wanted:
         if given:
             raise InvalidInputError(
@@ -166,7 +162,7 @@ def check_future_covariates(
     covariates: dict[str, list[float]],
     stamps: np.ndarray,
     horizon: int,
-    keep: int | None = None,
+    keep: int,
 ) -> np.ndarray | None:
     """[keep + H, K] future covariates in the model's order (history then horizon), or None.
 
@@ -175,7 +171,7 @@ def check_future_covariates(
     forecast's. Every sent value is checked, the whole history too, in one NumPy conversion
     of all the columns (a request with five covariates of a week of hours holds ~1,000 of
     them: one pass, not a Python loop per value); only the newest `keep` history rows
-    (default: all T) are returned. Fields named: "future_covariates.<name>",
+    are returned. Fields named: "future_covariates.<name>",
     "future_covariates.<name>[i]" and, for a history sent in covariates,
     "covariates.<name>[i]".
 
@@ -220,7 +216,7 @@ def check_future_covariates(
             raise _unfit_value(rows[bad[0]][i], past, _FILL_AHEAD)
         j = i - n if split else i
         raise _unfit_value(given[key][j], f"{field}.{key}[{j}]", _FILL_AHEAD)
-    kept = n if keep is None else min(keep, n)
+    kept = min(keep, n)
     data = wide[:, n - kept :].astype(np.float32)  # [K_data, T + H] -> [K_data, L + H]
     columns: list[np.ndarray] = []
     for key in meta.future_covariates:

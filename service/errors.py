@@ -141,14 +141,12 @@ _FIXES = {
     "missing": "add it to the request body",
     "extra_forbidden": "remove it; see the request schema at /docs",
     "finite_number": "send finite numbers only; fill or drop missing values (NaN, Infinity)",
-    "float_parsing": "send a JSON number",
-    "float_type": "send a JSON number",
-    "int_parsing": "send a whole JSON number",
-    "int_type": "send a whole JSON number",
-    "int_from_float": "send a whole JSON number",
-    "datetime_parsing": "send ISO-8601 timestamps such as 2024-01-31T13:00:00",
-    "datetime_from_date_parsing": "send ISO-8601 timestamps such as 2024-01-31T13:00:00",
-    "datetime_type": "send ISO-8601 timestamps such as 2024-01-31T13:00:00",
+    **dict.fromkeys(("float_parsing", "float_type"), "send a JSON number"),
+    **dict.fromkeys(("int_parsing", "int_type", "int_from_float"), "send a whole JSON number"),
+    **dict.fromkeys(
+        ("datetime_parsing", "datetime_from_date_parsing", "datetime_type"),
+        "send ISO-8601 timestamps such as 2024-01-31T13:00:00",
+    ),
     "json_invalid": "send a valid JSON document",
     "model_attributes_type": "send a JSON object with Content-Type: application/json",
     "dict_type": "send a JSON object",
@@ -184,12 +182,17 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(detail, field), status_code=422)
 
 
-async def _on_service_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ServiceError)
+def service_error_response(exc: ServiceError) -> JSONResponse:
+    """The answer to one of our errors: its status and body (a 401 names the auth scheme)."""
     headers = {"WWW-Authenticate": "APIKey"} if isinstance(exc, MissingKeyError) else None
     return JSONResponse(
         error_body(exc.message, exc.field), status_code=exc.status_code, headers=headers
     )
+
+
+async def _on_service_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return service_error_response(exc)
 
 
 async def _on_model_input_error(_: Request, exc: Exception) -> JSONResponse:

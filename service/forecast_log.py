@@ -28,19 +28,16 @@ what was sent to it and not written is counted as dropped, and a new writer star
 refreshes the live-accuracy gauges from the latest FORECAST_LIVE_WINDOW scored forecasts of
 each version (here: they are this process's metrics; /metrics combines the workers').
 
-Why so: a writer thread packing rows (~35 us a forecast) and running SQLAlchemy in the serving
-process took the GIL from the requests (p99 x1.18-1.30 with recording on). A
-`multiprocessing.Queue` would not do: its feeder thread needs the GIL once per forecast and,
-starved of it under load, passed ~200 forecasts/s. Out of the process, what the writer spends
-still comes out of the cores the requests run on (at normal priority: p95 +10 ms on 2 busy
-cores; niced, less): unpickling lists of floats (~25 us a forecast), packing one forecast at a
-time (~30 us) and SQLAlchemy's bind processing (~20 us a row) still made p50 x1.08. Bytes,
-array packing and the driver's executemany take ~30 us for a new forecast, a few for a repeat.
-benchmarks/live.py measures the cost; BENCHMARKS.md has the figures.
+Why so: a writer thread in the serving process took the GIL from the requests (p99 x1.18-1.30),
+and a `multiprocessing.Queue`'s feeder thread, starved of the GIL, passed ~200 forecasts/s.
+Out of the process the writer still spends the requests' cores, hence the nice value, bytes
+rather than lists of floats, array packing and the driver's executemany (~30 us for a new
+forecast, a few for a repeat). benchmarks/live.py measures it; BENCHMARKS.md has the figures.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
@@ -66,7 +63,7 @@ if TYPE_CHECKING:  # the writer process imports this module: it needs none of th
     from fastapi import Request
 
     from service.metrics import ServiceMetrics
-    from service.registry import LoadedModel
+    from service.model_loading import LoadedModel
     from service.store_deps import StoreHandle
 
 logger = logging.getLogger("service.forecast_log")
@@ -200,10 +197,10 @@ class ForecastRecorder:
             history: [L] the values forecast from (for the seasonal-naive reference).
             result: the response body's "timestamps", "mean" and "intervals".
         """
-        season = _SEASONS.get(frequency) or _season(frequency)
         try:
+            tail = history[-_season(frequency) :]
             data = pickle.dumps(
-                _datagram(model, version, series_id, frequency, origin, history[-season:], result),
+                _datagram(model, version, series_id, frequency, origin, tail, result),
                 protocol=pickle.HIGHEST_PROTOCOL,
             )
         except Exception as exc:  # never fail a request for its log
@@ -335,17 +332,13 @@ class ForecastRecorder:
                 m.live_coverage.labels(*key, str(level)).set(share)
 
 
-_SEASONS: dict[str, int] = {}
-"""Season length by frequency, as `naive_reference` takes it (computed once per frequency)."""
-
-
+@functools.cache
 def _season(frequency: str) -> int:
+    """Season length, as `naive_reference` takes it (computed once per frequency)."""
     try:
-        season = season_length(frequency)
+        return season_length(frequency)
     except ValueError:  # a frequency the writer will refuse, saying why: send it everything
         return 0
-    _SEASONS[frequency] = season
-    return season
 
 
 def _datagram(

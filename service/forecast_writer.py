@@ -1,12 +1,5 @@
-"""The forecast log's writer process (see `service.forecast_log` for the whole design).
-
-`write_forever` is the body of the process the serving process spawns: a receiving thread
-drains the Unix datagram socket, and the main thread, at nice 19, unpickles what came every
-FLUSH_SECONDS, packs it into rows (repeats of a forecast once; alike forecasts as arrays,
-together) and writes up to 500 per transaction, retrying while the database is down. Its
-counts (written, dropped) sit in shared memory the serving process reads; its log records go
-back through a queue.
-"""
+"""The forecast log's writer process: `write_forever` is the body of the process the serving
+process spawns (`service.forecast_log` describes the whole design)."""
 
 from __future__ import annotations
 
@@ -167,10 +160,8 @@ class _Writer:
             self._received.append(bytes(view[:size]))
 
     def _take(self) -> list[bytes]:
-        batch: list[bytes] = []
-        while len(batch) < _BATCH and self._received:
-            batch.append(self._received.popleft())
-        return batch
+        # Only the receiving thread appends: the deque holds at least the count taken here.
+        return [self._received.popleft() for _ in range(min(_BATCH, len(self._received)))]
 
     def _pack(self, batch: list[bytes]) -> tuple[list[dict[str, Any]], int]:
         """The rows of `batch` (see `service.forecast_log._datagram`), and how many of its

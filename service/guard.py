@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import codecs
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.deps import check_key
 from service.errors import (
     BodyEncodingError,
     BodyTooLargeError,
-    MissingKeyError,
     PayloadTooLargeError,
     ServiceError,
     UnsupportedMediaTypeError,
-    error_body,
+    service_error_response,
     too_large_message,
 )
 from service.settings import ServiceSettings
@@ -64,11 +62,7 @@ class RequestGuard:
         try:
             self._check(scope, headers)
         except ServiceError as exc:
-            auth = {"WWW-Authenticate": "APIKey"} if isinstance(exc, MissingKeyError) else None
-            response = JSONResponse(
-                error_body(exc.message, exc.field), status_code=exc.status_code, headers=auth
-            )
-            await response(scope, receive, send)
+            await service_error_response(exc)(scope, receive, send)
             return
         await self.app(scope, self._counting(receive), send)
 

@@ -39,11 +39,6 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def multiprocess_dir() -> str | None:
-    """The directory the workers share their values in, or None in single-process mode."""
-    return os.environ.get(MULTIPROC_ENV) or None
-
-
 @dataclass
 class ServiceMetrics:
     """Every metric the service exports, registered on `registry`.
@@ -55,7 +50,7 @@ class ServiceMetrics:
     registry: CollectorRegistry = field(
         default_factory=lambda: CollectorRegistry(auto_describe=True)
     )
-    multiprocess: str | None = field(default_factory=multiprocess_dir)
+    multiprocess: str | None = field(default_factory=lambda: os.environ.get(MULTIPROC_ENV) or None)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -107,36 +102,31 @@ class ServiceMetrics:
             "Forecasts not logged: the log's buffer was full (or the store stayed down).",
             registry=r,
         )
+
         # Live accuracy over each version's latest FORECAST_LIVE_WINDOW scored forecasts; every
         # worker computes the same figures from the store, so any worker's latest is right.
-        live = ["model", "version"]
-        self.live_mase = Gauge(
+        def live(name: str, documentation: str, *labels: str) -> Gauge:
+            return Gauge(
+                name,
+                documentation,
+                ["model", "version", *labels],
+                registry=r,
+                multiprocess_mode="mostrecent",
+            )
+
+        self.live_mase = live(
             "forecast_live_mase",
             "Live MAE over seasonal-naive MAE on the same scored steps (below 1 beats it).",
-            live,
-            registry=r,
-            multiprocess_mode="mostrecent",
         )
-        self.live_mae = Gauge(
-            "forecast_live_mae",
-            "Live MAE of scored forecast steps.",
-            live,
-            registry=r,
-            multiprocess_mode="mostrecent",
-        )
-        self.live_coverage = Gauge(
+        self.live_mae = live("forecast_live_mae", "Live MAE of scored forecast steps.")
+        self.live_coverage = live(
             "forecast_live_coverage",
             "Share of scored actuals inside the interval of each level.",
-            [*live, "level"],
-            registry=r,
-            multiprocess_mode="mostrecent",
+            "level",
         )
-        self.live_forecasts = Gauge(
+        self.live_forecasts = live(
             "forecast_live_scored_forecasts",
             "Forecasts with at least one scored step in the live window.",
-            live,
-            registry=r,
-            multiprocess_mode="mostrecent",
         )
 
     def exposition(self) -> bytes:

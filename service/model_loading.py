@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from models.base import Forecaster, ModelMeta
 from service.batcher import Batcher
-from service.registry_health import RegistryHealth
+from service.registry_health import RegistryHealth, short_error
 from service.smoke import smoke_forecast
 
 if TYPE_CHECKING:  # mlflow is imported when the cache is built, not when this module is
@@ -31,7 +30,6 @@ if TYPE_CHECKING:  # mlflow is imported when the cache is built, not when this m
 logger = logging.getLogger("service.registry")  # the model cache's logger, as before the split
 
 FORECASTER_SUBDIR = Path("artifacts") / "forecaster"
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -93,11 +91,11 @@ class VersionLoader:
 
         from models.io import load
 
-        run_id = self._registry(lambda: self._client.get_model_version(name, version)).run_id
+        run_id = self._health.call(lambda: self._client.get_model_version(name, version)).run_id
         with tempfile.TemporaryDirectory(prefix="forecast-model-") as tmp:
             # Same files as download_artifacts("models:/name/version"), but resolved with our
             # own client: MLflow resolves models:/ URIs with the process-global registry URI.
-            source = self._registry(
+            source = self._health.call(
                 lambda: self._client.get_model_version_download_uri(name, version)
             )
             local = mlflow.artifacts.download_artifacts(
@@ -138,19 +136,3 @@ class VersionLoader:
             except Exception as exc:  # metrics are informative; never block a load on them
                 logger.warning("no run metrics for %s version %s: %s", name, version, exc)
         return metrics
-
-    def _registry(self, call: Callable[[], T]) -> T:
-        """One registry metadata call, timed and recorded by the health tracker."""
-        return self._health.call(call, ok=is_not_found)
-
-
-def is_not_found(exc: Exception) -> bool:
-    """True when the registry answered "no such model or version" (it is up; the thing is not)."""
-    code = getattr(exc, "error_code", "")
-    return code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
-
-
-def short_error(exc: BaseException, limit: int = 300) -> str:
-    """`Type: message` on one line, cut to `limit` characters, for logs and error messages."""
-    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from models.features import future_timestamps, season_length
 from service.guard import PUBLIC_PATHS
-from service.registry import LoadedModel
+from service.model_loading import LoadedModel
 from service.schemas import ErrorBody
 from training.data.known import supplied_columns
 

@@ -18,8 +18,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 from service.errors import InvalidInputError, ModelNotFoundError, NotReadyError, ServiceError
 from service.metrics import ServiceMetrics
-from service.model_loading import LoadedModel, Refused, VersionLoader, is_not_found, short_error
-from service.registry_health import RegistryHealth
+from service.model_loading import LoadedModel, Refused, VersionLoader
+from service.registry_health import RegistryHealth, is_not_found, short_error
 from service.settings import ServiceSettings
 
 _WAIT_SLICE = 0.05  # seconds between looks at a pinned load being waited for
@@ -153,26 +153,21 @@ class PinnedVersions:
     def _fly(self, key: tuple[str, str], flight: Future[LoadedModel]) -> None:
         """Load one pinned version (its own thread); the outcome goes to every waiter."""
         name, version = key
+        outcome: LoadedModel | ServiceError
         try:
-            model = self._loader.load(name, version, alias=None)
+            outcome = self._loader.load(name, version, alias=None)
         except Refused as exc:
             self._refused.setdefault(name, {})[version] = str(exc)
-            self._land(
-                key,
-                flight,
-                ModelNotFoundError(
-                    f"version {version} of {name!r} cannot be served: {exc}", "version"
-                ),
+            outcome = ModelNotFoundError(
+                f"version {version} of {name!r} cannot be served: {exc}", "version"
             )
         except Exception as exc:
             if is_not_found(exc):
-                error: ServiceError = _not_registered(name, version)
+                outcome = _not_registered(name, version)
             else:
                 self._metrics.registry_errors.inc()
-                error = _unreachable(name, version, short_error(exc))
-            self._land(key, flight, error)
-        else:
-            self._land(key, flight, model)
+                outcome = _unreachable(name, version, short_error(exc))
+        self._land(key, flight, outcome)
 
     def _land(
         self, key: tuple[str, str], flight: Future[LoadedModel], outcome: LoadedModel | ServiceError

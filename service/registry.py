@@ -1,16 +1,12 @@
 """ModelCache: the served models, loaded from the MLflow registry and swapped atomically.
 
-The only module of service/ that talks to MLflow. Life of a version:
-
-    registry alias -> download models:/<name>/<version> -> artifacts/forecaster/
-      -> models.io.load (safetensors + JSON, never pickle) -> smoke forecast -> swap in
-
-The served table is a dict that is *replaced*, never mutated, under a lock: a request takes a
-reference to one `LoadedModel` and finishes on it even if a newer version is swapped in
-meanwhile. A version that fails to load or to forecast is refused (counted, logged, never
-retried) and the old one keeps serving; a registry that cannot be reached leaves everything
-as it is and is retried at the next poll. Versions pinned by a request are loaded on demand
-and kept in a small LRU cache.
+Each alias version is loaded by `service.model_loading` (download, safe load, smoke forecast),
+then swapped in. The served table is a dict that is *replaced*, never mutated, under a lock:
+a request takes a reference to one `LoadedModel` and finishes on it even if a newer version
+is swapped in meanwhile. A version that fails to load or to forecast is refused (counted,
+logged, never retried) and the old one keeps serving; a registry that cannot be reached
+leaves everything as it is and is retried at the next poll. Versions pinned by a request are
+loaded on demand (`service.pinned`).
 """
 
 from __future__ import annotations
@@ -28,28 +24,10 @@ from typing import TypeVar
 
 from service.errors import ModelNotFoundError, NotReadyError
 from service.metrics import ServiceMetrics
-from service.model_loading import (
-    FORECASTER_SUBDIR,
-    LoadedModel,
-    Refused,
-    VersionLoader,
-    is_not_found,
-    short_error,
-)
-from service.pinned import VERSION_PATTERN, PinnedVersions, check_version
-from service.registry_health import RegistryHealth
+from service.model_loading import LoadedModel, Refused, VersionLoader
+from service.pinned import PinnedVersions, check_version
+from service.registry_health import RegistryHealth, is_not_found, short_error
 from service.settings import ServiceSettings
-
-__all__ = [
-    "FORECASTER_SUBDIR",
-    "VERSION_PATTERN",
-    "LoadedModel",
-    "ModelCache",
-    "Outcome",
-    "RefreshReport",
-    "RegisteredVersion",
-    "check_version",
-]
 
 logger = logging.getLogger("service.registry")
 
@@ -187,8 +165,9 @@ class ModelCache:
                 f"the model registry is unreachable ({status.detail}); retry later", "name"
             )
         try:
-            registered = self._registry(partial(self._client.get_registered_model, name))
-            found = self._registry(partial(self._client.search_model_versions, f"name = '{name}'"))
+            client = self._client
+            registered = self.health.call(partial(client.get_registered_model, name))
+            found = self.health.call(partial(client.search_model_versions, f"name = '{name}'"))
         except Exception as exc:
             self.metrics.registry_errors.inc()
             raise NotReadyError(
@@ -284,7 +263,7 @@ class ModelCache:
             found: dict[str, str | Exception] = {}
             token: str | None = None
             while True:
-                page = self._registry(
+                page = self.health.call(
                     partial(
                         self._client.search_registered_models, max_results=200, page_token=token
                     )
@@ -298,7 +277,7 @@ class ModelCache:
         targets: dict[str, str | Exception] = {}
         for name in self.settings.models:
             try:
-                found_version = self._registry(
+                found_version = self.health.call(
                     partial(self._client.get_model_version_by_alias, name, alias)
                 )
                 targets[name] = str(found_version.version)
@@ -362,10 +341,6 @@ class ModelCache:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-
-    def _registry(self, call: Callable[[], T]) -> T:
-        """One registry metadata call, timed and recorded by the health tracker."""
-        return self.health.call(call, ok=is_not_found)
 
     def _poll(self) -> None:
         while not self._stop.is_set():

@@ -11,6 +11,7 @@ degraded and answer 503; everything already loaded keeps serving. A later succes
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -45,25 +46,20 @@ class RegistryHealth:
         self._gauge = gauge
         self._lock = threading.Lock()
         self._pending: dict[int, float] = {}  # call id -> monotonic start
-        self._next_id = 0
+        self._ids = itertools.count()
         self._failure: tuple[str, datetime] | None = None  # last call failed: (why, when)
         self._gauge.set(1)
 
-    def call(self, fn: Callable[[], T], *, ok: Callable[[Exception], bool]) -> T:
-        """Run one registry call and record its outcome.
-
-        Args:
-            fn: the call.
-            ok: exceptions for which the registry answered (e.g. "not found"): not a failure.
-        """
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run one registry call and record its outcome ("not found" is an answer, not a
+        failure: `is_not_found`)."""
         with self._lock:
-            call_id = self._next_id
-            self._next_id += 1
+            call_id = next(self._ids)
             self._pending[call_id] = time.monotonic()
         try:
             result = fn()
         except Exception as exc:
-            self._record(None if ok(exc) else f"{type(exc).__name__}: {exc}")
+            self._record(None if is_not_found(exc) else short_error(exc))
             raise
         finally:
             with self._lock:
@@ -76,7 +72,7 @@ class RegistryHealth:
             if failure is None:
                 self._failure = None
             elif self._failure is None:
-                self._failure = (_short(failure), datetime.now(UTC))
+                self._failure = (failure, datetime.now(UTC))
         self.status()
 
     def status(self) -> RegistryStatus:
@@ -106,6 +102,13 @@ class RegistryHealth:
             return bool(self._pending)
 
 
-def _short(text: str, limit: int = 300) -> str:
-    text = text.replace("\n", " ")
+def is_not_found(exc: Exception) -> bool:
+    """True when the registry answered "no such model or version" (it is up; the thing is not)."""
+    code = getattr(exc, "error_code", "")
+    return code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+
+
+def short_error(exc: BaseException, limit: int = 300) -> str:
+    """`Type: message` on one line, cut to `limit` characters, for logs and error messages."""
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -15,7 +15,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from service.registry import VERSION_PATTERN, check_version
+from service.pinned import VERSION_PATTERN, check_version
 from training.store import StoreError, check_series_id
 
 Level = Annotated[int, Field(ge=1, le=99, description="central interval level in percent")]
@@ -134,14 +134,6 @@ class ForecastRequest(_Levels):
             except StoreError as exc:
                 raise ValueError(str(exc)) from None
         return series_id
-
-    @field_validator("timestamps", mode="before")
-    @classmethod
-    def _datetimes_to_text(cls, value: object) -> object:
-        # Python callers (e.g. the series routes) may pass datetime objects; JSON sends text.
-        if isinstance(value, list) and value and isinstance(value[0], datetime):
-            return [v.isoformat() if isinstance(v, datetime) else v for v in value]
-        return value
 
 
 class BatchSeries(_Request):

@@ -39,9 +39,7 @@ _SERIES_EXAMPLE: dict[str, Any] = {
 }
 _INFO_EXAMPLE: dict[str, Any] = {
     "id": "substation-7",
-    "frequency": "h",
-    "target": "load_mw",
-    "metadata": {"site": "substation-7", "unit": "MW"},
+    **_SERIES_EXAMPLE,
     "count": 8760,
     "first_timestamp": "2023-03-01T00:00:00Z",
     "last_timestamp": "2024-02-29T23:00:00Z",

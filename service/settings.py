@@ -36,7 +36,7 @@ Every variable, with its default:
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -44,13 +44,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from training.settings import DEFAULT_TRACKING_URI, resolve_tracking_uri
 
 BYTES_PER_POINT = 48
-
-
-def _split_csv(value: object) -> object:
-    """Turn "a, b,,c" into ["a", "b", "c"]; lists pass through (constructor use)."""
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
+S = TypeVar("S", bound=BaseSettings)
 
 
 class ServiceSettings(BaseSettings):
@@ -92,7 +86,10 @@ class ServiceSettings(BaseSettings):
     @field_validator("models", "api_keys", "admin_keys", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
-        return _split_csv(value)
+        """Turn "a, b,,c" into ["a", "b", "c"]; lists pass through (constructor use)."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("tracking_uri")
     @classmethod
@@ -141,10 +138,15 @@ def load_settings(**overrides: object) -> ServiceSettings:
         SettingsError: one line per bad variable, naming it and the fix; input values are
             left out of the message so keys and URIs with passwords never reach a log.
     """
+    return build_settings(ServiceSettings, **overrides)
+
+
+def build_settings(cls: type[S], **overrides: object) -> S:
+    """`cls` from the environment plus `overrides`; errors as `load_settings` raises them."""
     from pydantic import ValidationError
 
     try:
-        return ServiceSettings(**overrides)  # type: ignore[arg-type]
+        return cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         lines = []
         for error in exc.errors(include_input=False, include_url=False):

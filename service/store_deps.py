@@ -30,11 +30,11 @@ from typing import Annotated
 import anyio.to_thread
 import sqlalchemy as sa
 from fastapi import Depends, Request
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.errors import InvalidInputError, NotReadyError, ServiceError
-from service.settings import SettingsError
+from service.settings import build_settings
 from training.store import (
     DATABASE_URL_ENV,
     DEFAULT_DATABASE_URL,
@@ -86,14 +86,7 @@ def load_store_settings(**overrides: object) -> StoreSettings:
         SettingsError: one line per bad variable, naming it and the rule (values left out,
             so a database password never reaches a log).
     """
-    try:
-        return StoreSettings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        lines = []
-        for error in exc.errors(include_input=False, include_url=False):
-            where = ".".join(str(part) for part in error["loc"])
-            lines.append(f"FORECAST_{where.upper()}: {error['msg']}")
-        raise SettingsError("; ".join(lines)) from None
+    return build_settings(StoreSettings, **overrides)
 
 
 class SeriesNotFound(ServiceError):
@@ -127,8 +120,7 @@ class StoreHandle:
         with self._lock:
             if self._store is not None:
                 return self._store
-            waited = None if self._failed_at is None else time.monotonic() - self._failed_at
-            if waited is None or waited >= REOPEN_SECONDS:
+            if self._failed_at is None or time.monotonic() - self._failed_at >= REOPEN_SECONDS:
                 self._open_locked()
             if self._store is None:
                 raise NotReadyError(
@@ -176,13 +168,9 @@ async def get_store(request: Request) -> SeriesStore:
     """The app's series store.
 
     Raises:
-        NotReadyError: no store is configured on this app, or its database is down (503).
+        NotReadyError: its database is down (503).
     """
-    handle: StoreHandle | None = getattr(request.app.state, "series_store", None)
-    if handle is None:
-        raise NotReadyError(
-            "this service has no series store configured; set FORECAST_DATABASE_URL", None
-        )
+    handle: StoreHandle = request.app.state.series_store
     store = handle.current
     if store is not None:  # the common case: no threadpool hop, no lock
         return store
@@ -190,9 +178,9 @@ async def get_store(request: Request) -> SeriesStore:
 
 
 async def get_store_settings(request: Request) -> StoreSettings:
-    """The store settings of the app (defaults from the environment when it has no store)."""
-    handle: StoreHandle | None = getattr(request.app.state, "series_store", None)
-    return handle.settings if handle is not None else load_store_settings()
+    """The store settings of the app."""
+    handle: StoreHandle = request.app.state.series_store
+    return handle.settings
 
 
 StoreDep = Annotated[SeriesStore, Depends(get_store)]

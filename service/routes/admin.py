@@ -19,10 +19,7 @@ def reload(cache: CacheDep) -> ReloadResponse:
     FORECAST_REGISTRY_TIMEOUT_SECONDS and nothing changes.
     """
     report = cache.reload()
-    outcomes = [
-        ReloadOutcome(
-            name=o.name, version=o.version, previous=o.previous, changed=o.changed, error=o.error
-        )
-        for o in report.outcomes
-    ]
-    return ReloadResponse(models=outcomes, registry_error=report.registry_error)
+    return ReloadResponse(
+        models=[ReloadOutcome.model_validate(o, from_attributes=True) for o in report.outcomes],
+        registry_error=report.registry_error,
+    )

@@ -53,14 +53,10 @@ def _serve(name: str) -> Response:
 
 
 @router.get("/")
-async def root() -> RedirectResponse:
-    """The service's home page is the console."""
-    return RedirectResponse(f"{CONSOLE}/")
-
-
 @router.get(CONSOLE)
 async def console_redirect() -> RedirectResponse:
-    """/console -> /console/, so the page's relative asset paths resolve."""
+    """/ and /console -> /console/: the console is the home page, and its relative asset
+    paths resolve only under the trailing slash."""
     return RedirectResponse(f"{CONSOLE}/")
 
 

@@ -25,7 +25,6 @@ import torch
 from fastapi import APIRouter, Request, Response
 from pydantic_core import to_json
 
-from models.base import Forecast, ModelMeta
 from models.features import future_timestamps
 from service.checks import (
     CheckedSeries,
@@ -37,18 +36,16 @@ from service.checks import (
 from service.deps import CacheDep, MetricsDep, ReadAccess, SettingsDep
 from service.errors import InvalidInputError, PayloadTooLargeError
 from service.forecast_log import record_forecast
-from service.registry import LoadedModel
+from service.model_loading import LoadedModel
 from service.schemas import (
     BatchForecastRequest,
     BatchForecastResponse,
     BatchSeries,
     ForecastRequest,
     ForecastResponse,
-    FutureCovariates,
     json_body_schema,
     read_json_body,
 )
-from training.store import SeriesStore
 
 router = APIRouter(prefix="/v1/models", tags=["forecast"], dependencies=[ReadAccess])
 
@@ -66,11 +63,12 @@ INLINE_POINTS = 5_000
 
 def _run(
     model: LoadedModel, series: Sequence[CheckedSeries], horizon: int, levels: Sequence[int]
-) -> tuple[Forecast, list[list[str]], np.ndarray]:
+) -> tuple[list[dict[str, Any]], np.ndarray, bool]:
     """One forward pass over every series.
 
     Returns:
-        The forecast, the future stamps [B][H] as text, and [B] bool: rows that are finite.
+        Per series its "timestamps", "mean" and "intervals" (level -> "lower", "upper") as
+        lists, [B] bool: rows that are finite, and whether the forecast was rolled.
     """
     lookback = model.meta.lookback
     history = np.stack([s.values for s in series])  # B x [L] -> [B, L]
@@ -90,8 +88,19 @@ def _run(
     ahead = out.timestamps
     if ahead is None:
         ahead = future_timestamps(stamps[:, -1], model.meta.frequency, horizon)  # [B, H]
-    text: list[list[str]] = np.datetime_as_string(ahead, unit="s").tolist()
-    return out, text, finite
+    text = np.datetime_as_string(ahead, unit="s").tolist()  # [B][H]
+    means = out.mean.tolist()  # [B][H]
+    lowers = {str(k): out.lower[k].tolist() for k in sorted(out.lower)}  # level -> [B][H]
+    uppers = {str(k): out.upper[k].tolist() for k in sorted(out.upper)}
+    forecasts = [
+        {
+            "timestamps": text[b],
+            "mean": means[b],
+            "intervals": {k: {"lower": lowers[k][b], "upper": uppers[k][b]} for k in lowers},
+        }
+        for b in range(len(means))
+    ]
+    return forecasts, finite, out.rolled
 
 
 def _non_finite(model: LoadedModel, field: str) -> InvalidInputError:
@@ -119,7 +128,7 @@ def _run_singles(model: LoadedModel, items: list[_Single]) -> list[dict[str, Any
         groups.setdefault((horizon, levels, inputs), []).append(i)
     for (horizon, levels, _), rows in groups.items():
         try:
-            out, future, finite = _run(model, [items[i][0] for i in rows], horizon, levels)
+            forecasts, finite, rolled = _run(model, [items[i][0] for i in rows], horizon, levels)
         except Exception:
             if len(rows) == 1:
                 raise
@@ -129,62 +138,15 @@ def _run_singles(model: LoadedModel, items: list[_Single]) -> list[dict[str, Any
                 except Exception as exc:
                     results[i] = exc
             continue
-        means = out.mean.tolist()
-        intervals = _intervals(out)
-        for b, i in enumerate(rows):
-            results[i] = (
-                {
-                    "timestamps": future[b],
-                    "mean": means[b],
-                    "intervals": intervals[b],
-                    "rolled": out.rolled,
-                }
-                if finite[b]
-                else _non_finite(model, "values")
-            )
+        for i, answer, ok in zip(rows, forecasts, finite, strict=True):
+            results[i] = {**answer, "rolled": rolled} if ok else _non_finite(model, "values")
     return results
 
 
-def _intervals(out: Forecast) -> list[dict[str, dict[str, list[float]]]]:
-    """Per series: level -> {"lower", "upper"} lists."""
-    lowers = {level: out.lower[level].tolist() for level in sorted(out.lower)}
-    uppers = {level: out.upper[level].tolist() for level in sorted(out.upper)}
-    return [
-        {str(k): {"lower": lowers[k][b], "upper": uppers[k][b]} for k in lowers}
-        for b in range(out.mean.shape[0])
-    ]
-
-
-def _future_points(body: ForecastRequest | BatchSeries) -> int:
-    """Values sent in `future_covariates` (they count toward the request's point cap)."""
-    return sum(len(v) for v in (body.future_covariates or {}).values())
-
-
-def stored_future_covariates(
-    store: SeriesStore,
-    series_id: str,
-    meta: ModelMeta,
-    stamps: np.ndarray,
-    given: FutureCovariates | None,
-    horizon: int,
-) -> FutureCovariates | None:
-    """The series route's future covariates: the store's history of each one (at `stamps`,
-    the stored look-back) followed by the request's `horizon` values ahead.
-
-    A column sent with history and horizon already, or one the store lacks at some stamp, is
-    passed on as sent: the forecast checks then name what is missing.
-    """
-    if not given or not meta.future_covariates:
-        return given
-    _, _, stored = store.latest(series_id, len(stamps))  # name -> [L]
-    out: FutureCovariates = dict(given)
-    for key, ahead in given.items():
-        history = stored.get(key)
-        if history is None or len(history) != len(stamps) or np.isnan(history).any():
-            continue
-        if len(ahead) == horizon:  # only the horizon was sent
-            out[key] = [*history.tolist(), *ahead]
-    return out
+def _points(body: ForecastRequest | BatchSeries) -> int:
+    """Values sent for one series, covariates and future covariates included (the point cap)."""
+    future = sum(len(v) for v in (body.future_covariates or {}).values())
+    return len(body.values) * (1 + len(body.covariates or {})) + future
 
 
 def _json(payload: dict[str, Any]) -> Response:
@@ -200,8 +162,8 @@ def forecast(
 ) -> ForecastResponse:
     """The forecast of POST /v1/models/{name}/forecast as a model, for sync callers (the series
     routes); runs in the caller's thread, without batching."""
-    model, item = _single_item(name, body, cache, settings)
-    result = _run_singles(model, [item])[0]
+    model = cache.get(name, body.version)
+    result = _run_singles(model, [_check_single(model, name, body, settings)])[0]
     if isinstance(result, Exception):
         raise result
     metrics.forecasts.labels(name, model.version).inc()
@@ -243,21 +205,12 @@ async def forecast_one(
     return _json({"model": name, "version": model.version, **result})
 
 
-def _single_item(
-    name: str, body: ForecastRequest, cache: CacheDep, settings: SettingsDep
-) -> tuple[LoadedModel, _Single]:
-    """The served model and the checked series of a single-series request."""
-    model = cache.get(name, body.version)
-    return model, _check_single(model, name, body, settings)
-
-
 def _check_single(
     model: LoadedModel, name: str, body: ForecastRequest, settings: SettingsDep
 ) -> _Single:
     """The checked series of a single-series request, for `model`."""
     meta = model.meta
-    points = len(body.values) * (1 + len(body.covariates or {})) + _future_points(body)
-    check_request(settings, meta, body.horizon, body.levels, points)
+    check_request(settings, meta, body.horizon, body.levels, _points(body))
     series = check_series(
         meta, name, "", body.timestamps, body.values, body.covariates,
         body.future_covariates, body.horizon,
@@ -289,9 +242,7 @@ def forecast_batch(
         )
     model = cache.get(name, body.version)
     meta = model.meta
-    points = sum(
-        len(s.values) * (1 + len(s.covariates or {})) + _future_points(s) for s in body.series
-    )
+    points = sum(_points(s) for s in body.series)
     check_request(settings, meta, body.horizon, body.levels, points, len(body.series))
     seen: set[str] = set()
     series = []
@@ -302,24 +253,18 @@ def forecast_batch(
                 f"series[{i}].id",
             )
         seen.add(s.id)
-        where = f"series[{i}]."
         checked = check_series(
-            meta, name, where, s.timestamps, s.values, s.covariates,
+            meta, name, f"series[{i}].", s.timestamps, s.values, s.covariates,
             s.future_covariates, body.horizon,
         )  # fmt: skip
         series.append(checked)
     check_stamps(series, meta, name, "series")
     check_future_in_range(series, meta, body.horizon, "series")
-    out, future, finite = _run(model, series, body.horizon, body.levels)
+    forecasts, finite, rolled = _run(model, series, body.horizon, body.levels)
     if not finite.all():
         raise _non_finite(model, f"series[{int(np.flatnonzero(~finite)[0])}].values")
     metrics.forecasts.labels(name, model.version).inc(len(series))
-    means = out.mean.tolist()
-    intervals = _intervals(out)
-    forecasts = [
-        {"id": s.id, "timestamps": future[b], "mean": means[b], "intervals": intervals[b]}
-        for b, s in enumerate(body.series)
-    ]
+    forecasts = [{"id": s.id, **f} for s, f in zip(body.series, forecasts, strict=True)]
     return _json(
-        {"model": name, "version": model.version, "forecasts": forecasts, "rolled": out.rolled}
+        {"model": name, "version": model.version, "forecasts": forecasts, "rolled": rolled}
     )

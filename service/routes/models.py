@@ -10,7 +10,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from service.deps import CacheDep, ReadAccess
-from service.registry import LoadedModel, RegisteredVersion
+from service.model_loading import LoadedModel
+from service.registry import RegisteredVersion
 from service.schemas import ModelInfo, ModelList
 
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[ReadAccess])

@@ -8,7 +8,7 @@ forecasts of a series with their actuals. All are plain `def`: they block on SQL
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -16,7 +16,8 @@ from pydantic import BaseModel, Field
 
 from service.deps import ReadAccess
 from service.errors import InvalidInputError
-from service.registry import check_version
+from service.pinned import check_version
+from service.series_schemas import UtcDatetime, UtcDatetimes
 from service.store_deps import StoreDep, store_errors
 from training.store.forecast_log import LoggedForecast, VersionScores, parse_window
 
@@ -102,10 +103,10 @@ class RecordedForecast(BaseModel):
 
     model: str
     version: str
-    origin: datetime = Field(description="last history timestamp it was made from, UTC")
-    created_at: datetime
+    origin: UtcDatetime = Field(description="last history timestamp it was made from, UTC")
+    created_at: UtcDatetime
     horizon: int
-    timestamps: list[datetime]
+    timestamps: UtcDatetimes
     mean: list[float]
     intervals: dict[str, LoggedInterval]
     actuals: list[float | None]
@@ -201,10 +202,10 @@ def _logged(forecast: LoggedForecast) -> RecordedForecast:
     return RecordedForecast(
         model=forecast.model,
         version=forecast.version,
-        origin=_utc(forecast.origin),
-        created_at=_utc(forecast.created_at),
+        origin=forecast.origin,
+        created_at=forecast.created_at,
         horizon=len(forecast.mean),
-        timestamps=[_utc(t) for t in forecast.timestamps],
+        timestamps=forecast.timestamps,
         mean=forecast.mean,
         intervals={
             str(level): LoggedInterval(lower=lower, upper=upper)
@@ -212,7 +213,3 @@ def _logged(forecast: LoggedForecast) -> RecordedForecast:
         },
         actuals=forecast.actuals,
     )
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC)

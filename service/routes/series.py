@@ -20,10 +20,10 @@ from models.features import is_on_frequency
 from service.deps import AdminAccess, CacheDep, MetricsDep, ReadAccess, SettingsDep
 from service.errors import InvalidInputError, PayloadTooLargeError, ServiceError
 from service.forecast_log import record_forecast
-from service.registry import LoadedModel, ModelCache
+from service.model_loading import LoadedModel
+from service.registry import ModelCache
 from service.routes.forecast import forecast as forecast_history
-from service.routes.forecast import stored_future_covariates
-from service.schemas import ForecastRequest, ForecastResponse
+from service.schemas import ForecastRequest, ForecastResponse, FutureCovariates
 from service.series_schemas import (
     IngestResult,
     ObservationBatch,
@@ -35,6 +35,7 @@ from service.series_schemas import (
 )
 from service.store_deps import StoreDep, StoreSettingsDep, store_errors
 from training.store import SeriesInfo, SeriesStore
+from training.store.timestamps import iso
 
 router = APIRouter(prefix="/v1/series", tags=["series"])
 
@@ -61,17 +62,7 @@ _FORECAST_ERRORS = {
 
 
 def _info(info: SeriesInfo) -> SeriesInfoResponse:
-    return SeriesInfoResponse(
-        id=info.id,
-        frequency=info.frequency,
-        target=info.target,
-        metadata=info.metadata,
-        count=info.count,
-        first_timestamp=info.first_timestamp,
-        last_timestamp=info.last_timestamp,
-        created_at=info.created_at,
-        updated_at=info.updated_at,
-    )
+    return SeriesInfoResponse.model_validate(info, from_attributes=True)
 
 
 @router.put(
@@ -214,13 +205,13 @@ def forecast_series(
     exactly as POST /v1/models/{name}/forecast would (same checks, same response). The
     forecast is logged and scored as its actuals arrive (GET .../performance)."""
     model = _model(cache, body.model, body.version)
-    stamps, values, covariates = _stored_history(store, series_id, model)
+    stamps, values, stored = _stored_history(store, series_id, model)
     history = ForecastRequest(
         timestamps=np.datetime_as_string(stamps, unit="s").tolist(),  # as a client sends them
         values=values.tolist(),
-        covariates=covariates,
-        future_covariates=stored_future_covariates(
-            store, series_id, model.meta, stamps, body.future_covariates, body.horizon
+        covariates=_stored_covariates(series_id, model, stamps, stored),
+        future_covariates=_stored_future_covariates(
+            model.meta, stored, body.future_covariates, body.horizon
         ),  # the store's history of each future covariate + the request's values ahead
         horizon=body.horizon,
         levels=body.levels,
@@ -245,11 +236,12 @@ def _model(cache: ModelCache, name: str, version: str | None) -> LoadedModel:
 
 def _stored_history(
     store: SeriesStore, series_id: str, model: LoadedModel
-) -> tuple[np.ndarray, np.ndarray, dict[str, list[float]] | None]:
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """The latest `lookback` observations, checked usable by the model.
 
     Returns:
-        (timestamps [L] datetime64[ns], values [L] float64, covariates name -> [L] or None).
+        (timestamps [L] datetime64[ns], values [L] float64, covariates name -> [L] float64,
+        NaN where an observation has none).
     """
     meta, name = model.meta, model.name
     with store_errors():
@@ -275,22 +267,38 @@ def _stored_history(
     if bad is not None:
         raise InvalidInputError(
             f"the latest {lookback} observations of series {series_id!r} are not regular at "
-            f"{meta.frequency!r}: the first gap is between {_iso(stamps[bad - 1])} and "
-            f"{_iso(stamps[bad])}; ingest the missing observations in between with "
+            f"{meta.frequency!r}: the first gap is between {iso(stamps[bad - 1])} and "
+            f"{iso(stamps[bad])}; ingest the missing observations in between with "
             f"POST /v1/series/{series_id}/observations",
             "series_id",
         )
-    return stamps, values, _stored_covariates(series_id, meta, name, stamps, covariates)
+    return stamps, values, covariates
+
+
+def _stored_future_covariates(
+    meta: ModelMeta, stored: dict[str, np.ndarray], given: FutureCovariates | None, horizon: int
+) -> FutureCovariates | None:
+    """The request's future covariates, each one sent with only its `horizon` values ahead
+    preceded by its history in `stored` (name -> [L], the look-back read from the store).
+
+    A column sent with history and horizon already, or one the store lacks at some stamp, is
+    passed on as sent: the forecast checks then name what is missing.
+    """
+    if not given or not meta.future_covariates:
+        return given
+    out: FutureCovariates = dict(given)
+    for key, ahead in given.items():
+        history = stored.get(key)
+        if len(ahead) == horizon and history is not None and not np.isnan(history).any():
+            out[key] = [*history.tolist(), *ahead]
+    return out
 
 
 def _stored_covariates(
-    series_id: str,
-    meta: ModelMeta,
-    name: str,
-    stamps: np.ndarray,
-    covariates: dict[str, np.ndarray],
+    series_id: str, model: LoadedModel, stamps: np.ndarray, covariates: dict[str, np.ndarray]
 ) -> dict[str, list[float]] | None:
     """The model's covariates over the window (name -> [L]), each present at every step."""
+    meta, name = model.meta, model.name
     if not meta.covariates:
         return None
     picked: dict[str, list[float]] = {}
@@ -300,13 +308,9 @@ def _stored_covariates(
         if missing.size:
             raise InvalidInputError(
                 f"model {name!r} needs covariate {key!r} but series {series_id!r} has none "
-                f"stored at {_iso(stamps[int(missing[0])])}; ingest observations with "
+                f"stored at {iso(stamps[int(missing[0])])}; ingest observations with "
                 f"covariates.{key} for the latest {meta.lookback} timestamps",
                 "series_id",
             )
         picked[key] = column.tolist()
     return picked
-
-
-def _iso(stamp: np.datetime64) -> str:
-    return str(np.datetime_as_string(stamp, unit="s"))
