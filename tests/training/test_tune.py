@@ -136,6 +136,21 @@ def test_tune_table_is_read_and_the_spec_still_parses(experiment: Path) -> None:
     assert spec.source_file == str(experiment)
 
 
+def test_an_inline_tune_table_parses_and_errors_name_the_real_file(experiment: Path) -> None:
+    inline = experiment.parent / "inline.toml"
+    inline.write_text(
+        "tune = { trials = 2, space = { esn = { reservoir_size = [8, 16] } } }\n"
+        + EXPERIMENT.split("[tune]")[0]
+    )
+    assert read_settings(inline).trials == 2
+    assert read_spec(inline).data == str(experiment.parent / "panel.csv")
+    bad = experiment.parent / "bad.toml"
+    bad.write_text(EXPERIMENT.replace("horizon = 6", "horizon = 6\nwindow = 3"))
+    with pytest.raises(ExperimentError) as caught:
+        read_spec(bad)
+    assert str(caught.value).startswith(f"{bad}: window: unknown key")  # the file, not a copy
+
+
 def test_trial_values_are_made_consistent() -> None:
     spec = TrainSpec(family="gru", horizon=6, dataset="load/etth1", model={"hidden_size": 8})
     out = trial_spec(spec, {"lookback": 36, "segment_length": 24, "lr": 1e-3})
