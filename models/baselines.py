@@ -103,9 +103,7 @@ def profile_loglik(z: np.ndarray, logq: np.ndarray) -> tuple[np.ndarray, np.ndar
     With sigma2_eps profiled out (its MLE is mean v_t^2 / F*_t, F* the innovation variance in
     units of sigma2_eps), the likelihood depends on q only. `logq` is [G, 1] (one grid for all
     series) or [G, S] (one value per series); the filter runs over time for all at once.
-
-    Returns:
-        log likelihood [G, S] and the profiled sigma2_eps [G, S].
+    Returns the log likelihood [G, S] and the profiled sigma2_eps [G, S].
     """
     q = np.exp(logq)  # [G, S']
     g = max(q.shape[0], 1)
@@ -129,17 +127,11 @@ def profile_loglik(z: np.ndarray, logq: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def maximise_log_q(loglik: Callable[[np.ndarray], np.ndarray], width: int) -> np.ndarray:
-    """argmax over log q in [log 1e-8, log 1e4] of `width` independent likelihoods.
+    """[width] argmax over log q in [log 1e-8, log 1e4] of `width` independent likelihoods,
+    `loglik`: logq [G, width] -> log likelihood [G, width], maximised side by side.
 
     A 49-point grid, then 40 golden-section steps inside the best grid cell (the bracket
     shrinks by 0.618 per step), both candidates of a step evaluated in one call.
-
-    Args:
-        loglik: logq [G, width] -> log likelihood [G, width].
-        width: how many independent maximisations run side by side.
-
-    Returns:
-        [width] the maximising log q of each.
     """
     grid = np.linspace(*_LOG_Q_RANGE, 49)  # [G]
     ll = loglik(np.repeat(grid[:, None], width, axis=1))  # [G, width]
@@ -217,14 +209,10 @@ class BaselineForecaster(nn.Module):
         )
         if c.family != "kalman":  # fixed by the family; kalman's waits for fit()
             self.projection.copy_(torch.from_numpy(self._projection(1.0)))
-        self._meta = fresh_meta(c)
+        self.meta = fresh_meta(c)
 
     projection: Tensor
-
-    @property
-    def meta(self) -> ModelMeta:
-        """Metadata: family, shapes, conformal quantiles (after fit), versions, fit facts."""
-        return self._meta
+    meta: ModelMeta  # meta.json: family, shapes, versions; fit adds intervals and fit facts
 
     def _projection(self, q: float) -> np.ndarray:
         """[L, H] the forecast of each unit window e_i (row i), for kalman at ratio q."""
@@ -283,8 +271,8 @@ class BaselineForecaster(nn.Module):
             )
         seconds = time.perf_counter() - started
         device = str(self.projection.device)
-        self._meta = dataclasses.replace(
-            self._meta,
+        self.meta = dataclasses.replace(
+            self.meta,
             conformal=conformal,
             extra={
                 "train_windows": len(windows),
@@ -348,17 +336,15 @@ class BaselineForecaster(nn.Module):
             return out
 
         return rollout.forecast(
-            step, self._meta, history, horizon, levels,
+            step, self.meta, history, horizon, levels,
             timestamps=timestamps, covariates=covariates, future_covariates=future_covariates,
         )  # fmt: skip
 
     def save(self, directory: Path) -> None:
         """Write config.json, meta.json and weights.safetensors (the projection)."""
-        save_module(Path(directory), self.config, self._meta, self)
+        save_module(Path(directory), self.config, self.meta, self)
 
     @classmethod
     def load(cls, directory: Path, device: str = "cpu") -> BaselineForecaster:
         """Rebuild from a saved directory: from_dict -> constructor -> strict state dict."""
-        model, meta = load_module(Path(directory), BaselineConfig, cls, device)
-        model._meta = meta
-        return model
+        return load_module(Path(directory), BaselineConfig, cls, device)

@@ -125,7 +125,7 @@ class ESNForecaster(nn.Module):
         if k:  # [K'] training mean / std of each future covariate, set by fit
             self.register_buffer("future_mean", torch.zeros(k))
             self.register_buffer("future_std", torch.ones(k))
-        self._meta = fresh_meta(c)
+        self.meta = fresh_meta(c)
 
     w_in: Tensor
     w: Tensor
@@ -135,11 +135,7 @@ class ESNForecaster(nn.Module):
     readout_bias: Tensor
     future_mean: Tensor
     future_std: Tensor
-
-    @property
-    def meta(self) -> ModelMeta:
-        """Metadata: family, shapes, conformal quantiles (after fit), versions, fit facts."""
-        return self._meta
+    meta: ModelMeta  # meta.json: family, shapes, versions; fit adds intervals and fit facts
 
     def _device(self) -> torch.device:
         return self.w.device
@@ -209,8 +205,8 @@ class ESNForecaster(nn.Module):
             )
         seconds = time.perf_counter() - started
         n_train = int(design.features.shape[0])
-        self._meta = dataclasses.replace(
-            self._meta,
+        self.meta = dataclasses.replace(
+            self.meta,
             future_stats=stats,
             conformal=conformal,
             extra={
@@ -329,7 +325,7 @@ class ESNForecaster(nn.Module):
 
         with torch.inference_mode():
             return rollout.forecast(
-                step, self._meta, history, horizon, levels,
+                step, self.meta, history, horizon, levels,
                 timestamps=timestamps, covariates=covariates,
                 future_covariates=future_covariates,
             )  # fmt: skip
@@ -373,11 +369,9 @@ class ESNForecaster(nn.Module):
 
     def save(self, directory: Path) -> None:
         """Write config.json, meta.json and weights.safetensors (reservoir matrices included)."""
-        save_module(Path(directory), self.config, self._meta, self)
+        save_module(Path(directory), self.config, self.meta, self)
 
     @classmethod
     def load(cls, directory: Path, device: str = "cpu") -> ESNForecaster:
         """Rebuild from a saved directory: from_dict -> constructor -> strict state dict."""
-        model, meta = load_module(Path(directory), ESNConfig, cls, device)
-        model._meta = meta
-        return model
+        return load_module(Path(directory), ESNConfig, cls, device)

@@ -53,11 +53,6 @@ class Frequency:
         seconds = {"min": 60, "h": 3600, "D": 86_400, "B": 86_400, "W": 7 * 86_400}[self.unit]
         return np.timedelta64(seconds * self.multiple, "s")
 
-    @property
-    def sub_daily(self) -> bool:
-        """True when a step is shorter than a day (hour-of-day features apply)."""
-        return self.unit in ("min", "h")
-
 
 def parse_frequency(freq: str) -> Frequency:
     """Parse a frequency string of our vocabulary.
@@ -97,16 +92,10 @@ def _as_seconds(timestamps: np.ndarray) -> np.ndarray:
 
 
 def future_timestamps(last: np.ndarray, freq: str, horizon: int) -> np.ndarray:
-    """The `horizon` timestamps that follow each last observed timestamp.
+    """[B] last timestamps of each history (datetime64) -> [B, H] datetime64[s] that follow.
 
-    Args:
-        last: [B] datetime64, the last timestamp of each history.
-        freq: a frequency string.
-        horizon: steps ahead (>= 1).
-
-    Returns:
-        [B, H] datetime64[s]. Business-day series skip weekends (holidays are not known
-        here, so a forecast may land on one).
+    Business-day series skip weekends (holidays are not known here, so a forecast may land on
+    one).
     """
     f = parse_frequency(freq)
     last_s = _as_seconds(last).reshape(-1)  # [B]
@@ -122,16 +111,11 @@ def future_timestamps(last: np.ndarray, freq: str, horizon: int) -> np.ndarray:
 
 
 def is_on_frequency(timestamps: np.ndarray, freq: str) -> int | None:
-    """Check that timestamps increase by exactly one step of `freq`.
+    """None when `timestamps` [T] increase by exactly one step of `freq`, else the index of the
+    first timestamp that breaks the rule.
 
     For "B" every stamp must be a weekday and the stamps must increase; a missing weekday
     (an exchange holiday) is allowed, since trading calendars skip them.
-
-    Args:
-        timestamps: [T] datetime64.
-
-    Returns:
-        None when regular, else the index of the first timestamp that breaks the rule.
     """
     f = parse_frequency(freq)
     ts = _as_seconds(timestamps).reshape(-1)  # [T]
@@ -154,24 +138,17 @@ def calendar_width(freq: str) -> int:
 
 
 def calendar_features(timestamps: np.ndarray, freq: str) -> np.ndarray:
-    """Sin/cos encodings of the calendar position of each timestamp.
+    """Sin/cos encodings of the calendar position: [..., T] datetime64 -> [..., T, K] float32.
 
-    Columns: [sin, cos] of the time of day (sub-daily only), of the day of the week (daily
-    and finer), and of the position in the year (always).
-
-    Args:
-        timestamps: [..., T] datetime64.
-        freq: the series frequency; it decides which pairs apply.
-
-    Returns:
-        [..., T, K] float32 with K = calendar_width(freq).
+    Columns (K = calendar_width(freq)): [sin, cos] of the time of day (sub-daily only), of the
+    day of the week (daily and finer), and of the position in the year (always).
     """
     f = parse_frequency(freq)
     ts = _as_seconds(timestamps)  # [..., T]
     seconds = ts.astype(np.int64)  # [..., T] since the epoch
     days = np.floor_divide(seconds, _SECONDS_PER_DAY)  # [..., T]
     angles = []
-    if f.sub_daily:
+    if f.unit in ("min", "h"):  # sub-daily: the time of day
         angles.append((seconds - days * _SECONDS_PER_DAY) / _SECONDS_PER_DAY)
     if f.unit in ("min", "h", "D", "B"):
         angles.append(((days + 3) % 7) / 7.0)  # 1970-01-01 was a Thursday: Monday -> 0

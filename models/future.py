@@ -23,15 +23,8 @@ _MIN_STD = 1e-6  # a constant column (e.g. no holiday in the training span) divi
 
 
 def fit_stats(series: Sequence[SeriesData], width: int) -> tuple[tuple[float, float], ...]:
-    """(mean, std) of each future covariate over every training series, pooled.
-
-    Args:
-        series: training series with `future_covariates` [T, K] (already checked).
-        width: K.
-
-    Returns:
-        K pairs; a std below 1e-6 (a constant column) is reported as 1.0 so it scales nothing.
-    """
+    """(mean, std) of each of the `width` (K) future covariates of the (checked) training
+    series, pooled; a std below 1e-6 (a constant column) is 1.0, so it scales nothing."""
     if not width:
         return ()
     table = np.concatenate(
@@ -50,11 +43,8 @@ def check_future(
     horizon: int,
     names: Sequence[str],
 ) -> np.ndarray | None:
-    """Validate predict()'s `future_covariates`: [B, T + H, K] finite values, K = len(names).
-
-    Args:
-        future_covariates: [B, T + H, K] (or [T + H, K] for one series), or None.
-        batch: B; length: T (history steps); horizon: H; names: the model's future covariates.
+    """Validate predict()'s `future_covariates`: [B, T + H, K] (or [T + H, K] for one series)
+    finite values, K = len(names); B = `batch`, T = `length`, H = `horizon`.
 
     Returns:
         [B, T + H, K] float32, or None when the model declares none.

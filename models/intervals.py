@@ -54,13 +54,9 @@ def check_levels(levels: Sequence[int]) -> tuple[int, ...]:
 def cross_fit_halves(counts: Sequence[int], device: torch.device) -> tuple[Tensor, Tensor]:
     """Indices of the earlier and the later half of each series' validation windows.
 
-    Args:
-        counts: windows per series, in the order the windows are laid out (consecutive).
-        device: where the index tensors live.
-
-    Returns:
-        (first, second): [n1], [n2] long indices; a series' odd middle window goes to the
-        second half, so a series with one window has none in the first.
+    `counts`: windows per series, in layout order (consecutive). Returns (first, second):
+    [n1], [n2] long indices on `device`; a series' odd middle window goes to the second half,
+    so a series with one window has none in the first.
     """
     first: list[int] = []
     second: list[int] = []
@@ -76,15 +72,10 @@ def cross_fit_halves(counts: Sequence[int], device: torch.device) -> tuple[Tenso
 
 
 def calibrate(residuals: np.ndarray, levels: Sequence[int]) -> dict[int, tuple[float, ...]]:
-    """Per-step conformal quantiles of scaled absolute residuals.
+    """Per-step conformal quantiles of `residuals` [N, H] = |actual - mean| / window scale.
 
-    Args:
-        residuals: [N, H] |actual - mean| / window scale on validation windows.
-        levels: interval levels in percent; STANDARD_LEVELS are added.
-
-    Returns:
-        level -> H quantiles, each the ceil((n+1) q) / n empirical quantile (capped at the
-        largest residual when n is too small for the level).
+    Returns level -> H quantiles for `levels` and STANDARD_LEVELS, each the ceil((n+1) q) / n
+    empirical quantile (capped at the largest residual when n is too small for the level).
 
     Raises:
         ForecastInputError: when there are no residuals or some are not finite.
@@ -137,16 +128,10 @@ def apply(
     conformal: dict[int, tuple[float, ...]],
     levels: Sequence[int],
 ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
-    """Intervals around `mean`.
+    """Intervals around `mean` [B, H]: (lower, upper), level -> [B, H], wider for higher levels.
 
-    Args:
-        mean: [B, H] point forecasts.
-        scale: [B, 1] window scales (the same `interval_scale` used in calibration).
-        conformal: level -> [H'] calibrated quantiles (H' may be < H for rolled forecasts).
-        levels: the levels to return.
-
-    Returns:
-        (lower, upper): level -> [B, H], with lower <= mean <= upper and wider for higher levels.
+    `scale` [B, 1] are the window scales (the `interval_scale` used in calibration);
+    `conformal` level -> [H'] quantiles (H' may be < H for rolled forecasts).
     """
     lower: dict[int, np.ndarray] = {}
     upper: dict[int, np.ndarray] = {}
@@ -161,16 +146,10 @@ def apply(
 def calibrate_windows(
     history: Tensor, actual: Tensor, mean: Tensor, frequency: str, levels: Sequence[int]
 ) -> tuple[dict[int, tuple[float, ...]], dict[str, str]]:
-    """Calibrate on validation windows, in CALIBRATION_SCALE.
+    """Calibrate on validation windows, in CALIBRATION_SCALE (season from `frequency`).
 
-    Args:
-        history: [N, L] look-back windows; actual, mean: [N, H] in data units.
-        frequency: the model's frequency (its season length sets the scale).
-        levels: as for `calibrate`.
-
-    Returns:
-        (conformal quantiles for ModelMeta.conformal, the ModelMeta.extra entry that records
-        the scale they are in).
+    `history` [N, L]; `actual`, `mean` [N, H] in data units. Returns (quantiles for
+    ModelMeta.conformal, the ModelMeta.extra entry that records their scale).
     """
     scale = interval_scale(history, CALIBRATION_SCALE, season_length(frequency))  # [N, 1]
     residuals = ((actual - mean).abs() / scale).cpu().numpy()  # [N, H]
@@ -186,14 +165,8 @@ def forecast(
     stamps: np.ndarray | None,
     rolled: bool,
 ) -> Forecast:
-    """Wrap a point forecast with its intervals and future timestamps.
-
-    Args:
-        mean: [B, H] point forecasts; history: [B, T] the checked histories (T >= lookback).
-        meta: the model's metadata (lookback, frequency, conformal quantiles, recorded scale).
-        levels: interval levels to return.
-        stamps: [B, T] history timestamps, or None (then no future timestamps).
-        rolled: whether the horizon was rolled forward past max_horizon.
+    """Wrap a point forecast `mean` [B, H] of the checked `history` [B, T] with its intervals
+    and, given history `stamps` [B, T], future timestamps.
 
     Raises:
         ModelFileError: levels are asked for but meta.extra does not name the scale the

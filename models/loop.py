@@ -8,15 +8,11 @@ optimizer state are written after every epoch (safetensors + JSON), and a later 
 same config fingerprint resumes where it stopped.
 
 Convergence. A fixed learning rate and a fixed epoch count either stop a run that is still
-improving or waste epochs at a step size too large to settle. Two settings adapt instead:
-`schedule="plateau"` halves the learning rate after every epoch whose validation loss does not
-improve (so the next epochs take smaller steps before early stopping gives up), and
-`max_epochs > epochs` extends the budget by half of `epochs` whenever the last epoch of the
-budget was the best one, up to `max_epochs`. `time_budget` (seconds, 0 = none) stops after the
-epoch that exhausts it. `epoch_windows` > 0 makes each epoch a seeded random sample of that many
-windows (without replacement) instead of a full pass, for panels of millions of windows. The
-defaults (constant rate, no extension, no time limit, full passes) are the plain loop the tuned
-benchmark configs were measured with.
+improving or waste epochs at a step size too large to settle, so `schedule="plateau"` halves
+the rate after every epoch without validation improvement (smaller steps before early stopping
+gives up), and `max_epochs > epochs` extends the budget by half of `epochs` whenever its last
+epoch was the best, up to `max_epochs`. `time_budget` and `epoch_windows` are described in
+`RecurrentConfig`. The defaults are the plain loop the tuned benchmark configs were measured with.
 
 Cross-fitting (models.intervals). Given a `CrossFit`, the validation loss is also taken on each
 half of the validation windows, and the best weights of each half are kept besides the overall
@@ -218,21 +214,13 @@ def train_loop(
     checkpoint_dir: Path | None = None,
     cross_fit: CrossFit | None = None,
 ) -> FitReport:
-    """Train `module` on `windows`, early-stop on `val`, and leave the best weights loaded.
+    """Train `module` (already on the windows' device) on `windows`, early-stop on `val`, and
+    leave the best weights loaded.
 
-    Args:
-        module: the network, already on the windows' device.
-        windows: training windows (N rows).
-        val: validation windows, used for early stopping.
-        loss_fn: (module, batch) -> scalar loss.
-        settings: epochs, batch size, AdamW and stopping settings, seed.
-        callback: called with EpochStats after every epoch.
-        checkpoint_dir: where best/last weights and optimizer state live during training.
-        cross_fit: when given, filled with each validation half's best weights (a resumed
-            run restores them from the checkpoint).
-
-    Returns:
-        FitReport with per-epoch losses (including epochs before a resume).
+    `callback` gets EpochStats after every epoch; `checkpoint_dir` holds best/last weights and
+    optimizer state during training; `cross_fit`, when given, is filled with each validation
+    half's best weights (a resumed run restores them). The FitReport's per-epoch losses
+    include the epochs before a resume.
     """
     device = windows.device
     opt = torch.optim.AdamW(module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)

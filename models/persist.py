@@ -102,17 +102,11 @@ def save_module(directory: Path, config: FamilyConfig, meta: ModelMeta, module: 
 
 def load_module(
     directory: Path, config_cls: type[C], build: Callable[[C], M], device: str = "cpu"
-) -> tuple[M, ModelMeta]:
+) -> M:
     """Rebuild a family from a saved directory: from_dict -> `build` -> strict state dict.
 
-    Args:
-        directory: a directory written by `save_module`.
-        config_cls: the family's config class (its `from_dict` validates config.json).
-        build: the family's constructor (config -> module).
-        device: where the loaded module lives ("cpu", "cuda", "auto", ...).
-
-    Returns:
-        (module in eval mode on `device`, the saved metadata), for the family to attach.
+    `config_cls.from_dict` validates config.json; `build` is the family's constructor. Returns
+    the module in eval mode on `device`, the saved metadata as its `meta`.
 
     Raises:
         ModelFileError: a missing or malformed file, meta.json and config.json naming
@@ -143,7 +137,8 @@ def load_module(
         ) from exc
     module.to(resolve_device(device))
     module.eval()
-    return module, meta
+    module.meta = meta  # type: ignore[assignment]
+    return module
 
 
 def fresh_meta(config: FamilyConfig) -> ModelMeta:
@@ -157,15 +152,10 @@ def fresh_meta(config: FamilyConfig) -> ModelMeta:
         covariates=config.covariates,
         calendar=config.calendar,
         future_covariates=config.future_covariates,
-        versions=library_versions(),
+        versions={  # Python and the libraries a model's numbers depend on
+            "python": platform.python_version(),
+            "torch": str(torch.__version__),
+            "numpy": str(np.__version__),
+            "safetensors": str(getattr(safetensors, "__version__", "unknown")),
+        },
     )
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of Python and the libraries a model's numbers depend on (meta.json)."""
-    return {
-        "python": platform.python_version(),
-        "torch": str(torch.__version__),
-        "numpy": str(np.__version__),
-        "safetensors": str(getattr(safetensors, "__version__", "unknown")),
-    }

@@ -70,6 +70,7 @@ class RecurrentForecaster(nn.Module):
 
     future_mean: Tensor
     future_std: Tensor
+    meta: ModelMeta  # meta.json: family, shapes, versions; fit adds intervals and fit facts
 
     def __init__(self, config: RecurrentConfig) -> None:
         super().__init__()
@@ -84,7 +85,7 @@ class RecurrentForecaster(nn.Module):
         self.dirs = 2 if c.bidirectional else 1
         seg = c.segment_length
         self.out_segments = math.ceil(c.max_horizon / seg)
-        self._meta = fresh_meta(c)
+        self.meta = fresh_meta(c)
         with torch.random.fork_rng(devices=[]):  # seeded init, global RNG left untouched
             torch.manual_seed(c.seed)
             self._build()
@@ -143,11 +144,6 @@ class RecurrentForecaster(nn.Module):
             self.decoder = self._cell(width + self.cal_width, False)
             self.head = nn.Linear(hid, 1)
 
-    @property
-    def meta(self) -> ModelMeta:
-        """Metadata saved with the model (conformal quantiles filled in by fit)."""
-        return self._meta
-
     # ---- network -----------------------------------------------------------------------
 
     def _encode(self, inputs: Tensor) -> State:
@@ -174,17 +170,9 @@ class RecurrentForecaster(nn.Module):
         return out
 
     def forward(self, x: Tensor, covariates: Tensor | None, calendar: Tensor | None) -> Tensor:
-        """Normalised forecasts.
-
-        Args:
-            x: [B, L] normalised look-back values.
-            covariates: [B, L, C] normalised past covariates, or None.
-            calendar: [B, L+H, K] known inputs of look-back and horizon (calendar features,
-                then z-scored future covariates), or None.
-
-        Returns:
-            [B, H] normalised forecasts, H = max_horizon.
-        """
+        """Normalised forecasts [B, H] (H = max_horizon) from normalised look-back values x
+        [B, L], past covariates [B, L, C] | None and known inputs `calendar` [B, L+H, K] | None
+        (calendar features, then z-scored future covariates) of look-back and horizon."""
         out = self._recurrent(x, covariates, calendar)  # [B, H]
         if self.skip is not None:
             out = out + self.skip(x)  # [B, L] -> [B, H]
@@ -346,8 +334,8 @@ class RecurrentForecaster(nn.Module):
             conformal, scale_entry = intervals.calibrate_windows(
                 val_windows.history, val_windows.future, mean, c.frequency, c.levels
             )
-        self._meta = dataclasses.replace(
-            self._meta,
+        self.meta = dataclasses.replace(
+            self.meta,
             future_stats=stats,
             conformal=conformal,
             extra={
@@ -412,7 +400,7 @@ class RecurrentForecaster(nn.Module):
         try:
             with torch.inference_mode():
                 return rollout.forecast(
-                    step, self._meta, history, horizon, levels,
+                    step, self.meta, history, horizon, levels,
                     timestamps=timestamps, covariates=covariates,
                     future_covariates=future_covariates,
                 )  # fmt: skip
@@ -459,11 +447,9 @@ class RecurrentForecaster(nn.Module):
 
     def save(self, directory: Path) -> None:
         """Write config.json, meta.json and weights.safetensors to `directory`."""
-        save_module(Path(directory), self.config, self._meta, self)
+        save_module(Path(directory), self.config, self.meta, self)
 
     @classmethod
     def load(cls, directory: Path, device: str = "cpu") -> RecurrentForecaster:
         """Rebuild from a saved directory: from_dict -> constructor -> strict state dict."""
-        model, meta = load_module(Path(directory), RecurrentConfig, cls, device)
-        model._meta = meta
-        return model
+        return load_module(Path(directory), RecurrentConfig, cls, device)

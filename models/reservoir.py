@@ -40,16 +40,10 @@ def reservoir_weights(config: ESNConfig, inputs: int) -> tuple[Tensor, Tensor, T
 def run_reservoir(
     inputs: Tensor, w_in: Tensor, w: Tensor, bias: Tensor, leak: float, *, keep_all: bool
 ) -> Tensor:
-    """Run the leaky tanh reservoir from a zero state.
+    """Run the leaky tanh reservoir (leak rate a = `leak`) from a zero state over `inputs`
+    u_t [B, T, D], with w_in [N, D], w [N, N], bias [N].
 
-    Args:
-        inputs: [B, T, D] reservoir inputs u_t.
-        w_in: [N, D]; w: [N, N]; bias: [N].
-        leak: the leak rate a in (0, 1].
-        keep_all: return every state (training) or only the last (prediction).
-
-    Returns:
-        [B, T, N] states when keep_all, else [B, N] the state after the last input.
+    Returns every state [B, T, N] when `keep_all` (training), else the last one [B, N].
     """
     b, t_len, d = inputs.shape
     n = w.shape[0]
@@ -74,14 +68,9 @@ def normal_equations(features: Tensor, targets: Tensor) -> tuple[Tensor, ...]:
 
     Minimising mean_i ||y_i - z_i W - c||^2 + ridge * ||D W||^2 (D the feature stds: ridge on
     standardised features) means solving (Zs^T Zs / n + ridge I) V = Zs^T Yc / n; `solve_ridge`
-    does that for one penalty (torch.linalg.solve, never an inverse).
-
-    Args:
-        features: [n, F] float64 design rows z_i.
-        targets: [n, H] float64 targets y_i.
-
-    Returns:
-        (Zs^T Zs / n [F, F], Zs^T Yc / n [F, H], mean_z [F], mean_y [H], std_z [F]).
+    does that for one penalty (torch.linalg.solve, never an inverse). From float64 `features`
+    z_i [n, F] and `targets` y_i [n, H]: (Zs^T Zs / n [F, F], Zs^T Yc / n [F, H], mean_z [F],
+    mean_y [H], std_z [F]).
     """
     n = features.shape[0]
     mean_z, mean_y = features.mean(0), targets.mean(0)  # [F], [H]

@@ -58,18 +58,11 @@ def roll_forward(
     frequency: str | None = None,
     future_covariates: np.ndarray | None = None,
 ) -> tuple[np.ndarray, bool]:
-    """Forecast `horizon` steps with a model that emits `max_horizon` per call.
+    """Forecast `horizon` steps of `history` [B, T] with a `step` that emits `max_horizon`.
 
-    Args:
-        step: one forward pass (see `StepFn`).
-        history: [B, T] observed values.
-        horizon: H >= 1 steps wanted.
-        max_horizon: steps the model emits per call.
-        timestamps: [B, T] datetime64 stamps of `history`, extended block by block when given.
-        covariates: [B, T, C] past covariates, held at their last row block by block.
-        frequency: the series frequency; required with `timestamps`.
-        future_covariates: [B, T + H, K] known values over history and horizon; each block
-            gets the rows of its history and its own max_horizon steps.
+    `timestamps` [B, T] are extended block by block (`frequency` is then required),
+    `covariates` [B, T, C] held at their last row; `future_covariates` [B, T + H, K] give each
+    block the rows of its history and its own max_horizon steps.
 
     Returns:
         (mean [B, H], rolled) where rolled is True when more than one block was needed.
@@ -109,11 +102,8 @@ def forecast(
 ) -> Forecast:
     """A family's `predict`: validate, roll forward, add intervals and future timestamps.
 
-    Args:
-        step: the family's forward pass (see `StepFn`).
-        meta: the family's metadata (lookback, max_horizon, inputs, conformal quantiles).
-        history, horizon, levels, timestamps, covariates, future_covariates: as in
-            `Forecaster.predict`.
+    `step` is the family's forward pass, `meta` its metadata; the other arguments are those of
+    `Forecaster.predict`.
 
     Raises:
         ForecastInputError: naming the argument, the value and the fix.

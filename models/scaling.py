@@ -18,18 +18,11 @@ _EPS = 1e-5
 
 
 def normalise(x: Tensor, mode: str) -> tuple[Tensor, Tensor, Tensor]:
-    """Shift and scale each window.
+    """Shift and scale each window: x [B, L] -> (x_norm [B, L], loc [B, 1], scale [B, 1]) with
+    x = x_norm * scale + loc.
 
-    Args:
-        x: [B, L] look-back windows.
-        mode: "last" (subtract the last value), "mean" (subtract the mean), "revin"
-            (subtract the mean, divide by the std) or "none".
-
-    Returns:
-        (x_norm [B, L], loc [B, 1], scale [B, 1]) with x = x_norm * scale + loc.
-
-    Raises:
-        ConfigError: for an unknown mode.
+    `mode`: "last" (subtract the last value), "mean" (subtract the mean), "revin" (subtract
+    the mean, divide by the std) or "none"; another mode is a ConfigError.
     """
     if mode not in NORM_MODES:
         raise ConfigError(f"norm {mode!r} is not supported; use one of {NORM_MODES}")
@@ -55,13 +48,7 @@ def window_scale(x: Tensor) -> Tensor:
 
     Dividing residuals by each window's own volatility lets one set of calibrated quantiles
     serve quiet and busy windows and series of any size (the MASE idea, per window). A floor
-    keeps flat windows from dividing by zero.
-
-    Args:
-        x: [B, L] look-back windows (L >= 2 for a meaningful scale).
-
-    Returns:
-        [B, 1] positive scales.
+    keeps flat windows from dividing by zero. [B, L] (L >= 2 for a meaningful scale) -> [B, 1].
     """
     return seasonal_scale(x, 1)
 
@@ -74,13 +61,7 @@ def seasonal_scale(x: Tensor, season: int) -> Tensor:
     Multi-step errors follow the slow swings the seasonal change measures, not the step-to-step
     noise: on ETTh1 (L=336) the ESN's 80% / 95% intervals covered 79.6-79.8% / 96.4-97.0% of
     test points with this scale where the one-step scale covered 75.3-70.6% / 95.1-89.1%.
-
-    Args:
-        x: [B, L] look-back windows.
-        season: m, steps per season (models.features.season_length).
-
-    Returns:
-        [B, 1] positive scales.
+    [B, L] windows -> [B, 1] positive scales; `season` from models.features.season_length.
     """
     if x.shape[1] < 2:
         return torch.ones_like(x[:, :1])

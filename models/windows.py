@@ -238,16 +238,9 @@ def stack_series_windows(
     """Every window of every series: the series laid end to end on `device`, plus start rows.
 
     Series shorter than `lookback + horizon` contribute no windows (and no rows); if none has a
-    window the call fails, since there is nothing to train on.
-
-    Args:
-        series: the series (values [T], optional timestamps [T], covariates [T, C]).
-        lookback: L.
-        horizon: H.
-        device: where the tensors live for the whole fit.
-        calendar_freq: frequency for calendar features, or None for no calendar inputs.
-        covariates: C, the number of past covariate columns each series must carry.
-        future_covariates: K', the number of future covariate columns each series must carry.
+    window the call fails, since there is nothing to train on. `calendar_freq` is the frequency
+    of the calendar features (None: no calendar inputs); `covariates` (C) and
+    `future_covariates` (K') are the column counts each series must carry.
 
     Raises:
         ForecastInputError: non-finite values, wrong covariate width, missing timestamps,
@@ -307,19 +300,11 @@ def check_predict_inputs(
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Validate the arguments of any family's predict(); one wording for every family.
 
-    Args:
-        history: [B, T] (or [T] for one series) past values, T >= lookback.
-        horizon: steps to forecast, >= 1.
-        levels: interval levels in (0, 100).
-        timestamps: [B, T] datetime64, required when `calendar`.
-        covariates: [B, T, C] (or [T, C] for one series), required when C > 0.
-        lookback: the model's look-back.
-        calendar: whether the model reads calendar features.
-        covariate_names: the model's past covariates, in order.
-        calibrated: whether the model has conformal quantiles (needed when levels are asked).
-
-    Returns:
-        (history [B, T] float32, timestamps [B, T] or None, covariates [B, T, C] float32 or None).
+    `history` [B, T] (or [T]: one series), T >= lookback; `timestamps` [B, T] datetime64,
+    required with `calendar`; `covariates` [B, T, C] (or [T, C]), required when
+    `covariate_names` are given; `calibrated`: the model has conformal quantiles (needed for
+    `levels`). Returns (history [B, T] float32, timestamps [B, T] | None, covariates
+    [B, T, C] float32 | None).
 
     Raises:
         ForecastInputError: naming the argument, the value and the fix.

@@ -134,7 +134,7 @@ def test_intervals_scale_with_the_seasonal_change() -> None:
     )
     # quantiles without the scale they were calibrated in are refused, not guessed
     extra = {k: v for k, v in net.meta.extra.items() if k != "interval_scale"}
-    net._meta = dataclasses.replace(net.meta, extra=extra)
+    net.meta = dataclasses.replace(net.meta, extra=extra)
     with pytest.raises(ModelFileError, match=r"meta.extra has no 'interval_scale'"):
         net.predict(hist, 10, levels=(80,))
     assert net.predict(hist, 10, levels=()).lower == {}
