@@ -39,15 +39,9 @@ class TrainSettings(BaseSettings):
 
 
 def resolve_tracking_uri(uri: str | None, settings: TrainSettings | None = None) -> str:
-    """The tracking URI to use: `uri` when given, else the settings' one; SQLite made absolute.
-
-    Args:
-        uri: an explicit URI (the `--tracking-uri` flag), or None.
-        settings: environment settings; read fresh when None.
-
-    Returns:
-        The URI; `sqlite:///relative/path.db` becomes `sqlite:////abs/path.db`.
-    """
+    """The tracking URI to use: `uri` (the `--tracking-uri` flag) when given, else that of
+    `settings` (read fresh when None); `sqlite:///relative/path.db` becomes
+    `sqlite:////abs/path.db`."""
     chosen = uri if uri else (settings or TrainSettings()).tracking_uri
     if chosen.startswith(SQLITE_PREFIX):
         path = chosen.removeprefix(SQLITE_PREFIX)
@@ -60,15 +54,9 @@ def resolve_tracking_uri(uri: str | None, settings: TrainSettings | None = None)
 
 
 def local_artifact_root(uri: str, settings: TrainSettings | None = None) -> str | None:
-    """Artifact location for experiments we create on a local SQLite store; None otherwise.
-
-    Args:
-        uri: a tracking URI already passed through `resolve_tracking_uri`.
-        settings: environment settings (for `FORECAST_ARTIFACT_ROOT`); read fresh when None.
-
-    Returns:
-        A `file://` URI (`<db folder>/artifacts` by default), or None for servers.
-    """
+    """Artifact location (a `file://` URI) for experiments we create on a local SQLite store
+    `uri` (already through `resolve_tracking_uri`): `FORECAST_ARTIFACT_ROOT` from `settings`
+    (read fresh when None), else `<db folder>/artifacts`; None for servers."""
     if not uri.startswith(SQLITE_PREFIX):
         return None
     configured = (settings or TrainSettings()).artifact_root

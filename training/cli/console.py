@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 
 from training.errors import USER_ERRORS
 
@@ -32,9 +33,22 @@ def emit(obj: Any) -> None:
     typer.echo(json.dumps(obj, default=str))
 
 
+def say(text: str, *, err: bool = False) -> None:
+    """Print `text` as it is (no markup, no highlighting, long lines not wrapped), to stderr
+    with `err`."""
+    (err_console if err else console).print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def progress_bar(*counts: ProgressColumn, err: bool = False) -> Progress:
+    """A progress bar (on stderr with `err`): the task's description, the bar, `counts`, the
+    time elapsed."""
+    bar = (TextColumn("[bold]{task.description}"), BarColumn(), *counts, TimeElapsedColumn())
+    return Progress(*bar, console=err_console if err else console)
+
+
 def fail(message: str) -> typer.Exit:
     """Print one error line to stderr and return the exit (code 2) for the caller to raise."""
-    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    say(f"error: {message}", err=True)
     return typer.Exit(code=2)
 
 

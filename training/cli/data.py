@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from training.cli import options
-from training.cli.console import console, user_errors
+from training.cli.console import console, emit, user_errors
 from training.data.catalogue import BUNDLED
 from training.errors import ExperimentError
 from training.evaluation.protocols import PROTOCOLS
@@ -42,7 +41,7 @@ def datasets_command(
     """List the bundled real datasets: rows, series, frequency, span and target."""
     rows = [dataset_summary(name) for name in BUNDLED]
     if as_json:
-        typer.echo(json.dumps(rows))
+        emit(rows)
         return
     table = Table(title="Bundled datasets")
     keys = ("name", "domain", "rows", "series", "frequency", "start", "end", "target")
@@ -88,7 +87,7 @@ def baseline_command(
     result = run_baselines(frame, horizon, protocol)
     result["dataset"] = dataset
     if as_json:
-        typer.echo(json.dumps(result))
+        emit(result)
         return
     table = Table(
         title=f"{dataset}: baselines at horizon {horizon} ({protocol}, {result['windows']} windows)"

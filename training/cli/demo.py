@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from training.cli.console import console
+from training.cli.console import console, say
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO / ".demo"
@@ -112,18 +112,14 @@ def main(argv: list[str] | None = None) -> None:
     console.rule("serving")
     console.print(f"API docs: {base}/docs    metrics: {base}/metrics    stop: Ctrl-C")
     for name, path in requests.items():
-        console.print(
+        say(
             f"curl -s -X POST {base}/v1/models/{name}/forecast "
-            f"-H 'Content-Type: application/json' -d @{path.relative_to(REPO)}",
-            highlight=False,
-            soft_wrap=True,
+            f"-H 'Content-Type: application/json' -d @{path.relative_to(REPO)}"
         )
     keyless = not (os.environ.get("FORECAST_API_KEYS") or os.environ.get("FORECAST_ADMIN_KEYS"))
-    console.print(
+    say(
         f"web console: {base}/console/  (open it in a browser; "
-        + ("choose Connect with the key field empty)" if keyless else "connect with a read key)"),
-        highlight=False,
-        soft_wrap=True,
+        + ("choose Connect with the key field empty)" if keyless else "connect with a read key)")
     )
     sys.stdout.flush()
     from training.cli.serve import serve

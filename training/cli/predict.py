@@ -21,7 +21,7 @@ import typer
 from rich.table import Table
 
 from training.cli import options
-from training.cli.console import console, emit, json_stdout, user_errors
+from training.cli.console import console, emit, json_stdout, say, user_errors
 from training.errors import ExperimentError
 from training.settings import TrainSettings
 
@@ -185,11 +185,9 @@ def predict_command(
     if written is None and recorded is None:
         console.print(_preview(result.forecasts))
     where = (
-        "in this process" if result.cluster is None else (f"on {result.cluster.nodes} Ray node(s)")
+        "in this process" if result.cluster is None else f"on {result.cluster.nodes} Ray node(s)"
     )
-    console.print(
+    say(
         f"{result.model} v{result.version}: {result.series} series, {summary['rows']} rows in "
-        f"{result.seconds:.1f} s {where}" + (f"; written to {written}" if written else ""),
-        highlight=False,
-        soft_wrap=True,
+        f"{result.seconds:.1f} s {where}" + (f"; written to {written}" if written else "")
     )

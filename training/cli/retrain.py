@@ -8,7 +8,6 @@ due and exits (for cron or a Kubernetes CronJob).
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ import typer
 from rich.table import Table
 
 from training.cli import options
-from training.cli.console import console, json_stdout, user_errors
+from training.cli.console import console, emit, json_stdout, user_errors
 
 
 def _setup_logging() -> None:
@@ -47,8 +46,7 @@ def retrain_command(
     allow_worse_than_baseline: options.AllowWorseThanBaseline = False,
     allow_contract_change: options.AllowContractChange = False,
     force: Annotated[
-        bool,
-        typer.Option("--force", help="Train even when no observation was added since."),
+        bool, typer.Option("--force", help="Train even when no observation was added since.")
     ] = False,
 ) -> None:
     """Retrain a registered model on fresh data; promote the challenger if it beats the champion."""
@@ -56,16 +54,12 @@ def retrain_command(
 
     with json_stdout(as_json):
         result = retrain(
-            name,
-            tracking_uri=tracking_uri,
-            database_url=database_url,
-            lock_timeout=lock_timeout,
+            name, tracking_uri=tracking_uri, database_url=database_url, lock_timeout=lock_timeout,
             allow_worse_than_baseline=allow_worse_than_baseline,
-            allow_contract_change=allow_contract_change,
-            force=force,
-        )
+            allow_contract_change=allow_contract_change, force=force,
+        )  # fmt: skip
     if as_json:
-        typer.echo(json.dumps(result.to_json()))
+        emit(result.to_json())
         return
     if result.skipped is not None:
         console.print(f"retrain {name}: skipped: {result.skipped}", markup=False)
@@ -101,8 +95,7 @@ def schedule_command(
     database_url: options.DatabaseUrl = None,
     tracking_uri: options.TrackingUri = None,
     as_json: Annotated[
-        bool,
-        typer.Option("--json", help="With --once or --status: print one JSON object."),
+        bool, typer.Option("--json", help="With --once or --status: print one JSON object.")
     ] = False,
     status: Annotated[
         bool,
@@ -140,7 +133,7 @@ def schedule_command(
         states = job_table(scheduler.job_states(), scheduler.jobs)
     failed = [c for c in cycles if c.status not in ("succeeded", "skipped")]
     if as_json:
-        typer.echo(json.dumps({"cycles": [_cycle_json(c) for c in cycles], "jobs": states}))
+        emit({"cycles": [_cycle_json(c) for c in cycles], "jobs": states})
     else:
         if not cycles:
             console.print("no job is due", highlight=False)
@@ -165,7 +158,7 @@ def _print_status(scheduler: Any, as_json: bool) -> None:
     states = job_table(scheduler.job_states(), scheduler.jobs)
     cycles = scheduler.runs(limit=20)
     if as_json:
-        typer.echo(json.dumps({"jobs": states, "cycles": [_cycle_json(c) for c in cycles]}))
+        emit({"jobs": states, "cycles": [_cycle_json(c) for c in cycles]})
         return
     jobs = Table(title="jobs")
     for column in ("name", "cron", "trigger", "next run (UTC)", "last run", "last status"):
@@ -193,12 +186,5 @@ def _print_status(scheduler: Any, as_json: bool) -> None:
 
 
 def _cycle_json(c: Any) -> dict[str, Any]:
-    return {
-        "name": c.name,
-        "status": c.status,
-        "scheduled_for": c.scheduled_for.isoformat(),
-        "missed": c.missed,
-        "promoted": c.promoted,
-        "versions": c.versions,
-        "error": c.error,
-    }
+    keys = ("name", "status", "scheduled_for", "missed", "promoted", "versions", "error")
+    return {key: getattr(c, key) for key in keys} | {"scheduled_for": c.scheduled_for.isoformat()}

@@ -144,12 +144,6 @@ def serve(
     check_bind(host, dict(os.environ))
     with metrics_dir(workers, os.environ):
         uvicorn.run(
-            APP_FACTORY,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_config=log_config(log_level),
-            log_level=log_level.lower(),
-            access_log=access_log,
-        )
+            APP_FACTORY, factory=True, host=host, port=port, workers=workers,
+            log_config=log_config(log_level), log_level=log_level.lower(), access_log=access_log,
+        )  # fmt: skip

@@ -7,13 +7,14 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import MofNCompleteColumn
 
 from training.cli import options
-from training.cli.console import console, err_console, user_errors
+from training.cli.console import progress_bar, say, user_errors
 from training.data.frame import SeriesFrame
 from training.errors import DataError, ExperimentError
 from training.store import SeriesStore, UpsertResult
+from training.store.timestamps import iso
 
 DEFAULT_CHUNK = 5_000
 """Observations per upsert (one transaction each); capped by the store's batch limit."""
@@ -58,14 +59,11 @@ def load_series_command(
     with SeriesStore(database_url) if database_url else SeriesStore.from_env() as store:
         result, stamps = _load(store, frame, source_id, series_id, min(chunk_size, store.max_batch))
         picked = f" (series {source_id})" if frame.n_series > 1 else ""
-        console.print(
+        say(
             f"loaded {result.total} observations of {frame.source}{picked} into series "
             f"{series_id!r}: {result.inserted} inserted, {result.updated} updated, "
-            f"{_iso(stamps[0])} .. {_iso(stamps[-1])}, frequency {frame.frequency}, "
-            f"store {store.url}",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
+            f"{iso(stamps[0])} .. {iso(stamps[-1])}, frequency {frame.frequency}, "
+            f"store {store.url}"
         )
 
 
@@ -151,27 +149,13 @@ def _load(
         },
     )
     inserted = updated = 0
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-    ) as progress:
+    with progress_bar(MofNCompleteColumn(), err=True) as progress:
         task = progress.add_task(f"loading {series_id}", total=len(values))
         for lo in range(0, len(values), chunk):
             hi = min(lo + chunk, len(values))
-            result = store.upsert_observations(
-                series_id,
-                stamps[lo:hi],
-                values[lo:hi],
-                {name: column[lo:hi] for name, column in covs.items()} or None,
-            )
+            part = {name: column[lo:hi] for name, column in covs.items()} or None
+            result = store.upsert_observations(series_id, stamps[lo:hi], values[lo:hi], part)
             inserted += result.inserted
             updated += result.updated
             progress.advance(task, hi - lo)
     return UpsertResult(inserted=inserted, updated=updated), stamps
-
-
-def _iso(stamp: np.datetime64) -> str:
-    return str(np.datetime_as_string(stamp, unit="s"))

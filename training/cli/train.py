@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TextColumn
 from rich.table import Table
 
 from models.base import EpochCallback, EpochStats
 from training.cli import options
-from training.cli.console import console, emit, err_console, json_stdout, user_errors
+from training.cli.console import console, emit, json_stdout, progress_bar, say, user_errors
 from training.errors import ExperimentError
 from training.jobs.experiment import TrainSpec
 from training.settings import TrainSettings
@@ -64,13 +64,8 @@ def _progress(spec: TrainSpec, frame: Any) -> Iterator[EpochCallback]:
     only their one error line.
     """
     total = _total_epochs(spec, frame)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} epochs"),
-        TextColumn("{task.fields[losses]}"),
-        TimeElapsedColumn(),
-        console=console,
+    progress = progress_bar(
+        TextColumn("{task.completed}/{task.total} epochs"), TextColumn("{task.fields[losses]}")
     )
     task = progress.add_task(f"{spec.family} {spec.model_name}", total=total, losses="")
     started: list[bool] = []
@@ -247,34 +242,13 @@ def train_command(
     from training.jobs.preparation import load_frame
 
     flags = spec_flags(
-        series,
-        data,
-        dataset=dataset,
-        time_col=time_col,
-        target_col=target_col,
-        id_col=id_col,
-        freq=freq,
-        fill=fill,
-        max_gap=max_gap,
-        fill_limit=fill_limit,
-        covariates=covariates,
-        future_covariates=future_covariates,
-        holidays=holidays,
-        covariate_noise=covariate_noise,
-        family=family,
-        horizon=horizon,
-        lookback=lookback,
-        epochs=epochs,
-        last_rows=last_rows,
-        name=name,
-        protocol=protocol,
-        device=device,
-    )
-    spec = (
-        TrainSpec.from_toml(config, **flags)
-        if config is not None
-        else TrainSpec.from_flags(**flags)
-    )
+        series, data, dataset=dataset, time_col=time_col, target_col=target_col, id_col=id_col,
+        freq=freq, fill=fill, max_gap=max_gap, fill_limit=fill_limit, covariates=covariates,
+        future_covariates=future_covariates, holidays=holidays, covariate_noise=covariate_noise,
+        family=family, horizon=horizon, lookback=lookback, epochs=epochs, last_rows=last_rows,
+        name=name, protocol=protocol, device=device,
+    )  # fmt: skip
+    spec = TrainSpec.from_toml(config, **flags) if config else TrainSpec.from_flags(**flags)
     _check_source(source, spec)
     _check_fill_flags(spec, fill=fill, max_gap=max_gap, fill_limit=fill_limit)
     settings = TrainSettings()
@@ -287,9 +261,7 @@ def train_command(
     # Every fill and policy the data went through, where the user sees it (not only in MLflow);
     # under --json on stderr, so stdout keeps its one object.
     for note in frame.notes:
-        (err_console if as_json else console).print(
-            f"data: {note}", markup=False, highlight=False, soft_wrap=True
-        )
+        say(f"data: {note}", err=as_json)
     if as_json:
         with json_stdout(as_json):
             result = train(spec, tracking_uri, settings=settings, frame=frame, **options)
@@ -302,21 +274,17 @@ def train_command(
         console.print(f"auto: {result.data.get('auto_note', '')}", highlight=False)
     console.print(_summary(result))
     if result.still_improving:
-        console.print(
+        say(
             f"note: the best epoch was the last ({result.fit.best_epoch} of "
-            f"{result.fit.epochs}): still improving when stopped; pass a larger --epochs",
-            highlight=False,
-            soft_wrap=True,
+            f"{result.fit.epochs}): still improving when stopped; pass a larger --epochs"
         )
     gate = result.gate
     verdict = "promoted to champion" if gate.promoted else "kept as challenger"
     if gate.worse_than_baseline and not gate.promoted:
-        console.print(
+        say(
             f"{gate.decision}: validation {gate.metric} {gate.challenger_score:.6g} vs "
             f"{gate.baseline} {gate.baseline_score:.6g}; not promoted (pass "
-            "--allow-worse-than-baseline to override)",
-            highlight=False,
-            soft_wrap=True,
+            "--allow-worse-than-baseline to override)"
         )
     console.print(
         f"{result.model_name} v{result.version} {verdict} ({gate.reason}); "

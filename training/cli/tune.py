@@ -17,7 +17,7 @@ from rich.live import Live
 from rich.table import Table
 
 from training.cli import options
-from training.cli.console import console, emit, json_stdout, user_errors
+from training.cli.console import console, emit, json_stdout, say, user_errors
 from training.cli.train import spec_flags
 from training.errors import ExperimentError
 from training.settings import TrainSettings
@@ -150,11 +150,9 @@ def tune_command(
     console.print(_summary(result))
     gate = result.train.gate
     verdict = "promoted to champion" if gate.promoted else "kept as challenger"
-    console.print(
+    say(
         f"best trial {result.best.trial_id}: {result.best.params}\n"
         f"{result.train.model_name} v{result.train.version} {verdict} ({gate.reason}); "
         f"parent run {result.parent_run_id} on {result.cluster.nodes} Ray node(s), "
-        f"{result.seconds:.0f} s",
-        highlight=False,
-        soft_wrap=True,
+        f"{result.seconds:.0f} s"
     )

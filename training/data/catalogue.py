@@ -128,10 +128,9 @@ def load_dataset(name: str, *, covariates: Sequence[str] | None = None) -> Serie
     chosen = tuple(covariates or ())
     unknown = [c for c in chosen if c not in spec.covariates]
     if unknown:
-        available = ", ".join(spec.covariates) or "none"
         raise DataError(
             f"dataset {name!r}: covariate {unknown[0]!r} is not available; "
-            f"available covariates: {available}"
+            f"available covariates: {', '.join(spec.covariates) or 'none'}"
         )
     return _load_cached(name, chosen, str(data_dir().resolve()))
 

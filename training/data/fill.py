@@ -144,10 +144,7 @@ def regularise(
     Args:
         stamps: [T] sorted, unique datetime64 timestamps.
         columns: name -> [T] float values (NaN = empty cell), e.g. {"value": ..., "temp": ...}.
-        series_id: the series' id, for messages.
         freq: canonical frequency of the grid.
-        policy: the fill policy.
-        origin: where the series came from, for messages.
         labels: column -> the name the user knows it by (e.g. "value" -> "load").
         rows: [T] source row index of each stamp (for `origin.row_label`), or None.
 

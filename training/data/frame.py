@@ -64,7 +64,7 @@ class SeriesFrame:
     @property
     def n_series(self) -> int:
         """Number of distinct series."""
-        return len(self._bounds)
+        return len(self.bounds)
 
     @property
     def start(self) -> pd.Timestamp:
@@ -78,10 +78,10 @@ class SeriesFrame:
 
     def series_ids(self) -> list[str]:
         """Series ids in table order (sorted)."""
-        return [sid for sid, _, _ in self._bounds]
+        return [sid for sid, _, _ in self.bounds]
 
     @cached_property
-    def _bounds(self) -> list[tuple[str, int, int]]:
+    def bounds(self) -> list[tuple[str, int, int]]:
         """(series_id, first row, end row) per series; rows are contiguous once sorted."""
         ids = self.table["series_id"].to_numpy()
         starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
@@ -108,7 +108,7 @@ class SeriesFrame:
                 series_id=sid,
                 future_covariates=None if futs is None else futs[lo:hi].copy(),  # [T, K]
             )
-            for sid, lo, hi in self._bounds
+            for sid, lo, hi in self.bounds
         ]
 
     def _float32(self, columns: tuple[str, ...]) -> np.ndarray | None:
@@ -168,11 +168,8 @@ def canonical_frequency(freq: str, *, where: str) -> str:
 def infer_frequency(timestamps: list[np.ndarray], *, where: str) -> str:
     """Infer a canonical frequency from the median step of sorted per-series stamps.
 
-    A one-day median step whose series never touch a weekend is "B" (business days).
-
-    Args:
-        timestamps: one sorted [T] datetime64 array per series.
-        where: file or dataset name for the error message.
+    `timestamps` holds one sorted [T] datetime64 array per series; a one-day median step
+    whose series never touch a weekend is "B" (business days).
 
     Raises:
         DataError: when no series has two stamps, or the median step is not one of ours.

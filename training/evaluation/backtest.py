@@ -86,19 +86,8 @@ def evaluate_forecaster(
     levels: Sequence[int] = (80, 95),
     chunk_size: int = 4096,
 ) -> Scores:
-    """Score a batched predict function on every window with the shared metrics.
-
-    Args:
-        predict_fn: e.g. `model.predict`; called as
-            `predict_fn(history [b, L], horizon, levels, timestamps=..., covariates=...)` and
-            returning a Forecast with mean/lower/upper [b, H].
-        windows: the windows (history, actual, MASE scale, optional stamps and covariates).
-        levels: interval levels to score.
-        chunk_size: windows per predict call.
-
-    Returns:
-        Scores over all N windows, overall and per step.
-    """
+    """Score a batched predict function (e.g. `model.predict`, called as by `predict_windows`,
+    `chunk_size` windows at a time) on every window: Scores overall and per step."""
     mean, lower, upper = predict_windows(predict_fn, windows, levels, chunk_size=chunk_size)
     return evaluate(windows.actual, mean, lower, upper, mase_scale=windows.mase_scale)
 
@@ -116,15 +105,10 @@ def _units_ratio(
     frame: SeriesFrame, horizon: int, val_fraction: float, test_fraction: float
 ) -> list[_Unit]:
     values = frame.table["value"].to_numpy(dtype=np.float64)  # [rows]
-    ids = frame.table["series_id"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    ends = np.r_[starts[1:], len(ids)]
     units = []
-    for lo, hi in zip(starts, ends, strict=True):
+    for sid, lo, hi in frame.bounds:
         y = values[lo:hi]  # [T]
-        sp = splits.ratio_split(
-            y.size, val_fraction, test_fraction, horizon=horizon, series_id=str(ids[lo])
-        )
+        sp = splits.ratio_split(y.size, val_fraction, test_fraction, horizon=horizon, series_id=sid)
         origins = splits.test_origins(sp, horizon)  # [N]
         hist, act = window_stack(y, origins, min(sp.val_end, BASELINE_LOOKBACK), horizon)
         units.append(_Unit(y[: sp.train_end], hist, act))
@@ -161,13 +145,11 @@ def run_baselines(
 
     Args:
         frame: the data; panels pool the test windows of every series.
-        horizon: H.
         protocol: "ratio" (per-series time split by fractions) or "ett" (the fixed ETT split,
             z-scored; the frame must be one series of at least 14400 rows).
         levels: interval levels for coverage, width and pinball.
         mode: ETT mode, "S" (target) or "M" (the frame's covariates as further channels).
-        val_fraction: ratio protocol validation share.
-        test_fraction: ratio protocol test share.
+        val_fraction, test_fraction: the ratio protocol's validation and test shares.
         dataset: name shown in the result (default: the frame's source).
         per_step: add per-horizon-step lists to each baseline.
 
@@ -179,7 +161,6 @@ def run_baselines(
         raise ExperimentError(
             f"protocol={protocol!r}: must be one of {PROTOCOLS}. Fix: use 'ratio' or 'ett'"
         )
-    season = season_length(frame.frequency)
     if protocol == "ett":
         problem = ett_problem(frame, horizon, mode=mode, target=frame.target)
         hist, act = problem.windows(BASELINE_LOOKBACK)  # [C' * W, L], [C' * W, H]
@@ -190,7 +171,7 @@ def run_baselines(
         ]
     else:
         units = _units_ratio(frame, horizon, val_fraction, test_fraction)
-    season, notes = _pick_season(units, season, horizon)
+    season, notes = _pick_season(units, season_length(frame.frequency), horizon)
     result = _score_units(units, horizon, season, levels, per_step)
     out: dict[str, Any] = {
         "dataset": dataset if dataset is not None else frame.source,

@@ -77,14 +77,8 @@ def residual_quantiles(
     The error at step h is y_t - y_{t - lag_h} with lag_h = m * ceil(h / m), over every t
     in the training part; the `level`% quantile of its absolute value is the half-width.
 
-    Args:
-        train_values: [T] one series' training values.
-        horizon: H.
-        levels: interval levels in percent.
-        season: 1 for naive, m for seasonal naive.
-
-    Returns:
-        level -> [H] half-widths.
+    `train_values` [T] is one series' training part; `season` is 1 for naive, m for seasonal
+    naive. Returns level -> [H] half-widths.
 
     Raises:
         DataError: when T <= the longest lag.
@@ -196,14 +190,8 @@ def fit_local_level_panel(train: np.ndarray) -> list[KalmanFit]:
             fits.append(_flat_fit(y[i]))
             continue
         s_eps = float(s2[0, i]) * scale[i] ** 2
-        fits.append(
-            KalmanFit(
-                sigma2_eps=s_eps,
-                sigma2_eta=s_eps * float(np.exp(logq[i])),
-                loglik=float(ll_best[0, i]) - (y.shape[1] - 1) * float(np.log(scale[i])),
-                converged=True,
-            )
-        )
+        loglik = float(ll_best[0, i]) - (y.shape[1] - 1) * float(np.log(scale[i]))
+        fits.append(KalmanFit(s_eps, s_eps * float(np.exp(logq[i])), loglik, converged=True))
     return fits
 
 
@@ -227,8 +215,7 @@ class LocalLevelKalman:
                 f"{bool(np.isfinite(y).all())}; need at least 3 finite values. "
                 "Fix: pass a longer, filled training part"
             )
-        d = np.diff(y)
-        scale = float(d.std())
+        scale = float(np.diff(y).std())
         if scale <= 1e-12 * max(1.0, float(np.abs(y).max())):
             self.fit_result = _flat_fit(y)
             return self

@@ -86,14 +86,9 @@ def mase(
 ) -> Any:
     """Mean absolute scaled error: |a - p| / scale, averaged.
 
-    Args:
-        actual: [N, H] actual values.
-        mean: [N, H] point forecasts.
-        scale: the in-sample seasonal-naive MAE of the training part (see
-            `seasonal_naive_scale`); a float, or [N] per window when windows come from
-            series of different scales (panels). Windows whose scale is zero or not
-            finite (a constant training part) are left out of the mean.
-        per_step: return [H] instead of a float.
+    `scale` is the in-sample seasonal-naive MAE of the training part (`seasonal_naive_scale`):
+    a float, or [N] per window when windows come from series of different scales (panels).
+    Windows whose scale is zero or not finite (a constant training part) are left out.
     """
     a, p = _pair(actual, mean)
     s = np.asarray(scale, dtype=np.float64)

@@ -32,14 +32,9 @@ def forecast_figure(
         history: [K, L] values before each origin.
         actual: [K, H] values from each origin.
         mean: [K, H] forecasts.
-        lower: level -> [K, H] lower bounds.
-        upper: level -> [K, H] upper bounds.
-        title: figure title.
+        lower: level -> [K, H] lower bounds (and `upper` the upper ones).
         labels: one caption per window (e.g. "window 120").
         show_history: history steps drawn (default: min(L, 3 H)).
-
-    Returns:
-        The figure (caller saves or logs it).
     """
     k, horizon = actual.shape
     shown = min(history.shape[1], show_history or 3 * horizon)
@@ -85,8 +80,6 @@ def compare_figure(
         versions: bar labels (e.g. "v3 gru").
         values: metric per version (NaN bars are left empty).
         per_step: version label -> per-step error (the same metric by horizon step).
-        metric: metric name for the axis labels.
-        title: figure title.
         highlight: the label drawn in a distinct colour (the champion).
     """
     fig = Figure(figsize=(12, 4.5), constrained_layout=True)

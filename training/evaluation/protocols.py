@@ -35,11 +35,8 @@ class EttProblem:
     Attributes:
         values: [N, C] float64 z-scored columns, N = split.end (14400) rows.
         columns: C column names; `values[:, target_index]` is the target.
-        target_index: index of the target column.
         mean: [C] training-row means (original scale).
         std: [C] training-row population stds.
-        split: ETT_SPLIT.
-        horizon: H.
         origins: [W] test forecast-start rows, 11520 .. 14400 - H.
         mode: "S" (target only) or "M" (every column as a channel).
         timestamps: [N] datetime64[ns] stamps of the rows.
@@ -136,7 +133,6 @@ def ett_problem(
         frame_or_path: a one-series SeriesFrame (its covariates become the other channels,
             needed for mode "M"), or the path of an ETT CSV.
         horizon: H, 1 .. 2880.
-        mode: "S" or "M".
         target: the target column (for a frame, its own target must match).
 
     Raises:

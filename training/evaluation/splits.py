@@ -72,14 +72,11 @@ def ratio_split(
     training at least `horizon + 2` rows (so h-step residuals exist).
 
     Args:
-        n_rows: rows of the series.
+        n_rows: rows of the series (the split's `end`).
         val_fraction: share of rows for validation, in (0, 1).
         test_fraction: share of rows for test, in (0, 1); val + test < 1.
         horizon: forecast steps per window.
         series_id: named in the error message.
-
-    Returns:
-        The Split; `end == n_rows`.
 
     Raises:
         ExperimentError: for fractions out of range or a non-positive horizon.
@@ -111,14 +108,8 @@ def ratio_split(
 
 
 def test_origins(split: Split, horizon: int) -> np.ndarray:
-    """Every test forecast origin (rolling origin, stride 1), none dropped.
-
-    Args:
-        split: the series' split.
-        horizon: forecast steps per window.
-
-    Returns:
-        [N] int64 rows val_end .. end - horizon inclusive; N = n_test - horizon + 1.
+    """Every test forecast origin (rolling origin, stride 1, none dropped): [N] int64 rows
+    val_end .. end - horizon inclusive, N = n_test - horizon + 1.
 
     Raises:
         DataError: when the test part is shorter than the horizon.

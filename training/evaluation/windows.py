@@ -1,10 +1,6 @@
-"""The evaluation windows every model and baseline is scored on, built in one place.
-
-`frame_windows` builds the validation or test windows of a frame under the ratio protocol
-(every series split by fractions, windows pooled); `ett_windows` builds them under the
-standard ETT protocol (channel-major in mode "M"). Both return a `Windows` stack whose MASE
-scale is the in-sample seasonal-naive MAE of each window's series on its training rows, with
-the season taken from the data's frequency.
+"""The evaluation windows every model and baseline is scored on, built in one place: under the
+ratio protocol (`frame_windows`) or the ETT protocol (`ett_windows`), each with a MASE scale
+per window from its series' training rows and the season of the data's frequency.
 
 Future covariates over the horizon are the *recorded* values: a backtest with them measures
 the model given perfect foresight of the covariate (an "oracle weather" evaluation, as the
@@ -27,8 +23,6 @@ from training.evaluation import splits
 from training.evaluation.metrics import seasonal_naive_scale
 from training.evaluation.protocols import EttProblem
 from training.evaluation.splits import window_stack
-
-PARTS = ("val", "test")
 
 
 @dataclass(frozen=True)
@@ -61,7 +55,7 @@ class Windows:
 
 
 def _check_part(part: str) -> None:
-    if part not in PARTS:
+    if part not in ("val", "test"):
         raise ExperimentError(f"part={part!r}: must be 'val' or 'test'. Fix: pick one")
 
 
@@ -156,7 +150,6 @@ def ett_windows(
     """The ETT validation or test windows of every evaluated channel, channel-major.
 
     Args:
-        problem: the ETT problem (z-scored values, split, frequency, timestamps).
         lookback: L history steps per window.
         part: "test" (origins 11520 .. 14400 - H) or "val" (within the validation rows).
         covariates: columns of `problem` carried as past covariates [N, L, C]; mode "S" only,

@@ -81,10 +81,8 @@ def choose(fitted: list[Candidate], metric: str, margin: float) -> Candidate:
     """The lowest validation score among the baselines and the learned families that beat
     every baseline by the gate's margin (a learned family that only ties the random walk on
     validation is not worth serving in its place); ties go to the earlier, cheaper one."""
-    floor = min(
-        (c.val_score(metric) for c in fitted if c.family in BASELINE_FAMILIES),
-        default=float("inf"),
-    )
+    baseline_scores = [c.val_score(metric) for c in fitted if c.family in BASELINE_FAMILIES]
+    floor = min(baseline_scores, default=float("inf"))
     eligible = [
         c
         for c in fitted
@@ -111,8 +109,7 @@ def train_auto(
         DataError / ConfigError / ...: when no candidate could be trained (the first error).
     """
     tracker = Tracker(tracking_uri, settings)
-    if frame is None:
-        frame = load_frame(spec)
+    frame = frame if frame is not None else load_frame(spec)
     base = baselines(frame, spec)
     name, metric = spec.model_name, spec.gate_metric
     started = time.perf_counter()

@@ -188,34 +188,25 @@ def predict_batch(
         outs = [forecast_shard(forecaster, part, steps, levels) for part in parts]
     else:
         with ray_session(ray_address) as cluster:
-            outs = _on_ray(ref, parts, steps, levels, cluster)
+            outs = _on_ray(ref, parts, steps, levels, cluster.cpus)
     table = pd.concat(outs, ignore_index=True)
     table.insert(0, "model_version", ref.version)
     table.insert(0, "model_name", ref.name)
     return BatchResult(
-        forecasts=table,
-        model=ref.name,
-        version=ref.version,
-        series=frame.n_series,
-        shards=len(parts),
-        seconds=time.perf_counter() - started,
-        cluster=cluster,
-    )
+        forecasts=table, model=ref.name, version=ref.version, series=frame.n_series,
+        shards=len(parts), seconds=time.perf_counter() - started, cluster=cluster,
+    )  # fmt: skip
 
 
 def _on_ray(
-    ref: ModelRef,
-    parts: list[pd.DataFrame],
-    horizon: int,
-    levels: Sequence[int],
-    cluster: ClusterInfo,
+    ref: ModelRef, parts: list[pd.DataFrame], horizon: int, levels: Sequence[int], cpus: float
 ) -> list[pd.DataFrame]:
     """Forecast `parts` on one actor per CPU (at most one per part), in order."""
     import ray
     from ray.util import ActorPool
 
     files = ray.put(ref.files)
-    workers = max(1, min(len(parts), int(cluster.cpus)))
+    workers = max(1, min(len(parts), int(cpus)))
     actor = ray.remote(num_cpus=1)(ShardWorker)
     pool = ActorPool([actor.remote(files) for _ in range(workers)])  # type: ignore[attr-defined]
     levels = list(levels)

@@ -15,6 +15,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from training.errors import ExperimentError
 
@@ -85,25 +86,21 @@ def ray_session(address: str | None) -> Iterator[ClusterInfo]:
     import ray
 
     chosen = resolve_address(address)
+    quiet: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
     if ray.is_initialized():
         yield _info(chosen or "existing")
         return
     if chosen is not None:
         check_reachable(chosen)
         try:
-            ray.init(address=chosen, logging_level=logging.WARNING, log_to_driver=False)
+            ray.init(address=chosen, **quiet)
         except (ConnectionError, RuntimeError) as exc:
             raise ExperimentError(
                 f"--ray-address {chosen!r}: cannot join the Ray cluster ({exc}). Fix: check "
                 "the head node's address and that this machine runs the same Ray version"
             ) from None
     else:
-        ray.init(
-            num_cpus=os.cpu_count() or 1,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-        )
+        ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, **quiet)
     try:
         yield _info(chosen or "local")
     finally:

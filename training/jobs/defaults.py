@@ -141,9 +141,7 @@ def segment_for(lookback: int, frequency: str) -> int:
 
 def _given(spec: TrainSpec, key: str) -> bool:
     """Whether the user set `key` (a top-level spec field or a [model] key)."""
-    if key in spec.model:
-        return True
-    return key in ("lookback", "epochs") and getattr(spec, key) is not None
+    return key in spec.model or (key in ("lookback", "epochs") and getattr(spec, key) is not None)
 
 
 def derive(spec: TrainSpec, frame: SeriesFrame, family: str | None = None) -> Derived:
@@ -153,7 +151,6 @@ def derive(spec: TrainSpec, frame: SeriesFrame, family: str | None = None) -> De
     """
     family = family or spec.family
     out = Derived()
-    recurrent = family in RECURRENT
     if _given(spec, "lookback"):
         lookback = int(spec.model.get("lookback", spec.lookback))
     else:
@@ -161,7 +158,7 @@ def derive(spec: TrainSpec, frame: SeriesFrame, family: str | None = None) -> De
         out.put("lookback", lookback, reason)
     if family == "esn":
         _derive_esn(spec, frame, lookback, out)
-    elif recurrent:
+    elif family in RECURRENT:
         _derive_recurrent(spec, frame, lookback, out)
     return out
 
@@ -181,13 +178,11 @@ def _derive_esn(spec: TrainSpec, frame: SeriesFrame, lookback: int, out: Derived
 
 def _derive_recurrent(spec: TrainSpec, frame: SeriesFrame, lookback: int, out: Derived) -> None:
     if not _given(spec, "segment_length"):
-        seg = segment_for(lookback, frame.frequency)
-        out.put(
-            "segment_length",
-            seg,
+        reason = (
             f"largest divisor of lookback {lookback} up to "
-            f"{segment_target(frame.frequency)} (one day / season per recurrent step)",
+            f"{segment_target(frame.frequency)} (one day / season per recurrent step)"
         )
+        out.put("segment_length", segment_for(lookback, frame.frequency), reason)
     if not _given(spec, "norm"):
         out.put("norm", "revin", "raw units: subtract the window mean, divide by its std")
     if not _given(spec, "hidden_size"):
@@ -197,11 +192,8 @@ def _derive_recurrent(spec: TrainSpec, frame: SeriesFrame, lookback: int, out: D
         batch = 128 if n_windows > BIG_DATA_WINDOWS else 64
         out.put("batch_size", batch, f"{n_windows} training windows")
     if not _given(spec, "epoch_windows") and n_windows > PANEL_EPOCH_WINDOWS:
-        out.put(
-            "epoch_windows",
-            PANEL_EPOCH_WINDOWS,
-            f"{n_windows} training windows: each epoch samples {PANEL_EPOCH_WINDOWS}",
-        )
+        reason = f"{n_windows} training windows: each epoch samples {PANEL_EPOCH_WINDOWS}"
+        out.put("epoch_windows", PANEL_EPOCH_WINDOWS, reason)
     per_epoch = int(spec.model.get("epoch_windows", out.values.get("epoch_windows", 0)))
     batch = int(spec.model.get("batch_size", out.values.get("batch_size", 64)))
     steps = max(1, math.ceil(min(n_windows, per_epoch or n_windows) / batch))

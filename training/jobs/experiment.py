@@ -50,14 +50,8 @@ Protocol = Literal["ratio", "ett"]
 GateMetric = Literal["mae", "mse", "rmse", "smape", "mase"]
 FAMILIES, DEVICES, PROTOCOLS, GATE_METRICS = map(get_args, (Family, Device, Protocol, GateMetric))
 # Config fields the pipeline derives from the data and the spec; an experiment may not set them.
-DERIVED_MODEL_KEYS = (
-    "family",
-    "max_horizon",
-    "frequency",
-    "target",
-    "covariates",
-    "future_covariates",
-)
+DERIVED_MODEL_KEYS = ("family", "max_horizon", "frequency", "target", "covariates",
+                      "future_covariates")  # fmt: skip
 
 Count = Annotated[StrictInt, Field(ge=1)]
 Fraction = Annotated[float, Field(strict=True, gt=0, lt=1)]
@@ -118,14 +112,12 @@ class TrainSpec:
                 f"data={self.data!r} needs time_col and target_col (got {self.time_col!r}, "
                 f"{self.target_col!r}). Fix: pass --time-col C --target-col C"
             )
-        derived = sorted(set(self.model) & set(DERIVED_MODEL_KEYS))
-        if derived:
+        if derived := sorted(set(self.model) & set(DERIVED_MODEL_KEYS)):
             raise ValueError(
                 f"[model] key(s) {', '.join(derived)} are set by the pipeline from the data and "
                 "the spec. Fix: remove them (use top-level family/horizon and [data] covariates)"
             )
-        both = sorted(set(self.covariates) & set(self.future_covariates))
-        if both:
+        if both := sorted(set(self.covariates) & set(self.future_covariates)):
             raise ValueError(
                 f"{both} are in both covariates and future_covariates. Fix: list a column known "
                 "over the horizon in future_covariates only"
@@ -142,8 +134,7 @@ class TrainSpec:
                 "Fix: declare future_covariates, or drop covariate_noise"
             )
         known = _model_keys(self.family)
-        unknown = [key for key in self.model if key not in known]
-        if unknown:
+        if unknown := [key for key in self.model if key not in known]:
             raise ValueError("\n".join(f"[model] {k}: {unknown_key(k, known)}" for k in unknown))
         return self
 
@@ -213,9 +204,8 @@ class TrainSpec:
             ExperimentError: for a missing/unreadable file, TOML syntax, unknown keys or values;
                 one line per problem, naming the file, the table, the key and the value.
         """
-        file = Path(path)
-        doc = read_toml(file, "experiment file", "configs/load-etth1-gru.toml")
-        return cls.from_document(doc, file, **overrides)
+        doc = read_toml(Path(path), "experiment file", "configs/load-etth1-gru.toml")
+        return cls.from_document(doc, Path(path), **overrides)
 
     @classmethod
     def from_document(cls, doc: dict[str, Any], file: Path, **overrides: Any) -> TrainSpec:

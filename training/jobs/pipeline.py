@@ -78,8 +78,7 @@ def train(
             allow_contract_change=allow_contract_change,
         )  # fmt: skip
     tracker = Tracker(tracking_uri, settings)
-    if frame is None:
-        frame = load_frame(spec)
+    frame = frame if frame is not None else load_frame(spec)
     base = baselines(frame, spec)
     tags = run_tags(spec, frame, spec.family)
     with tracker.run(spec.model_name, run_name=f"{spec.family}-h{spec.horizon}", tags=tags) as run:

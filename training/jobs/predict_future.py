@@ -57,9 +57,7 @@ def load_data_file(
                                "id_col": id_col, "freq": freq, "covariates": columns}  # fmt: skip
     if not meta.future_covariates:
         return load_file(path, **options), None
-    where = str(path)
-    raw, label = _read_table(path)
-    _require_columns(raw, [time_col, target_col, *([id_col] if id_col else []), *columns], where)
+    raw, label = _read_table(path, [time_col, target_col, *([id_col] if id_col else []), *columns])
     ids = raw[id_col].astype(str) if id_col else pd.Series(path.stem, index=raw.index)
     stamps = _parse_stamps(raw[time_col])  # [R]; NaT where unparseable (load_file names it)
     observed = (raw[target_col].notna() & stamps.notna()).to_numpy()  # [R]
@@ -75,7 +73,7 @@ def load_data_file(
         f"{target_col!r} and the {', '.join(map(repr, sent))} known ahead (or ask for fewer "
         "steps with --horizon)"
     )
-    return with_known(frame, meta), horizon_rows(rows, frame, meta, steps, where, label, fix)
+    return with_known(frame, meta), horizon_rows(rows, frame, meta, steps, str(path), label, fix)
 
 
 def read_future(path: Path, frame: SeriesFrame, meta: Any, steps: int) -> pd.DataFrame:
@@ -92,8 +90,7 @@ def read_future(path: Path, frame: SeriesFrame, meta: Any, steps: int) -> pd.Dat
     """
     where = str(path)
     sent = supplied_columns(meta.future_covariates)
-    raw, label = _read_table(path)
-    _require_columns(raw, ["series_id", "timestamp", *sent], where)
+    raw, label = _read_table(path, ["series_id", "timestamp", *sent])
     stamps = _parse_stamps(raw["timestamp"])  # [R]
     bad = np.flatnonzero(stamps.isna().to_numpy())
     if bad.size:
@@ -143,9 +140,8 @@ def horizon_rows(
     parts = []
     for b, (sid, origin) in enumerate(origins.items()):
         part = groups.get(str(sid), rows.iloc[:0]).sort_values("timestamp", kind="stable")
-        part = part[part["timestamp"] > origin]
+        part = part[part["timestamp"] > origin].iloc[:steps]
         want = expected[b]  # [H]
-        part = part.iloc[:steps]
         got = part["timestamp"].to_numpy(dtype="datetime64[ns]")  # [<= H]
         off = np.flatnonzero(got != want[: len(got)])  # a skipped step: the next row is off
         if off.size:
@@ -207,12 +203,12 @@ def _known_columns(source: pd.DataFrame, past: Sequence[str], meta: Any) -> pd.D
     return table.reset_index(drop=True)
 
 
-def _read_table(path: Path) -> tuple[pd.DataFrame, RowLabel]:
-    """A CSV (every cell as text) or Parquet file, and how messages name its rows: "row 3
-    (line 4)" for CSV, "row 3" for Parquet.
+def _read_table(path: Path, wanted: Sequence[str]) -> tuple[pd.DataFrame, RowLabel]:
+    """A CSV (every cell as text) or Parquet file with the `wanted` columns, and how messages
+    name its rows: "row 3 (line 4)" for CSV, "row 3" for Parquet.
 
     Raises:
-        DataError: a missing file, another format, or an unreadable file.
+        DataError: a missing file, another format, an unreadable file or a missing column.
     """
     where = str(path)
     if not path.exists():
@@ -230,18 +226,15 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, RowLabel]:
         raise DataError(
             f"{where}: cannot be read ({reason}). Fix: save it with a header row"
         ) from None
-    if csv:
-        return raw, lambda i: f"row {i + 1} (line {i + 2})"
-    return raw, lambda i: f"row {i + 1}"
-
-
-def _require_columns(raw: pd.DataFrame, wanted: Sequence[str], where: str) -> None:
     for column in wanted:
         if column not in raw.columns:
             raise DataError(
                 f"{where}: column {column!r} not found; the file has columns: "
                 f"{', '.join(map(str, raw.columns))}. Fix: add it"
             )
+    if csv:
+        return raw, lambda i: f"row {i + 1} (line {i + 2})"
+    return raw, lambda i: f"row {i + 1}"
 
 
 def _parse_stamps(column: pd.Series) -> pd.Series:

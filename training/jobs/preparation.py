@@ -46,7 +46,6 @@ def load_frame(
     """The spec's data as a SeriesFrame, trimmed to `last_rows` per series when set.
 
     Args:
-        spec: the training spec.
         database_url: the series store for store-backed specs; None: $FORECAST_DATABASE_URL,
             else sqlite:///./data/series.db.
         names: how data messages spell freq/fill/max_gap/fill_limit (the CLI passes its
@@ -61,11 +60,7 @@ def load_frame(
     """
     if names is None:
         names = CONFIG_KEYS if spec.source_file else KEYWORDS
-    fill: dict[str, Any] = {
-        "fill": spec.fill,
-        "max_gap": spec.max_gap,
-        "fill_limit": spec.fill_limit,
-    }
+    fill = {key: getattr(spec, key) for key in ("fill", "max_gap", "fill_limit")}
     # future covariates load as covariate columns (same fill policies and errors), then move
     columns = (*spec.covariates, *spec.future_covariates)
     if spec.series:

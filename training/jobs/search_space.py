@@ -40,14 +40,8 @@ from training.jobs.experiment import DERIVED_MODEL_KEYS, FAMILIES, TrainSpec
 from training.jobs.preparation import default_lookback
 
 RANGES = ("uniform", "loguniform", "randint")  # the kinds written { kind = [low, high] }
-SETTINGS = {
-    "trials": int,
-    "time_budget": float,
-    "grace_period": int,
-    "reduction_factor": float,
-    "cpus_per_trial": float,
-    "seed": int,
-}
+SETTINGS = {"trials": int, "time_budget": float, "grace_period": int, "reduction_factor": float,
+            "cpus_per_trial": float, "seed": int}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -108,12 +102,11 @@ def read_settings(path: Path | None) -> TuneSettings:
         raise ExperimentError(f"{where} must be a table. Fix: write [tune] on its own line")
     values: dict[str, Any] = {}
     for key, value in table.items():
-        if key == "space":
-            continue
-        if key not in SETTINGS:
+        if key in SETTINGS:
+            values[key] = _setting(where, key, value)
+        elif key != "space":
             known = ", ".join([*SETTINGS, "space"])
             raise ExperimentError(f"{where} {key}: unknown key. Fix: use one of {known}")
-        values[key] = _setting(where, key, value)
     space = table.get("space", {})
     if not isinstance(space, dict):
         raise ExperimentError(f"{where} space must be tables [tune.space.<family>]")
@@ -239,11 +232,6 @@ def default_space(frame: SeriesFrame, spec: TrainSpec) -> dict[str, Dimension]:
         "dropout": Dimension("uniform", (0.0, 0.5)),
         "norm": Dimension("choice", ("revin", "last")),
     }
-
-
-def space_for(frame: SeriesFrame, spec: TrainSpec, settings: TuneSettings) -> dict[str, Dimension]:
-    """The default space with the file's `[tune.space.<family>]` keys laid over it."""
-    return {**default_space(frame, spec), **settings.spaces.get(spec.family, {})}
 
 
 def trial_spec(spec: TrainSpec, params: Mapping[str, Any]) -> TrainSpec:

@@ -1,10 +1,5 @@
-"""The steps of a training job, shared by `pipeline.train` (one family) and `auto` (several).
-
-`fit_candidate` builds a family's config (derived defaults under the spec), fits it on the
-job's splits and scores it on the validation and test windows; `log_candidate` writes params,
-derived defaults, metrics, baselines and a plot into a run; `register_candidate` logs it too,
-then the pyfunc, registers a version, gates it against naive / seasonal naive and the champion
-and returns the `TrainResult` the CLI prints.
+"""The steps of a training job, shared by `pipeline.train` (one family) and `auto` (several):
+fit and score a candidate, log it into a run, register it and gate it (-> `TrainResult`).
 """
 
 from __future__ import annotations
@@ -27,8 +22,7 @@ from training.data.frame import SeriesFrame
 from training.evaluation import plots
 from training.evaluation.metrics import Scores
 from training.evaluation.windows import Windows, with_covariate_noise
-from training.jobs import defaults
-from training.jobs.defaults import RECURRENT, Derived
+from training.jobs.defaults import RECURRENT, Derived, derive
 from training.jobs.experiment import TrainSpec
 from training.jobs.preparation import (
     BASELINES,
@@ -49,6 +43,12 @@ logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 PLOT_WINDOWS = 3
+# TrainSpec fields logged as run params as they are
+SPEC_PARAMS = ("protocol", "val_fraction", "test_fraction", "last_rows", "gate_metric",
+               "gate_margin")  # fmt: skip
+# FitReport fields `--json` prints under "fit", in this order
+FIT_KEYS = ("epochs", "best_epoch", "seconds", "train_windows", "windows_per_second",
+            "stopped_early")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,6 @@ class TrainResult:
         champion_version: the champion after the gate.
         metrics: test_* and val_* metrics of the model (overall).
         baselines: baseline name -> its test metrics on the same windows.
-        gate: the gate decision.
-        fit: the fit report.
         tracking_uri: the store it was logged to.
         data: source, rows, series, frequency and the split protocol.
         family: the registered family (auto: the chosen one).
@@ -97,16 +95,11 @@ class TrainResult:
             "version": self.version,
             "promoted": self.promoted,
             "champion_version": self.champion_version,
-            "metrics": {k: _finite_or_none(v) for k, v in self.metrics.items()},
+            "metrics": {k: float(v) if np.isfinite(v) else None for k, v in self.metrics.items()},
             "baselines": self.baselines,
             "gate": self.gate.to_dict(),
             "fit": {
-                "epochs": self.fit.epochs,
-                "best_epoch": self.fit.best_epoch,
-                "seconds": self.fit.seconds,
-                "train_windows": self.fit.train_windows,
-                "windows_per_second": self.fit.windows_per_second,
-                "stopped_early": self.fit.stopped_early,
+                **{key: getattr(self.fit, key) for key in FIT_KEYS},
                 "still_improving": self.still_improving,
                 "device": self.fit.device,
             },
@@ -116,10 +109,6 @@ class TrainResult:
             "tracking_uri": self.tracking_uri,
             "data": self.data,
         }
-
-
-def _finite_or_none(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None
 
 
 # --- the job -------------------------------------------------------------------------------
@@ -160,13 +149,8 @@ def _input_example(
     values = series.values[rows].astype(np.float64)  # [L (+ H)]
     if ahead:
         values[-ahead:] = np.nan  # the steps to forecast
-    example = pd.DataFrame(
-        {
-            "series_id": series.series_id,
-            "timestamp": series.timestamps[rows],  # type: ignore[index]
-            "value": values,
-        }
-    )
+    stamps = series.timestamps[rows]  # type: ignore[index]
+    example = pd.DataFrame({"series_id": series.series_id, "timestamp": stamps, "value": values})
     if series.covariates is not None:
         for i, name in enumerate(frame.covariates):
             example[name] = series.covariates[rows, i].astype(np.float64)  # [L (+ H)]
@@ -257,7 +241,7 @@ def fit_candidate(
         model=model,
         report=report,
         lookback=lookback,
-        derived=defaults.derive(spec, frame, family),
+        derived=derive(spec, frame, family),
         val_series=val_series,
         val_windows=val_windows,
         test_windows=test_windows,
@@ -275,12 +259,7 @@ def log_candidate(
         {
             **cand.config.to_dict(),
             "dataset": spec.data_label,
-            "protocol": spec.protocol,
-            "val_fraction": spec.val_fraction,
-            "test_fraction": spec.test_fraction,
-            "last_rows": spec.last_rows,
-            "gate_metric": spec.gate_metric,
-            "gate_margin": spec.gate_margin,
+            **{key: getattr(spec, key) for key in SPEC_PARAMS},
             "data_rows": frame.rows,
             "n_series": frame.n_series,
             "val_windows": len(cand.val_windows),
@@ -291,13 +270,12 @@ def log_candidate(
     )
     run.json(spec.to_dict(), "spec.json")
     run.json(cand.config.to_dict(), "model_config.json")
-    derived = cand.derived
+    reasons = cand.derived.reasons
+    derived = {k: {"value": v, "reason": reasons[k]} for k, v in cand.derived.values.items()}
+    run.json(derived, "derived_defaults.json")
     run.json(
-        {k: {"value": v, "reason": derived.reasons[k]} for k, v in derived.values.items()},
-        "derived_defaults.json",
+        {**_json_safe(frame.fingerprint()), "notes": list(frame.notes)}, "data_fingerprint.json"
     )
-    fingerprint = _json_safe(frame.fingerprint())
-    run.json({**fingerprint, "notes": list(frame.notes)}, "data_fingerprint.json")
     if spec.source_file:
         run.artifact(Path(spec.source_file), "config")
     _log_metrics(run, "val", cand.val_eval.scores, per_step=False)
@@ -331,14 +309,11 @@ def log_candidate(
     picks = np.unique(np.linspace(0, len(test) - 1, PLOT_WINDOWS).astype(int))
     ev = cand.test_eval
     figure = plots.forecast_figure(
-        test.history[picks],
-        test.actual[picks],
-        ev.mean[picks],
-        {k: v[picks] for k, v in ev.lower.items()},
-        {k: v[picks] for k, v in ev.upper.items()},
+        test.history[picks], test.actual[picks], ev.mean[picks],  # [P, L], [P, H], [P, H]
+        {k: v[picks] for k, v in ev.lower.items()}, {k: v[picks] for k, v in ev.upper.items()},
         title=f"{spec.model_name} {cand.family} h={spec.horizon}: test windows",
         labels=[f"test window {int(i)}" for i in picks],
-    )
+    )  # fmt: skip
     run.figure(figure, "forecast.png")
 
 
@@ -390,37 +365,15 @@ def register_candidate(
         },
     )
     decision = run_gate(
-        tracker,
-        name,
-        version,
-        val_score,
-        metric=metric,
-        margin=spec.gate_margin,
-        score_champion=champion_scorer(frame, spec, metric),
-        run_id=run.run_id,
-        baseline_scores=floor,
-        allow_worse_than_baseline=allow_worse_than_baseline,
-        family=cand.family,
-        allow_contract_change=allow_contract_change,
+        tracker, name, version, val_score, metric=metric, margin=spec.gate_margin,
+        score_champion=champion_scorer(frame, spec, metric), run_id=run.run_id,
+        baseline_scores=floor, allow_worse_than_baseline=allow_worse_than_baseline,
+        family=cand.family, allow_contract_change=allow_contract_change,
         kept_score=cand.kept_val_score(metric),
-    )
+    )  # fmt: skip
     run.metrics({"gate_promoted": float(decision.promoted)})
     if decision.champion_score is not None:
         run.metrics({"gate_champion_score": decision.champion_score})
-    return _result(run, tracker, cand, spec, frame, base, version, decision)
-
-
-def _result(
-    run: Any,
-    tracker: Tracker,
-    cand: Candidate,
-    spec: TrainSpec,
-    frame: SeriesFrame,
-    base: dict[str, Any],
-    version: int,
-    decision: GateDecision,
-) -> TrainResult:
-    """The TrainResult of a registered candidate."""
     metrics = {f"test_{k}": v for k, v in cand.test_eval.scores.overall.items()}
     metrics.update({f"val_{k}": v for k, v in cand.val_eval.scores.overall.items()})
     return TrainResult(

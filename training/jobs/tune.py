@@ -30,7 +30,7 @@ from training.jobs.cluster import ClusterInfo, check_reachable, ray_session, res
 from training.jobs.experiment import TrainSpec
 from training.jobs.pipeline import TrainResult, train
 from training.jobs.preparation import build_config, load_frame
-from training.jobs.search_space import Dimension, TuneSettings, space_for, trial_spec
+from training.jobs.search_space import SETTINGS, Dimension, TuneSettings, default_space, trial_spec
 from training.jobs.tune_events import SINKS, TrialUpdate, collector, plain
 from training.jobs.tune_trial import SCORE, run_trial
 from training.registry.tracking import Tracker
@@ -119,7 +119,7 @@ def tune(
         check_reachable(address)  # seconds, not Ray's minutes of retries, and before any run
     tracker = Tracker(tracking_uri, train_settings)
     frame = frame if frame is not None else load_frame(spec)
-    space = space_for(frame, spec, settings)
+    space = {**default_space(frame, spec), **settings.spaces.get(spec.family, {})}  # file wins
     _check_point(spec, frame, space)
     described = {k: d.describe() for k, d in space.items()}
     name, metric = spec.model_name, spec.gate_metric
@@ -127,14 +127,10 @@ def tune(
     with tracker.run(name, run_name=f"tune-{spec.family}-h{spec.horizon}", tags=tags) as parent:
         parent.params(
             {
-                "trials": settings.trials,
+                **{key: getattr(settings, key) for key in SETTINGS if key != "time_budget"},
                 "time_budget_min": settings.time_budget or 0,
                 "searcher": "optuna-tpe",
                 "scheduler": "asha",
-                "grace_period": settings.grace_period,
-                "reduction_factor": settings.reduction_factor,
-                "cpus_per_trial": settings.cpus_per_trial,
-                "seed": settings.seed,
                 "metric": f"val_{metric}",
                 **{f"space.{k}": v for k, v in described.items()},
             }
@@ -177,16 +173,9 @@ def tune(
         },
     )
     return TuneResult(
-        parent_run_id=parent.run_id,
-        metric=metric,
-        space=described,
-        trials=outcomes,
-        best=best,
-        best_spec=best_spec,
-        train=result,
-        cluster=cluster,
-        seconds=time.perf_counter() - started,
-    )
+        parent_run_id=parent.run_id, metric=metric, space=described, trials=outcomes, best=best,
+        best_spec=best_spec, train=result, cluster=cluster, seconds=time.perf_counter() - started,
+    )  # fmt: skip
 
 
 def _check_point(spec: TrainSpec, frame: SeriesFrame, space: Mapping[str, Dimension]) -> None:
@@ -215,13 +204,14 @@ def _search(
         {"cpu": settings.cpus_per_trial},
     )
     budget = None if settings.time_budget is None else settings.time_budget * 60.0
-    scheduler = ASHAScheduler(
-        max_t=MAX_REPORTS,
-        grace_period=settings.grace_period,
-        reduction_factor=settings.reduction_factor,
-    )
+    scheduler = ASHAScheduler(max_t=MAX_REPORTS, grace_period=settings.grace_period,
+                              reduction_factor=settings.reduction_factor)  # fmt: skip
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=settings.seed))
+    tune_config = tune.TuneConfig(
+        metric=SCORE, mode="min", search_alg=searcher, scheduler=scheduler,
+        num_samples=settings.trials, time_budget_s=budget,
+    )  # fmt: skip
     reports: dict[str, list[dict[str, Any]]] = {}
     key = uuid.uuid4().hex
     SINKS[key] = (reports, on_update)
@@ -229,14 +219,7 @@ def _search(
         tuner = tune.Tuner(
             trainable,
             param_space={k: d.to_tune() for k, d in space.items()},
-            tune_config=tune.TuneConfig(
-                metric=SCORE,
-                mode="min",
-                search_alg=searcher,
-                scheduler=scheduler,
-                num_samples=settings.trials,
-                time_budget_s=budget,
-            ),
+            tune_config=tune_config,
             run_config=tune.RunConfig(
                 name="tune", storage_path=tmp, verbose=0, callbacks=[collector(key)]
             ),

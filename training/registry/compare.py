@@ -23,20 +23,16 @@ from training.registry.tracking import Tracker
 
 RANK_METRICS = ("test_mae", "test_mse", "test_rmse", "test_smape", "test_mase", "val_mae")
 _KEY_PARAMS = ("lookback", "hidden_size", "num_layers", "reservoir_size", "epochs", "decoder")
-_METRICS = (
-    "test_mae",
-    "test_mse",
-    "test_rmse",
-    "test_smape",
-    "test_mase",
-    "test_coverage_80",
-    "test_coverage_95",
-    "test_width_80",
-    "seasonal_naive_test_mae",
-    "naive_test_mae",
-    "val_mae",
-    "train_seconds",
-)
+_METRICS = ("test_mae", "test_mse", "test_rmse", "test_smape", "test_mase", "test_coverage_80",
+            "test_coverage_95", "test_width_80", "seasonal_naive_test_mae", "naive_test_mae",
+            "val_mae", "train_seconds")  # fmt: skip
+# (header, row key, significant digits) of the numeric columns of `render`
+_COLUMNS = (("test MAE", "test_mae", 4), ("test MSE", "test_mse", 4), ("MASE", "test_mase", 3),
+            ("MAE / sNaive", "mae_vs_seasonal_naive", 3), ("sMAPE", "test_smape", 3),
+            ("cov 80", "test_coverage_80", 2), ("cov 95", "test_coverage_95", 2),
+            ("train s", "train_seconds", 3))  # fmt: skip
+_LIVE_COLUMNS = (("live n", "live_forecasts", 4), ("live MASE", "live_mase", 3),
+                 ("live cov 80", "live_coverage_80", 2))  # fmt: skip
 
 
 def _number(value: Any) -> float:
@@ -152,37 +148,19 @@ def render(rows: Sequence[dict[str, Any]], name: str, metric: str) -> Table:
     """A rich table of leaderboard rows (champion marked with *); the live-accuracy columns
     only when some version has scored forecasts."""
     live = any(r.get("live_forecasts") for r in rows)
+    columns = [*_COLUMNS, *(_LIVE_COLUMNS if live else ())]
     table = Table(title=f"{name}: versions ranked by {metric} (lower is better)")
-    headers = ["v", "family", "key params", "covariates", "test MAE", "test MSE", "MASE",
-               "MAE / sNaive", "sMAPE", "cov 80", "cov 95", "train s"]  # fmt: skip
-    headers += ["live n", "live MASE", "live cov 80"] if live else []
-    for header in [*headers, "gate"]:
+    for header in ["v", "family", "key params", "covariates", *(c[0] for c in columns), "gate"]:
         left = header in ("family", "key params", "covariates")
         table.add_column(header, justify="left" if left else "right")
     for r in rows:
         marker = "*" if r["champion"] else ("c" if r["challenger"] else "")
         params = " ".join(f"{k}={v}" for k, v in r["params"].items())
-        cells = [
-            f"{r['version']}{marker}",
-            str(r["family"]),
-            params,
-            _covariate_cell(r),
-            _fmt(r["test_mae"]),
-            _fmt(r["test_mse"]),
-            _fmt(r["test_mase"], 3),
-            _fmt(r["mae_vs_seasonal_naive"], 3),
-            _fmt(r["test_smape"], 3),
-            _fmt(r["test_coverage_80"], 2),
-            _fmt(r["test_coverage_95"], 2),
-            _fmt(r["train_seconds"], 3),
-        ]
-        if live:
-            cells += [
-                _fmt(r.get("live_forecasts")),
-                _fmt(r.get("live_mase"), 3),
-                _fmt(r.get("live_coverage_80"), 2),
-            ]
-        table.add_row(*cells, str(r["gate_decision"]))
+        numbers = [_fmt(r.get(key), digits) for _, key, digits in columns]
+        table.add_row(
+            f"{r['version']}{marker}", str(r["family"]), params, _covariate_cell(r), *numbers,
+            str(r["gate_decision"]),
+        )  # fmt: skip
     table.caption = "* champion, c challenger; MAE / sNaive < 1 beats seasonal naive" + (
         "; live: the forecast log's scored forecasts" if live else ""
     )

@@ -22,19 +22,12 @@ from training.registry.tracking import Tracker
 
 @dataclass(frozen=True)
 class RequestContract:
-    """What a forecast request to one version must hold.
+    """What a forecast request to one version must hold."""
 
-    Attributes:
-        lookback: fewest observations per series.
-        frequency: the spacing of the timestamps ("h", "D", "B", ...).
-        covariates: past covariates, one list each, aligned with the values (by name).
-        future_covariates: future-known covariates, with values over the horizon (by name).
-    """
-
-    lookback: int
-    frequency: str
-    covariates: frozenset[str] = frozenset()
-    future_covariates: frozenset[str] = frozenset()
+    lookback: int  # fewest observations per series
+    frequency: str  # the spacing of the timestamps ("h", "D", "B", ...)
+    covariates: frozenset[str] = frozenset()  # past ones: one list each, aligned with the values
+    future_covariates: frozenset[str] = frozenset()  # known ones, with values over the horizon
 
     @classmethod
     def of(cls, meta: ModelMeta) -> RequestContract:

@@ -54,48 +54,31 @@ ChampionScorer = Callable[[Path], float]
 
 @dataclass(frozen=True)
 class GateDecision:
-    """The outcome of one gate.
+    """The outcome of one gate (scores: lower is better)."""
 
-    Attributes:
-        promoted: whether the challenger became champion.
-        name: registered model name.
-        challenger_version: the version that was gated.
-        champion_version: the champion after the decision.
-        previous_champion: the champion before it (None when there was none).
-        metric: validation metric compared (lower is better).
-        margin: relative improvement required.
-        challenger_score: the challenger's validation score (cross-fitted where its fit chose
-            on the validation windows), compared with the baselines.
-        kept_score: the challenger's kept model scored as the champion is (None: the same as
-            challenger_score), compared with the champion.
-        champion_score: the previous champion's score on the same windows (None: no champion).
-        reason: one sentence saying why.
-        baseline: the best baseline on the validation windows ("naive", "seasonal_naive"),
-            or None when no baseline was scored.
-        baseline_score: its validation score.
-        worse_than_baseline: whether the challenger failed to beat it by the margin.
-        baseline_overridden: whether `allow_worse_than_baseline` let it past that check.
-        contract_changes: how the challenger's request contract differs from the champion's
-            (checked only for a challenger that would be promoted), one line each.
-        contract_overridden: whether `allow_contract_change` let it past that check.
-    """
-
-    promoted: bool
-    name: str
-    challenger_version: int
-    champion_version: int | None
-    previous_champion: int | None
-    metric: str
-    margin: float
+    promoted: bool  # whether the challenger became champion
+    name: str  # registered model name
+    challenger_version: int  # the version that was gated
+    champion_version: int | None  # the champion after the decision
+    previous_champion: int | None  # the champion before it (None when there was none)
+    metric: str  # validation metric compared
+    margin: float  # relative improvement required
+    # the challenger's validation score (cross-fitted where its fit chose on the validation
+    # windows), compared with the baselines
     challenger_score: float
-    champion_score: float | None
-    reason: str
+    champion_score: float | None  # the previous champion's on the same windows (None: none)
+    reason: str  # one sentence saying why
+    # the best baseline on the validation windows ("naive", "seasonal_naive"; None: none scored)
     baseline: str | None = None
-    baseline_score: float | None = None
-    worse_than_baseline: bool = False
-    baseline_overridden: bool = False
+    baseline_score: float | None = None  # its validation score
+    worse_than_baseline: bool = False  # whether the challenger failed to beat it by the margin
+    baseline_overridden: bool = False  # `allow_worse_than_baseline` let it past that check
+    # how the challenger's request contract differs from the champion's, one line each
+    # (checked only for a challenger that would be promoted)
     contract_changes: tuple[str, ...] = ()
-    contract_overridden: bool = False
+    contract_overridden: bool = False  # `allow_contract_change` let it past that check
+    # the challenger's kept model scored as the champion is, compared with the champion (None:
+    # the same as challenger_score)
     kept_score: float | None = None
 
     @property
@@ -132,16 +115,8 @@ class GateDecision:
 
 
 def decide(challenger: float, champion: float | None, margin: float) -> tuple[bool, str]:
-    """Promote when there is no usable champion score or challenger <= champion * (1 - margin).
-
-    Args:
-        challenger: the challenger's score (lower is better).
-        champion: the champion's score on the same windows, or None.
-        margin: relative improvement required, in [0, 1).
-
-    Returns:
-        (promote, reason).
-    """
+    """(promote, reason): promote when there is no usable champion score or challenger <=
+    champion * (1 - margin); scores on the same windows, lower is better; margin in [0, 1)."""
     if not math.isfinite(challenger):
         return False, f"challenger score {challenger} is not finite"
     if champion is None:
@@ -192,11 +167,7 @@ def run_gate(
     for its look-back) its recorded `val_score` tag is used instead and the reason says so.
 
     Args:
-        tracker: registry connection.
-        name: registered model name.
-        version: the new version.
-        challenger_score: its validation score.
-        metric: name of the score (e.g. "mae").
+        metric: name of the validation score (e.g. "mae").
         margin: relative improvement required.
         score_champion: scores a forecaster directory on the same validation windows.
         run_id: the training run, tagged with the decision too.
@@ -356,14 +327,7 @@ def promote_by_hand(
     tracker.set_version_tags(name, version, tags)
     if info.run_id:
         tracker.set_run_tags(info.run_id, {f"manual_promotion_v{version}": f"{user}: {reason}"})
-    return ManualPromotion(
-        name=name,
-        version=version,
-        previous_champion=previous,
-        user=user,
-        reason=reason,
-        contract_changes=tuple(changes),
-    )
+    return ManualPromotion(name, version, previous, user, reason, tuple(changes))
 
 
 def _contract_changes(tracker: Tracker, name: str, previous: int | None, version: int) -> list[str]:

@@ -144,14 +144,9 @@ def _split_future(table: pd.DataFrame, meta: Any, horizon: int) -> tuple[pd.Data
     observed, futs = [], []
     for sid, rows in table.groupby("series_id", sort=True):
         rows, ahead = _split_ahead(rows, str(sid), horizon)
-        futs.append(
-            np.concatenate(
-                [
-                    rows[ahead_names].to_numpy(dtype=np.float32)[-meta.lookback :],
-                    ahead[ahead_names].to_numpy(dtype=np.float32),
-                ]
-            )
-        )  # [L + H, K]
+        past = rows[ahead_names].to_numpy(dtype=np.float32)[-meta.lookback :]  # [L, K]
+        known = ahead[ahead_names].to_numpy(dtype=np.float32)  # [H, K]
+        futs.append(np.concatenate([past, known]))  # [L + H, K]
         if len(rows) < meta.lookback:
             raise _too_short(sid, len(rows), meta.lookback)
         observed.append(rows)

@@ -51,23 +51,14 @@ _REQUIREMENTS = ("mlflow", "torch", "numpy", "pandas", "safetensors")
 
 @dataclass(frozen=True)
 class VersionInfo:
-    """One registered model version, as the rest of training/ sees it.
+    """One registered model version, as the rest of training/ sees it."""
 
-    Attributes:
-        name: registered model name.
-        version: version number.
-        run_id: the run that logged it ("" if unknown).
-        tags: version tags.
-        aliases: aliases pointing at it ("champion", "challenger").
-        created_ms: creation time, milliseconds since the epoch.
-    """
-
-    name: str
+    name: str  # registered model name
     version: int
-    run_id: str
+    run_id: str  # the run that logged it ("" if unknown)
     tags: dict[str, str]
-    aliases: tuple[str, ...]
-    created_ms: int
+    aliases: tuple[str, ...]  # aliases pointing at it ("champion", "challenger")
+    created_ms: int  # creation time, milliseconds since the epoch
 
 
 @dataclass(frozen=True)
@@ -198,13 +189,9 @@ class RunLog:
         """A per-epoch hook that logs train_loss / val_loss as metric history (step = epoch)."""
 
         def log_epoch(stats: EpochStats) -> None:
-            self.metric_rows(
-                [
-                    ("train_loss", stats.train_loss, stats.epoch),
-                    ("val_loss", stats.val_loss, stats.epoch),
-                    ("epoch_seconds", stats.seconds, stats.epoch),
-                ]
-            )
+            values = {"train_loss": stats.train_loss, "val_loss": stats.val_loss,
+                      "epoch_seconds": stats.seconds}  # fmt: skip
+            self.metric_rows([(key, value, stats.epoch) for key, value in values.items()])
 
         return log_epoch
 
@@ -217,17 +204,11 @@ class RunLog:
         input_example: pd.DataFrame,
         horizon: int,
     ) -> int:
-        """Log the pyfunc (from code) with the forecaster directory and register a version.
+        """Log the pyfunc (from code) with `forecaster_dir` (config.json, meta.json,
+        weights.safetensors) and register a version of `registered_name` (created if absent).
 
-        Args:
-            forecaster_dir: the saved forecaster (config.json, meta.json, weights.safetensors).
-            registered_name: registered model to add a version to (created if absent).
-            signature: from `model_signature`.
-            input_example: a small valid input frame.
-            horizon: horizon param of the input example.
-
-        Returns:
-            The new version number.
+        `signature` comes from `model_signature`; `horizon` is the input example's horizon param.
+        Returns the new version number.
         """
         with tempfile.TemporaryDirectory(prefix="forecast-model-") as tmp:
             staged = Path(tmp) / FORECASTER_ARTIFACT
@@ -319,10 +300,7 @@ class Tracker:
         with (
             self.active(),
             mlflow.start_run(
-                experiment_id=experiment_id,
-                run_name=run_name,
-                tags=dict(tags or {}),
-                nested=nested,
+                experiment_id=experiment_id, run_name=run_name, tags=dict(tags or {}), nested=nested
             ) as run,
         ):
             yield RunLog(self.client, run.info.run_id)

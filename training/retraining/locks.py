@@ -88,7 +88,6 @@ def model_lock(
     """Hold the retraining lock of registered model `name` for the block.
 
     Args:
-        name: registered model name.
         database_url: the deployment's database; a PostgreSQL URL selects the advisory lock,
             anything else (or None) the file lock.
         timeout: seconds to wait for the lock; None waits as long as it takes.

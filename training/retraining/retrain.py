@@ -50,45 +50,25 @@ FAILED_RUN_NAME = "retrain-failed"
 
 @dataclass(frozen=True)
 class RetrainResult:
-    """What one retraining cycle did (and what `forecast retrain --json` prints).
+    """What one retraining cycle did (and what `forecast retrain --json` prints)."""
 
-    Attributes:
-        model_name: registered model.
-        challenger_version: the version this cycle registered (None: skipped).
-        champion_version_before: the champion when the cycle started (None: there was none).
-        champion_version_after: the champion after the gate.
-        promoted: whether the challenger became champion.
-        metric: gate metric (validation, lower is better).
-        challenger_score: the challenger's validation score.
-        champion_score: the previous champion's score on the same windows (None: no champion).
-        margin: relative improvement the gate required.
-        rows: rows of fresh data the challenger was trained and evaluated on.
-        start: first timestamp of that data (ISO 8601).
-        end: last timestamp of that data (ISO 8601).
-        source: where the data came from ("bundled:load/etth1", "file:...", "store:...").
-        run_id: the challenger's MLflow run.
-        spec_version: the version whose spec.json was replayed.
-        seconds: wall time of the cycle, lock wait included.
-        skipped: why the cycle trained nothing (no new data), else None.
-    """
-
-    model_name: str
-    challenger_version: int | None
-    champion_version_before: int | None
-    champion_version_after: int | None
-    promoted: bool
-    metric: str
-    challenger_score: float
-    champion_score: float | None
-    margin: float
-    rows: int
-    start: str
-    end: str
-    source: str
-    run_id: str
-    spec_version: int
-    seconds: float
-    skipped: str | None = None
+    model_name: str  # the registered model
+    challenger_version: int | None  # the version this cycle registered (None: skipped)
+    champion_version_before: int | None  # the champion when the cycle started (None: none)
+    champion_version_after: int | None  # the champion after the gate
+    promoted: bool  # whether the challenger became champion
+    metric: str  # gate metric (validation, lower is better)
+    challenger_score: float  # the challenger's validation score
+    champion_score: float | None  # the previous champion's on the same windows (None: none)
+    margin: float  # relative improvement the gate required
+    rows: int  # rows of fresh data the challenger was trained and evaluated on
+    start: str  # first timestamp of that data (ISO 8601)
+    end: str  # last timestamp of that data (ISO 8601)
+    source: str  # where the data came from ("bundled:load/etth1", "file:...", "store:...")
+    run_id: str  # the challenger's MLflow run
+    spec_version: int  # the version whose spec.json was replayed
+    seconds: float  # wall time of the cycle, lock wait included
+    skipped: str | None = None  # why the cycle trained nothing (no new data), else None
 
     def to_json(self) -> dict[str, Any]:
         """The one JSON object `forecast retrain --json` prints (non-finite scores -> null)."""

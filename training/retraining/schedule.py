@@ -190,7 +190,6 @@ def load_schedule(path: str | Path = DEFAULT_CONFIG, tracker: Tracker | None = N
     """Read the [[jobs]] of a schedule file (see the module docstring).
 
     Args:
-        path: the schedule file.
         tracker: the registry the jobs retrain in; when given, each job's replayed spec is
             read now, and a spec whose data never changes (the ETT protocol) is refused.
 

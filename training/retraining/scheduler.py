@@ -48,6 +48,7 @@ from training.retraining.tables import SCHEDULER, scheduler_jobs, scheduler_runs
 from training.retraining.triggers import DriftCheck, check_drift
 from training.store.engine import transaction
 from training.store.migrations import migrate
+from training.store.schema import utc_now
 
 logger = logging.getLogger(__name__)
 MISSED_CAP = 10_000
@@ -93,11 +94,6 @@ class CycleRecord:
     error: str | None
 
 
-def utc_now() -> datetime:
-    """The default clock: now, aware UTC."""
-    return datetime.now(UTC)
-
-
 class Scheduler:
     """Runs due retraining cycles; its state lives in the series store's database.
 
@@ -108,7 +104,6 @@ class Scheduler:
             (its lock and a store-backed spec use it).
         tracking_uri: MLflow URI passed to each cycle (None: the cycle's default).
         clock: returns the current time (aware, or naive UTC); injected by tests.
-        run_cycle: runs one cycle; `retrain` by default.
         poll_seconds: the longest `serve_forever` sleeps before looking again.
 
     Raises:
@@ -173,16 +168,12 @@ class Scheduler:
             stored = {row.name: row for row in conn.execute(sa.select(scheduler_jobs))}
             for job in self.jobs.values():
                 row = stored.get(job.name)
+                fresh = {"cron": job.cron, "timezone": job.timezone,
+                         "next_run_at": job.next_fire(now), "updated_at": now}  # fmt: skip
                 if row is None:
-                    conn.execute(scheduler_jobs.insert().values(
-                        name=job.name, cron=job.cron, timezone=job.timezone,
-                        next_run_at=job.next_fire(now), updated_at=now,
-                    ))  # fmt: skip
+                    conn.execute(scheduler_jobs.insert().values(name=job.name, **fresh))
                 elif (row.cron, row.timezone) != (job.cron, job.timezone):
-                    conn.execute(scheduler_jobs.update().where(t.name == job.name).values(
-                        cron=job.cron, timezone=job.timezone, next_run_at=job.next_fire(now),
-                        updated_at=now,
-                    ))  # fmt: skip
+                    conn.execute(scheduler_jobs.update().where(t.name == job.name).values(**fresh))
                     logger.info("scheduler: job %s rescheduled to %r", job.name, job.cron)
         for name in sorted(set(stored) - set(self.jobs)):
             logger.info("scheduler: stored job %s is not in the config; paused", name)
@@ -408,11 +399,7 @@ def _fmt(value: float | None) -> str:
 
 def _record(row: Any) -> CycleRecord:
     versions = json.loads(row.versions) if row.versions else None
-    return CycleRecord(
-        id=int(row.id), name=row.name, scheduled_for=row.scheduled_for, missed=int(row.missed),
-        started_at=row.started_at, finished_at=row.finished_at, status=row.status,
-        promoted=row.promoted, versions=versions, error=row.error,
-    )  # fmt: skip
+    return CycleRecord(**{**row._mapping, "versions": versions})
 
 
 def job_table(states: Sequence[JobState], configured: Mapping[str, Job]) -> list[dict[str, Any]]:

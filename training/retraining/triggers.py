@@ -33,25 +33,15 @@ COVERAGE_LEVEL = 80
 
 @dataclass(frozen=True)
 class DriftCheck:
-    """The outcome of one drift check.
+    """The outcome of one drift check."""
 
-    Attributes:
-        fired: retrain now.
-        reason: one line: the figures and the rule they met or did not.
-        version: the champion version checked (None: no champion).
-        forecasts: scored forecasts in the window.
-        live_mase: live MASE over the window (None: undefined).
-        reference_mase: the version's validation (or test) MASE (None: not logged).
-        coverage: live coverage of the 80% interval (None: not recorded).
-    """
-
-    fired: bool
-    reason: str
-    version: int | None = None
-    forecasts: int = 0
-    live_mase: float | None = None
-    reference_mase: float | None = None
-    coverage: float | None = None
+    fired: bool  # retrain now
+    reason: str  # one line: the figures and the rule they met or did not
+    version: int | None = None  # the champion version checked (None: no champion)
+    forecasts: int = 0  # scored forecasts in the window
+    live_mase: float | None = None  # live MASE over the window (None: undefined)
+    reference_mase: float | None = None  # the version's validation (or test) MASE, if logged
+    coverage: float | None = None  # live coverage of the 80% interval (None: not recorded)
 
     def tags(self) -> dict[str, str]:
         """MLflow tags of the run a fired check leads to."""
@@ -118,12 +108,5 @@ def check_drift(job: Job, tracker: Tracker, store: SeriesStore) -> DriftCheck:
             f"80% coverage {coverage:.3f} is {'outside' if outside else 'inside'} [{lo:g}, {hi:g}]"
         )
         fired = fired or outside
-    return DriftCheck(
-        fired,
-        ("drift: " if fired else "no drift: ") + "; ".join(reasons),
-        version,
-        overall.forecasts,
-        overall.mase,
-        reference,
-        coverage,
-    )
+    reason = ("drift: " if fired else "no drift: ") + "; ".join(reasons)
+    return DriftCheck(fired, reason, version, overall.forecasts, overall.mase, reference, coverage)

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from training.store.engine import transaction
-from training.store.schema import observations, series
+from training.store.schema import between, observations, series
 from training.store.series_info import not_found
 
 _IDS_PER_QUERY = 500
@@ -71,7 +71,6 @@ def read_many(
     """The series `series_ids` and their observations (see the module docstring).
 
     Args:
-        engine: the store's engine.
         series_ids: distinct ids.
         covariates: stored covariates to return (their JSON is parsed only when asked for).
         start, end: inclusive time bounds (naive UTC), or None.
@@ -81,28 +80,26 @@ def read_many(
         SeriesNotFoundError: an unknown id (the first one).
     """
     ids = list(series_ids)
+    chunks = [ids[i : i + _IDS_PER_QUERY] for i in range(0, len(ids), _IDS_PER_QUERY)]
     frequency: dict[str, str] = {}
     target: dict[str, str] = {}
     parts: list[tuple[Any, ...]] = []
     counts: list[int] = []  # rows per series, when read series by series (`last`)
     with transaction(engine, write=False) as conn:
-        for i in range(0, len(ids), _IDS_PER_QUERY):
-            chunk = ids[i : i + _IDS_PER_QUERY]
+        for chunk in chunks:
             query = sa.select(series.c.id, series.c.frequency, series.c.target)
             for row in conn.execute(query.where(series.c.id.in_(chunk))):
                 frequency[row.id], target[row.id] = row.frequency, row.target
         missing = [sid for sid in ids if sid not in frequency]
         if missing:
             raise not_found(missing[0])
-        for i in range(0, len(ids), _IDS_PER_QUERY):
-            rows, sizes = _fetch(
-                conn, ids[i : i + _IDS_PER_QUERY], bool(covariates), start, end, last
-            )
+        for chunk in chunks:
+            rows, sizes = _fetch(conn, chunk, bool(covariates), start, end, last)
             parts.extend(rows)
             counts.extend(sizes)
-    if last is not None:
-        return _arrange_newest(ids, frequency, target, parts, counts, covariates)
-    return _arrange(ids, frequency, target, parts, covariates)
+    if last is None:
+        return SeriesRows(ids, frequency, target, *_arrange(ids, parts, covariates))
+    return SeriesRows(ids, frequency, target, *_arrange_newest(parts, counts, covariates))
 
 
 def _fetch(
@@ -126,22 +123,15 @@ def _fetch(
         ts = sa.type_coerce(o.ts, sa.String)
         lo, hi = (None if t is None else t.strftime(_SQLITE_FORMAT) for t in (start, end))
     columns = [ts.label("ts"), o.value, *([o.covariates] if with_covariates else [])]
-
-    def bounded(query: Any) -> Any:
-        if lo is not None:
-            query = query.where(ts >= lo)
-        if hi is not None:
-            query = query.where(ts <= hi)
-        return query
-
     if last is None:
-        query = bounded(sa.select(o.series_id, *columns).where(o.series_id.in_(ids)))
+        query = between(sa.select(o.series_id, *columns).where(o.series_id.in_(ids)), ts, lo, hi)
         return _rows(conn, query, [{}])[0], []
     # one short indexed query per series: SQLite runs them from its statement cache and
     # PostgreSQL (psycopg) prepares them after a few, which beats any single statement tried
     # (a UNION ALL of LIMIT subqueries compiled and ran ~6x slower on SQLite)
     sid = sa.bindparam("sid", type_=sa.String)
-    query = bounded(sa.select(*columns).where(o.series_id == sid)).order_by(o.ts.desc())
+    query = between(sa.select(*columns).where(o.series_id == sid), ts, lo, hi)
+    query = query.order_by(o.ts.desc())
     return _rows(conn, query.limit(last), [{"sid": name} for name in ids])
 
 
@@ -170,17 +160,14 @@ def _rows(
     return out, sizes
 
 
-def _arrange(
-    ids: list[str],
-    frequency: dict[str, str],
-    target: dict[str, str],
-    parts: list[tuple[Any, ...]],
-    covariates: Sequence[str],
-) -> SeriesRows:
+_Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]
+"""(bounds, timestamps, values, covariates) of `SeriesRows`."""
+
+
+def _arrange(ids: list[str], parts: list[tuple[Any, ...]], covariates: Sequence[str]) -> _Arrays:
     """Flat arrays in the order of `ids`, each series in time order."""
     if not parts:
-        empty = np.zeros(len(ids) + 1, np.int64)
-        return SeriesRows(ids, frequency, target, empty, *_empty(covariates))
+        return np.zeros(len(ids) + 1, np.int64), *_empty(covariates)
     table = np.array(parts, dtype=object)  # [R, 3 or 4]: one C pass, no per-column lists
     stamps = table[:, 1].astype("datetime64[us]").astype("datetime64[ns]")  # [R]
     values = table[:, 2].astype(np.float64)  # [R]
@@ -191,22 +178,17 @@ def _arrange(
     order = np.lexsort((stamps, key))  # [R]
     bounds = np.searchsorted(key[order], np.arange(len(ids) + 1))  # [S + 1]
     covs = _covariates(table[order, 3], covariates) if covariates else {}
-    return SeriesRows(ids, frequency, target, bounds, stamps[order], values[order], covs)
+    return bounds, stamps[order], values[order], covs
 
 
 def _arrange_newest(
-    ids: list[str],
-    frequency: dict[str, str],
-    target: dict[str, str],
-    parts: list[tuple[Any, ...]],
-    counts: list[int],
-    covariates: Sequence[str],
-) -> SeriesRows:
+    parts: list[tuple[Any, ...]], counts: list[int], covariates: Sequence[str]
+) -> _Arrays:
     """`_arrange` for rows read series by series in the order of `ids`, each newest first:
     the blocks are already in place, each is only turned around (no sort)."""
     bounds = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)  # [S + 1]
     if not parts:
-        return SeriesRows(ids, frequency, target, bounds, *_empty(covariates))
+        return bounds, *_empty(covariates)
     sizes = np.asarray(counts, dtype=np.int64)  # [S]
     # row r of block i (start a, size n) comes from a + n - 1 - (r - a)
     starts = np.repeat(bounds[:-1], sizes)  # [R] a of each row's block
@@ -215,7 +197,7 @@ def _arrange_newest(
     stamps = table[:, 0].astype("datetime64[us]").astype("datetime64[ns]")  # [R]
     values = table[:, 1].astype(np.float64)  # [R]
     covs = _covariates(table[:, 2], covariates) if covariates else {}
-    return SeriesRows(ids, frequency, target, bounds, stamps, values, covs)
+    return bounds, stamps, values, covs
 
 
 def _covariates(texts: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:

@@ -35,7 +35,7 @@ from training.store.forecast_rows import (
     scored_steps,
 )
 from training.store.live_scores import VersionScores, naive_reference
-from training.store.schema import forecast_log, observations, series, utc_now
+from training.store.schema import between, forecast_log, observations, series, utc_now
 from training.store.timestamps import parse_range
 
 __all__ = [
@@ -62,10 +62,8 @@ class ForecastLog:
 
     def record(self, records: Iterable[ForecastRecord]) -> int:
         """Log forecasts (replacing any logged with the same model, version, series and
-        origin) and score them against the observations already stored.
-
-        Returns:
-            How many forecasts were written.
+        origin) and score them against the observations already stored; returns how many
+        were written.
 
         Raises:
             StoreError: a record whose arrays disagree in length or hold non-finite values.
@@ -75,11 +73,7 @@ class ForecastLog:
 
     def write_rows(self, prepared: Iterable[dict[str, Any]]) -> int:
         """`record` for rows already built by `forecast_row` (the service builds them on the
-        request path, so its writer thread only runs SQL).
-
-        Returns:
-            How many forecasts were written.
-        """
+        request path, so its writer thread only runs SQL); returns how many were written."""
         # the last of repeated keys wins, as it would in sequence
         rows = {tuple(row[name] for name in _KEY): row for row in prepared}
         if not rows:
@@ -177,19 +171,11 @@ def score(conn: Connection, series_id: str, stamps: Sequence[datetime], values: 
         return
     observed = np.array(stamps, dtype="datetime64[us]").astype(np.int64)  # [T]
     updates = []
-    for row in rows:
+    for row in rows:  # row[:4] is its key
         new = filled(row.actual, row.stamps, observed, values)
         if new is not None:
-            updates.append(
-                {
-                    "k_model": row.model,
-                    "k_version": row.version,
-                    "k_series": row.series_id,
-                    "k_origin": row.origin,
-                    "new_actual": new[0],
-                    "new_scored": new[1],
-                }
-            )
+            key = {f"k_{name}": value for name, value in zip(_KEY, row[:4], strict=True)}
+            updates.append({**key, "new_actual": new[0], "new_scored": new[1]})
     if updates:
         conn.execute(_UPDATE_ACTUAL, updates)
 
@@ -207,14 +193,11 @@ def parse_window(
 
 # -- rows ------------------------------------------------------------------------------------
 
+_KEY = ("model", "version", "series_id", "origin")
+_DATETIMES = frozenset(c.name for c in forecast_log.columns if isinstance(c.type, sa.DateTime))
 _UPDATE_ACTUAL = (
     sa.update(forecast_log)
-    .where(
-        forecast_log.c.model == sa.bindparam("k_model"),
-        forecast_log.c.version == sa.bindparam("k_version"),
-        forecast_log.c.series_id == sa.bindparam("k_series"),
-        forecast_log.c.origin == sa.bindparam("k_origin"),
-    )
+    .where(*(forecast_log.c[name] == sa.bindparam(f"k_{name}") for name in _KEY))
     .values(actual=sa.bindparam("new_actual"), scored=sa.bindparam("new_scored"))
 )
 
@@ -255,10 +238,6 @@ def _score_new(conn: Connection, series_id: str, rows: list[dict[str, Any]]) -> 
             row["actual"], row["scored"] = new
 
 
-_KEY = ("model", "version", "series_id", "origin")
-_DATETIMES = frozenset(c.name for c in forecast_log.columns if isinstance(c.type, sa.DateTime))
-
-
 def _upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert `rows`, replacing rows of the same key, by the driver's executemany.
 
@@ -296,11 +275,7 @@ def _filtered(
     for column, value in ((f.model, model), (f.version, version), (f.series_id, series_id)):
         if value is not None:
             query = query.where(column == value)
-    if since is not None:
-        query = query.where(f.origin >= since)
-    if until is not None:
-        query = query.where(f.origin <= until)
-    return query
+    return between(query, f.origin, since, until)
 
 
 def _version_order(version: str) -> tuple[int, str]:

@@ -114,11 +114,8 @@ def migrate(conn: Connection, component: Component) -> list[int]:
     applied = []
     for step in component.steps[version:]:
         step.apply(conn)
-        conn.execute(
-            component.version_table.insert().values(
-                version=step.version, description=step.description, applied_at=utc_now()
-            )
-        )
+        row = {"version": step.version, "description": step.description, "applied_at": utc_now()}
+        conn.execute(component.version_table.insert().values(**row))
         logger.info(
             "%s: applied schema migration %d (%s)", component.name, step.version, step.description
         )

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from training.store import validation
 from training.store.engine import transaction
 from training.store.forecast_log import score
-from training.store.schema import observations, series
+from training.store.schema import between, observations, series
 from training.store.series_info import dialect_insert, not_found, require
 from training.store.timestamps import parse_range, parse_timestamps
 
@@ -68,6 +68,7 @@ def upsert(
     }  # name -> [T]
     validation.check_increasing(stamps)
     stamp_list: list[datetime] = stamps.tolist()
+    o = observations.c
     with transaction(engine, write=True) as conn:
         freq = conn.execute(
             sa.select(series.c.frequency).where(series.c.id == series_id).with_for_update()
@@ -75,21 +76,10 @@ def upsert(
         if freq is None:
             raise not_found(series_id)
         validation.check_frequency_steps(stamps, freq, series_id)
-        first = conn.execute(
-            sa.select(sa.func.min(observations.c.ts)).where(observations.c.series_id == series_id)
-        ).scalar_one_or_none()
+        first = conn.execute(sa.select(sa.func.min(o.ts)).where(o.series_id == series_id)).scalar()
         validation.check_grid(stamps, first, freq, series_id)
-        existing = (
-            conn.execute(
-                sa.select(observations.c.ts).where(
-                    observations.c.series_id == series_id,
-                    observations.c.ts >= stamp_list[0],
-                    observations.c.ts <= stamp_list[-1],
-                )
-            )
-            .scalars()
-            .all()
-        )
+        query = sa.select(o.ts).where(o.series_id == series_id)
+        existing = conn.execute(between(query, o.ts, stamp_list[0], stamp_list[-1])).scalars().all()
         updated = len(set(existing).intersection(stamp_list))
         rows = _rows(series_id, stamp_list, vals, covs)
         conn.execute(_upsert_statement(conn), rows)
@@ -106,11 +96,7 @@ def read(engine: Engine, series_id: str, start: Any, end: Any, limit: int | None
         limit = validation.check_positive(limit, "limit")
     o = observations.c
     query = sa.select(o.ts, o.value, o.covariates).where(o.series_id == series_id)
-    if lo is not None:
-        query = query.where(o.ts >= lo)
-    if hi is not None:
-        query = query.where(o.ts <= hi)
-    query = query.order_by(o.ts.asc()).limit(limit)
+    query = between(query, o.ts, lo, hi).order_by(o.ts.asc()).limit(limit)
     with transaction(engine, write=False) as conn:
         require(conn, series_id)
         rows = conn.execute(query).all()
@@ -121,15 +107,10 @@ def latest(engine: Engine, series_id: str, n: int) -> Observations:
     """`SeriesStore.latest`: the last `n` observations (fewer if the series is shorter)."""
     n = validation.check_positive(n, "n")
     o = observations.c
-    query = (
-        sa.select(o.ts, o.value, o.covariates)
-        .where(o.series_id == series_id)
-        .order_by(o.ts.desc())
-        .limit(n)
-    )
+    query = sa.select(o.ts, o.value, o.covariates).where(o.series_id == series_id)
     with transaction(engine, write=False) as conn:
         require(conn, series_id)
-        rows = conn.execute(query).all()
+        rows = conn.execute(query.order_by(o.ts.desc()).limit(n)).all()
     return _arrays(rows[::-1])
 
 

@@ -116,11 +116,8 @@ class SeriesStore:
         self.close()
 
     def migrate(self) -> list[int]:
-        """Bring the schema to the current version (idempotent; already run on open).
-
-        Returns:
-            The versions applied by this call ([] when the schema was current).
-        """
+        """Bring the schema to the current version (idempotent; already run on open); returns
+        the versions applied by this call ([] when the schema was current)."""
         with transaction(self._engine, write=True) as conn:
             return migrations.migrate(conn, migrations.STORE)
 

@@ -12,6 +12,7 @@ which sorts like time). Metadata and covariates are JSON text, portable across b
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -101,6 +102,13 @@ class StoreError(DataError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+def between(query: Any, column: Any, lo: Any, hi: Any) -> Any:
+    """`query` restricted to rows with lo <= `column` <= hi (a None bound leaves that side open)."""
+    if lo is not None:
+        query = query.where(column >= lo)
+    return query if hi is None else query.where(column <= hi)
 
 
 def utc_now() -> datetime:

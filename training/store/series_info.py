@@ -52,12 +52,7 @@ class SeriesInfo:
 
 
 def upsert(
-    conn: Connection,
-    series_id: str,
-    frequency: str,
-    target: str,
-    metadata_json: str,
-    now: datetime,
+    conn: Connection, series_id: str, frequency: str, target: str, metadata_json: str, now: datetime
 ) -> SeriesInfo:
     """Create a series or replace its frequency, target and metadata; returns it as stored.
 
@@ -79,36 +74,20 @@ def upsert(
                 "frequency",
             )
     insert = dialect_insert(conn).values(
-        id=series_id,
-        frequency=frequency,
-        target=target,
-        metadata=metadata_json,
-        created_at=now,
-        updated_at=now,
-    )
-    stmt = insert.on_conflict_do_update(
-        index_elements=[series.c.id],
-        set_={
-            "frequency": insert.excluded.frequency,
-            "target": insert.excluded.target,
-            "metadata": insert.excluded.metadata,
-            "updated_at": insert.excluded.updated_at,
-        },
-    )
-    conn.execute(stmt)
+        id=series_id, frequency=frequency, target=target, metadata=metadata_json,
+        created_at=now, updated_at=now,
+    )  # fmt: skip
+    replaced = ("frequency", "target", "metadata", "updated_at")  # created_at stays
+    set_ = {name: insert.excluded[name] for name in replaced}
+    conn.execute(insert.on_conflict_do_update(index_elements=[series.c.id], set_=set_))
     return info(conn, series_id)
 
 
 def list_infos(conn: Connection, prefix: str, limit: int) -> list[SeriesInfo]:
     """Series whose id starts with `prefix` (matched literally), in id order, at most `limit`."""
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    query = (
-        sa.select(series)
-        .where(series.c.id.like(f"{escaped}%", escape="\\"))
-        .order_by(series.c.id)
-        .limit(limit)
-    )
-    found = conn.execute(query).all()
+    like = series.c.id.like(f"{escaped}%", escape="\\")
+    found = conn.execute(sa.select(series).where(like).order_by(series.c.id).limit(limit)).all()
     return [_row_info(row, *stats(conn, row.id)) for row in found]
 
 

@@ -27,6 +27,7 @@ this service forecasts, and its stamps would overflow datetime arithmetic)."""
 MAX_METADATA_BYTES = 65_536
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 _RESERVED_COVARIATES = ("series_id", "timestamp", "value")
+_NUMBERS = (int, float, np.integer, np.floating)
 
 
 def check_series_id(series_id: object) -> str:
@@ -180,12 +181,9 @@ def _length(seq: Any, field: str) -> int:
 
 def finite_numbers(seq: Any, field: str) -> np.ndarray:
     """[T] float64 from numbers; StoreError naming `field[i]` for the first bad one."""
-    is_numeric_array = isinstance(seq, np.ndarray) and seq.dtype.kind in "iuf"
-    if not is_numeric_array:
+    if not (isinstance(seq, np.ndarray) and seq.dtype.kind in "iuf"):
         for i, item in enumerate(seq):
-            if isinstance(item, bool) or not isinstance(
-                item, int | float | np.integer | np.floating
-            ):
+            if isinstance(item, bool) or not isinstance(item, _NUMBERS):
                 raise StoreError(
                     f"{field}[{i}] is {item!r}, not a number. "
                     "Fix: send numbers (a missing observation is left out, "

@@ -42,7 +42,6 @@ class DatasetSpec:
         target_col: the forecast target; for the wide layout, the name given to the cells.
         frequency: canonical frequency string.
         description: one line for `forecast datasets`.
-        licence: the data licence.
         id_col: series id column for panels, None for one series (its id is `name`).
         covariates: numeric columns that may be requested as past covariates.
         reader: which bundled reader applies the dataset's quirks (see the module docstring);
@@ -69,13 +68,8 @@ class DatasetSpec:
 
 
 def read(spec: DatasetSpec, root: Path, covariates: tuple[str, ...], *, week0: str) -> SeriesFrame:
-    """Read one bundled dataset with its reader's policies.
-
-    Args:
-        spec: the dataset's declaration.
-        root: the data folder holding `spec.path`.
-        covariates: requested covariate columns (already checked against the spec).
-        week0: the date W0 of the wide weekly layout is anchored at.
+    """Read `spec.path` under `root` with its reader's policies, carrying the `covariates`
+    (already checked against the spec); the wide weekly layout anchors W0 at `week0`.
 
     Raises:
         DataError: when the file is missing or does not have the declared columns.
@@ -104,10 +98,7 @@ def _csv(spec: DatasetSpec, path: Path, columns: list[str]) -> pd.DataFrame:
 
 
 def _build(
-    spec: DatasetSpec,
-    table: pd.DataFrame,
-    covariates: tuple[str, ...],
-    notes: list[str],
+    spec: DatasetSpec, table: pd.DataFrame, covariates: tuple[str, ...], notes: list[str]
 ) -> SeriesFrame:
     """Log the notes and wrap the finished table in a validated frame."""
     for note in notes:
@@ -126,26 +117,26 @@ def _build(
 
 
 def _single(
-    spec: DatasetSpec, stamps: pd.Series, raw: pd.DataFrame, covs: tuple[str, ...]
-) -> pd.DataFrame:
+    spec: DatasetSpec, stamps: pd.Series, raw: pd.DataFrame, covs: tuple[str, ...], notes: list[str]
+) -> SeriesFrame:
+    """The frame of one series: `raw`'s target and `covs`, row by row with `stamps`."""
     table = pd.DataFrame({"series_id": spec.name, "timestamp": stamps.to_numpy()})
     table["value"] = raw[spec.target_col].to_numpy()
     for column in covs:
         table[column] = raw[column].to_numpy()
-    return table
+    return _build(spec, table, covs, notes)
 
 
 def _plain(spec: DatasetSpec, path: Path, covs: tuple[str, ...]) -> SeriesFrame:
     raw = _csv(spec, path, [spec.time_col, spec.target_col, *covs])
     stamps = pd.to_datetime(raw[spec.time_col], format=_TIME_FORMAT)
-    table = _single(spec, stamps, raw, covs)
     notes = []
     if spec.na_markers:
         notes.append(
             f"markers {', '.join(spec.na_markers)} read as NaN; target "
-            f"{spec.target_col!r} has {int(table['value'].isna().sum())} NaN, nothing filled"
+            f"{spec.target_col!r} has {int(raw[spec.target_col].isna().sum())} NaN, nothing filled"
         )
-    return _build(spec, table, covs, notes)
+    return _single(spec, stamps, raw, covs, notes)
 
 
 def _trading_days(spec: DatasetSpec, path: Path, covs: tuple[str, ...]) -> SeriesFrame:
@@ -161,9 +152,8 @@ def _trading_days(spec: DatasetSpec, path: Path, covs: tuple[str, ...]) -> Serie
         )
         raw = raw.loc[~all_null]
     stamps = pd.to_datetime(raw[spec.time_col], format="%Y-%m-%d")
-    observed = raw.set_index(pd.DatetimeIndex(stamps)).drop(columns=spec.time_col)
     days = grid(stamps.iloc[0], stamps.iloc[-1], "B")
-    full = observed.reindex(days)
+    full = raw.set_index(pd.DatetimeIndex(stamps)).drop(columns=spec.time_col).reindex(days)
     absent = int(full[spec.target_col].isna().sum())
     dropped = int(all_null.sum())
     full = full.ffill()
@@ -172,17 +162,15 @@ def _trading_days(spec: DatasetSpec, path: Path, covs: tuple[str, ...]) -> Serie
         f"exchange holiday(s), {dropped} dropped row(s)) carried forward from the "
         "previous close"
     )
-    table = _single(spec, pd.Series(days), full, covs)
-    return _build(spec, table, covs, notes)
+    return _single(spec, pd.Series(days), full, covs, notes)
 
 
 def _hourly_gaps(spec: DatasetSpec, path: Path, covs: tuple[str, ...]) -> SeriesFrame:
     weather = [c for c in spec.covariates if c not in _FLAG_COLUMNS]
     raw = _csv(spec, path, ["dteday", "hr", spec.target_col, *spec.covariates])
     stamps = pd.to_datetime(raw["dteday"], format="%Y-%m-%d") + pd.to_timedelta(raw["hr"], unit="h")
-    observed = raw.set_index(pd.DatetimeIndex(stamps))
     hours = grid(stamps.iloc[0], stamps.iloc[-1], "h")
-    full = observed.reindex(hours)
+    full = raw.set_index(pd.DatetimeIndex(stamps)).reindex(hours)
     missing = full[spec.target_col].isna().to_numpy()  # [T]
     gap, gap_start = _longest_run(missing)
     # Every date has at least one observed hour, so the day-level flags are known.
@@ -198,8 +186,7 @@ def _hourly_gaps(spec: DatasetSpec, path: Path, covs: tuple[str, ...]) -> Series
         f"{hours[gap_start] if gap else '-'}): {spec.target_col!r} and "
         f"{', '.join(weather)} interpolated linearly; holiday/workingday from the same date"
     ]
-    table = _single(spec, pd.Series(hours), full, covs)
-    return _build(spec, table, covs, notes)
+    return _single(spec, pd.Series(hours), full, covs, notes)
 
 
 def _longest_run(mask: np.ndarray) -> tuple[int, int]:

@@ -89,8 +89,7 @@ def load_file(
     except DataError as exc:
         raise DataError(f"{where}: {exc}") from None
     raw, row_label = _read(path)
-    wanted = [time_col, target_col, *([id_col] if id_col else []), *covariates]
-    for column in wanted:
+    for column in [time_col, target_col, *([id_col] if id_col else []), *covariates]:
         if column not in raw.columns:
             raise DataError(
                 f"{where}: column {column!r} not found; the file has columns: "

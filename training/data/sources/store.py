@@ -70,7 +70,6 @@ def load_store(
     """Read stored series into one validated long table.
 
     Args:
-        store: an open series store.
         series_ids: ids of existing series, all at one frequency.
         covariates: stored covariates to carry along (each series must have them);
             () loads the target alone.
@@ -81,8 +80,8 @@ def load_store(
         fill, max_gap, fill_limit, names: the fill policy, as for `load_file`.
 
     Returns:
-        A SeriesFrame with source "store:<ids>"; `target` is the series' common target
-        name ("value" when they differ, noted).
+        A frame with source "store:<ids>"; `target` is the series' common target name
+        ("value" when they differ, noted).
 
     Raises:
         DataError: unknown or empty series, mixed frequencies, a missing covariate, or a
