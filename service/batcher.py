@@ -25,11 +25,8 @@ _Entry = tuple[T, "asyncio.Future[R]"]
 
 
 class Batcher(Generic[T, R]):
-    """Runs concurrent `submit` calls as batches, one batch at a time per event loop.
-
-    Args:
-        max_batch: most items per `run` call.
-    """
+    """Runs concurrent `submit` calls as batches of up to `max_batch` items, one batch at a
+    time per event loop."""
 
     def __init__(self, max_batch: int = 64) -> None:
         self.max_batch = max_batch

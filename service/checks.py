@@ -33,20 +33,6 @@ class CheckedSeries:
     future: np.ndarray | None = None  # [L + H, K] float32 future covariates, history + horizon
 
 
-def parse_timestamps(texts: Sequence[str], field: str) -> np.ndarray:
-    """ISO-8601 strings -> [T] datetime64[s], naive UTC ("Z", "+02:00" converted), in range.
-
-    Raises:
-        InvalidInputError: naming the first entry that is not a timestamp or lies outside
-            the supported range (`training.store.timestamps.SUPPORTED_RANGE`).
-    """
-    try:
-        parsed = stamp_rules.parse_timestamps(texts, field)  # [T] datetime64[us]
-    except StoreError as exc:
-        raise InvalidInputError(str(exc), exc.field) from None
-    return parsed.astype("datetime64[s]")  # [T]
-
-
 def check_future_in_range(
     series: Sequence[CheckedSeries], meta: ModelMeta, horizon: int, prefix: str
 ) -> None:
@@ -102,24 +88,27 @@ def check_series(
             f"{lookback}; send the last {lookback} or more observations",
             f"{where}values",
         )
-    stamps = parse_timestamps(timestamps, f"{where}timestamps")  # [T]
-    full = check_float32(values, f"{where}values")  # [T]
+    try:  # naive UTC ("Z", "+02:00" converted), within the supported range
+        parsed = stamp_rules.parse_timestamps(timestamps, f"{where}timestamps")  # [T] [us]
+    except StoreError as exc:
+        raise InvalidInputError(str(exc), exc.field) from None
+    stamps = parsed.astype("datetime64[s]")  # [T]
+    full = np.asarray(values, dtype=np.float64)  # [T]
+    bad = _first_unfit(full[None])  # [1, T]
+    if bad is not None:
+        raise _unfit_value(values[bad[1]], f"{where}values[{bad[1]}]", "fill it")
     known = set(supplied_columns(meta.future_covariates))
     past = {k: v for k, v in (covariates or {}).items() if k not in known}
     cov = _check_covariates(meta, name, where, past, n, lookback)  # [L, C] or None
     future = check_future_covariates(
         meta, name, where, future_covariates, covariates or {}, stamps, horizon, lookback
     )  # [L + H, K] or None
-    return CheckedSeries(values=full[-lookback:], stamps=stamps, covariates=cov, future=future)
+    values32 = full[-lookback:].astype(np.float32)  # [L]
+    return CheckedSeries(values=values32, stamps=stamps, covariates=cov, future=future)
 
 
 def _check_covariates(
-    meta: ModelMeta,
-    name: str,
-    where: str,
-    given: dict[str, list[float]],
-    n: int,
-    keep: int,
+    meta: ModelMeta, name: str, where: str, given: dict[str, list[float]], n: int, keep: int
 ) -> np.ndarray | None:
     """[keep, C] covariates in the model's order (the newest `keep` rows of each), or None
     when the model takes none. Every value is checked, in one NumPy conversion."""
@@ -262,6 +251,12 @@ def _future_row(
     return [*history, *values]  # [T] + [H] -> [T + H]
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""JSON allows 1e39 (a finite double) but the models compute in float32, where it becomes inf:
+such a value is refused, naming it and its index, so that it fails only its own request and
+never a batch it would have joined."""
+
+
 def _first_unfit(wide: np.ndarray) -> tuple[int, int] | None:
     """(row, index) of the first null (NaN) or beyond-float32 value of [R, T], row by row."""
     fits = np.abs(wide) <= _FLOAT32_MAX  # [R, T]; False for NaN (a JSON null)
@@ -282,31 +277,6 @@ def _unfit_value(value: float | None, field: str, fill: str) -> InvalidInputErro
             f"{field} is null (NaN); the model needs a value at every step: {fill} before sending",
             field,
         )
-    return _beyond_float32(value, field)
-
-
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def check_float32(values: Sequence[float], field: str) -> np.ndarray:
-    """[T] float32 of `values`, refusing any value beyond the float32 range.
-
-    JSON allows 1e39 (a finite double) but the models compute in float32, where it becomes
-    inf: refused here, naming the value and its index in the request, so that it fails only
-    its own request and never a batch it would have joined.
-
-    Raises:
-        InvalidInputError: field "<field>[i]" of the first value out of range.
-    """
-    wide = np.asarray(values, dtype=np.float64)  # [T]
-    out = np.abs(wide) > _FLOAT32_MAX  # [T]
-    if out.any():
-        i = int(np.flatnonzero(out)[0])
-        raise _beyond_float32(values[i], f"{field}[{i}]")
-    return wide.astype(np.float32)  # [T]
-
-
-def _beyond_float32(value: float, field: str) -> InvalidInputError:
     return InvalidInputError(
         f"value {value!r} at {field} exceeds the float32 range (+-{_FLOAT32_MAX:.4g}) that "
         "the models compute in; rescale the series (e.g. to thousands) before sending it",

@@ -7,7 +7,7 @@ Keys travel in the `X-API-Key` header; admin keys also grant read access.
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
@@ -25,20 +25,17 @@ api_key_header = APIKeyHeader(
 
 async def get_settings(request: Request) -> ServiceSettings:
     """The settings the app was created with."""
-    settings: ServiceSettings = request.app.state.settings
-    return settings
+    return cast(ServiceSettings, request.app.state.settings)
 
 
 async def get_cache(request: Request) -> ModelCache:
     """The app's model cache."""
-    cache: ModelCache = request.app.state.cache
-    return cache
+    return cast(ModelCache, request.app.state.cache)
 
 
 async def get_metrics(request: Request) -> ServiceMetrics:
     """The app's Prometheus metrics."""
-    metrics: ServiceMetrics = request.app.state.metrics
-    return metrics
+    return cast(ServiceMetrics, request.app.state.metrics)
 
 
 SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]

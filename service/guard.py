@@ -42,12 +42,8 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class RequestGuard:
-    """ASGI middleware: auth, JSON content type and the body limit, before the body is read.
-
-    Args:
-        app: the wrapped application.
-        settings: keys (auth) and the body limit.
-    """
+    """ASGI middleware: auth, JSON content type and the body limit (keys and limit from
+    `settings`), before the body is read."""
 
     def __init__(self, app: ASGIApp, settings: ServiceSettings) -> None:
         self.app = app

@@ -55,12 +55,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             "first model load still running after %.0f s; /v1/ready answers 503 until it ends",
             settings.startup_wait_seconds,
         )
+    store: StoreHandle = app.state.series_store
     # The series store may be down at start: the series routes answer 503 and retry opening.
-    await anyio.to_thread.run_sync(app.state.series_store.try_open)
-    recorder = _recorder(app)
-    app.state.forecast_recorder = recorder
-    if recorder is not None:
+    await anyio.to_thread.run_sync(store.try_open)
+    recorder: ForecastRecorder | None = None
+    if store.settings.forecast_log:  # FORECAST_FORECAST_LOG: the forecast log's writer
+        recorder = ForecastRecorder(
+            store,
+            app.state.metrics,
+            buffer=store.settings.forecast_log_buffer,
+            refresh_seconds=store.settings.live_refresh_seconds,
+            window=store.settings.live_window,
+        )
         await anyio.to_thread.run_sync(recorder.start)  # spawning the writer takes a moment
+    app.state.forecast_recorder = recorder
     # Everything allocated so far (torch, MLflow, pydantic, the models: ~400,000 objects) lives
     # as long as the process. Frozen, the cyclic GC stops rescanning it: a full collection took
     # 264 ms before (a stall of every request in flight, the p99 under load) and ~0 ms after.
@@ -71,23 +79,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(cache.stop)
         if recorder is not None:  # in-flight requests are done: write what they queued
             await anyio.to_thread.run_sync(recorder.stop)
-        await anyio.to_thread.run_sync(app.state.series_store.close)
+        await anyio.to_thread.run_sync(store.close)
         app.state.metrics.close()  # several workers: this one's live gauges leave /metrics
-
-
-def _recorder(app: FastAPI) -> ForecastRecorder | None:
-    """The forecast log's writer for the app's store, unless FORECAST_FORECAST_LOG is off."""
-    handle: StoreHandle = app.state.series_store
-    config = handle.settings
-    if not config.forecast_log:
-        return None
-    return ForecastRecorder(
-        handle,
-        app.state.metrics,
-        buffer=config.forecast_log_buffer,
-        refresh_seconds=config.live_refresh_seconds,
-        window=config.live_window,
-    )
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:

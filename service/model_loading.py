@@ -34,26 +34,16 @@ FORECASTER_SUBDIR = Path("artifacts") / "forecaster"
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """One registered model version, loaded and ready to forecast.
+    """One registered model version, loaded and ready to forecast."""
 
-    Attributes:
-        name: registered model name.
-        version: registered version ("3").
-        alias: the alias it is served for, or None when loaded because a request pinned it.
-        forecaster: the loaded model.
-        run_id: the MLflow run that produced it.
-        metrics: test_* metrics of that run.
-        loaded_at: when this process loaded it (UTC).
-        batcher: merges concurrent single-series forecasts into one forward pass.
-    """
-
-    name: str
-    version: str
-    alias: str | None
+    name: str  # registered model name
+    version: str  # registered version ("3")
+    alias: str | None  # the alias it is served for; None when a request pinned it
     forecaster: Forecaster
-    run_id: str | None
-    metrics: dict[str, float]
-    loaded_at: datetime
+    run_id: str | None  # the MLflow run that produced it
+    metrics: dict[str, float]  # test_* metrics of that run
+    loaded_at: datetime  # when this process loaded it (UTC)
+    # merges concurrent single-series forecasts into one forward pass
     batcher: Batcher[Any, Any] = field(default_factory=Batcher, compare=False, repr=False)
 
     @property

@@ -46,13 +46,9 @@ def check_version(version: str) -> None:
 class PinnedVersions:
     """Loads pinned versions on demand: single-flight, LRU-cached, failures remembered.
 
-    Args:
-        loader: loads one version from the registry.
-        health: the registry's health; loads and waits stop once it is degraded.
-        settings: pin cache size, negative cache and pin wait durations.
-        metrics: where registry errors are counted.
-        refused: name -> version -> why, shared with the model cache's refresh: a version
-            refused by either is never loaded again by either.
+    Loads and waits stop once `health` says the registry is degraded. `refused` (name ->
+    version -> why) is shared with the model cache's refresh: a version refused by either is
+    never loaded again by either.
     """
 
     def __init__(

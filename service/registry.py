@@ -57,21 +57,13 @@ class RefreshReport:
 
 @dataclass(frozen=True)
 class RegisteredVersion:
-    """One registered version of a name, as the registry holds it (the console's history).
+    """One registered version of a name, as the registry holds it (the console's history)."""
 
-    Attributes:
-        version: "3".
-        aliases: the aliases pointing at it ("champion", "challenger").
-        created_at: when it was registered (UTC).
-        run_id: the training run, or None.
-        tags: its version tags (family, val_score, gate_decision, gate_reason, ...).
-    """
-
-    version: str
-    aliases: tuple[str, ...]
-    created_at: datetime | None
+    version: str  # "3"
+    aliases: tuple[str, ...]  # the aliases pointing at it ("champion", "challenger")
+    created_at: datetime | None  # when it was registered (UTC)
     run_id: str | None
-    tags: dict[str, str]
+    tags: dict[str, str]  # its version tags (family, val_score, gate_decision, gate_reason, ...)
 
 
 @dataclass
@@ -262,12 +254,9 @@ class ModelCache:
         if not self.settings.models:
             found: dict[str, str | Exception] = {}
             token: str | None = None
+            search = partial(self._client.search_registered_models, max_results=200)
             while True:
-                page = self.health.call(
-                    partial(
-                        self._client.search_registered_models, max_results=200, page_token=token
-                    )
-                )
+                page = self.health.call(partial(search, page_token=token))
                 for rm in page:
                     if alias in rm.aliases:
                         found[rm.name] = str(rm.aliases[alias])

@@ -77,24 +77,21 @@ class RegistryHealth:
 
     def status(self) -> RegistryStatus:
         """Up, or degraded with the reason and since when (also sets the gauge)."""
-        state = self._status()
-        self._gauge.set(1 if state.up else 0)
-        return state
-
-    def _status(self) -> RegistryStatus:
         with self._lock:
             failure = self._failure
             oldest = min(self._pending.values(), default=None)
+        waited = 0.0 if oldest is None else time.monotonic() - oldest
         if failure is not None:
-            return RegistryStatus(False, f"registry call failed: {failure[0]}", failure[1])
-        if oldest is not None:
-            waited = time.monotonic() - oldest
-            if waited > self.timeout:
-                since = datetime.now(UTC) - timedelta(seconds=waited - self.timeout)
-                return RegistryStatus(
-                    False, f"registry has not answered a call for {waited:.1f} s", since
-                )
-        return RegistryStatus(True)
+            state = RegistryStatus(False, f"registry call failed: {failure[0]}", failure[1])
+        elif waited > self.timeout:
+            since = datetime.now(UTC) - timedelta(seconds=waited - self.timeout)
+            state = RegistryStatus(
+                False, f"registry has not answered a call for {waited:.1f} s", since
+            )
+        else:
+            state = RegistryStatus(True)
+        self._gauge.set(1 if state.up else 0)
+        return state
 
     def busy(self) -> bool:
         """True while some registry call waits for an answer."""

@@ -51,10 +51,7 @@ class ServiceSettings(BaseSettings):
     """Configuration of one service process. Unsafe combinations are refused at construction."""
 
     model_config = SettingsConfigDict(
-        env_prefix="FORECAST_",
-        extra="ignore",
-        frozen=True,
-        populate_by_name=True,
+        env_prefix="FORECAST_", extra="ignore", frozen=True, populate_by_name=True
     )
 
     env: Literal["production", "development"] = "production"

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, cast
 
 import anyio.to_thread
 import sqlalchemy as sa
@@ -51,7 +51,7 @@ REOPEN_SECONDS = 5.0
 
 
 class StoreSettings(BaseSettings):
-    """Where the series store lives and the caps of the series routes."""
+    """The store's URL, the series routes' caps and the forecast log (module docstring)."""
 
     model_config = SettingsConfigDict(
         env_prefix="FORECAST_", extra="ignore", frozen=True, populate_by_name=True
@@ -60,23 +60,14 @@ class StoreSettings(BaseSettings):
     database_url: SecretStr = Field(
         default=SecretStr(DEFAULT_DATABASE_URL),
         validation_alias=AliasChoices(DATABASE_URL_ENV, "database_url"),
-        description="SQLAlchemy URL of the series store (may hold a password)",
     )
     ingest_max_batch: int = Field(default=DEFAULT_MAX_BATCH, ge=1)
     read_max_points: int = Field(default=10_000, ge=1)
     database_busy_timeout: float = Field(default=10.0, gt=0)
-    forecast_log: bool = Field(
-        default=True, description="record forecasts made from stored history (live accuracy)"
-    )
-    forecast_log_buffer: int = Field(
-        default=10_000, ge=1, description="forecasts queued for the log before new ones drop"
-    )
-    live_window: int = Field(
-        default=500, ge=1, description="latest scored forecasts per version the gauges cover"
-    )
-    live_refresh_seconds: float = Field(
-        default=30.0, ge=0, description="seconds between live gauge refreshes (0: never)"
-    )
+    forecast_log: bool = True
+    forecast_log_buffer: int = Field(default=10_000, ge=1)
+    live_window: int = Field(default=500, ge=1)
+    live_refresh_seconds: float = Field(default=30.0, ge=0)
 
 
 def load_store_settings(**overrides: object) -> StoreSettings:
@@ -96,11 +87,8 @@ class SeriesNotFound(ServiceError):
 
 
 class StoreHandle:
-    """The app's one `SeriesStore`, opened once and reopened after a failed open.
-
-    Args:
-        settings: database URL, busy timeout and the routes' caps.
-    """
+    """The app's one `SeriesStore` (as `settings` say), opened once and reopened after a
+    failed open."""
 
     def __init__(self, settings: StoreSettings) -> None:
         self.settings = settings
@@ -179,8 +167,7 @@ async def get_store(request: Request) -> SeriesStore:
 
 async def get_store_settings(request: Request) -> StoreSettings:
     """The store settings of the app."""
-    handle: StoreHandle = request.app.state.series_store
-    return handle.settings
+    return cast(StoreHandle, request.app.state.series_store).settings
 
 
 StoreDep = Annotated[SeriesStore, Depends(get_store)]

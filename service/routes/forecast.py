@@ -154,11 +154,7 @@ def _json(payload: dict[str, Any]) -> Response:
 
 
 def forecast(
-    name: str,
-    body: ForecastRequest,
-    cache: CacheDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
+    name: str, body: ForecastRequest, cache: CacheDep, settings: SettingsDep, metrics: MetricsDep
 ) -> ForecastResponse:
     """The forecast of POST /v1/models/{name}/forecast as a model, for sync callers (the series
     routes); runs in the caller's thread, without batching."""
@@ -178,20 +174,14 @@ def forecast(
     openapi_extra=json_body_schema(ForecastRequest),
 )
 async def forecast_one(
-    name: str,
-    request: Request,
-    cache: CacheDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
+    name: str, request: Request, cache: CacheDep, settings: SettingsDep, metrics: MetricsDep
 ) -> Response:
     """Forecast `horizon` steps after the history, with central intervals per level."""
     body = await read_json_body(request, ForecastRequest)
     # A pinned version not loaded yet is awaited here without holding a thread, and for a
     # bounded time (service.registry): a slow registry never takes threads from the others.
     model = await cache.get_async(name, body.version)
-    # Checked here on the event loop (cheap, vectorised), so a bad item fails alone before it
-    # joins a batch; only the model call goes to a worker thread, batched with the other
-    # requests waiting for this model (service.batcher).
+    # Checked before it joins a batch (service.batcher), so that a bad item fails alone.
     if len(body.values) <= INLINE_POINTS:
         item = _check_single(model, name, body, settings)
     else:  # a long history means long checks: not on the loop
@@ -201,7 +191,6 @@ async def forecast_one(
     if body.series_id is not None:  # the caller names the stored series: log the forecast
         series = item[0]
         record_forecast(request, model, body.series_id, series.stamps[-1], series.values, result)
-    # A Response, not a model: skips FastAPI's dump-and-revalidate of the return value.
     return _json({"model": name, "version": model.version, **result})
 
 

@@ -97,29 +97,24 @@ def model_versions(name: str, cache: CacheDep) -> VersionHistory:
 
 
 def _version(found: RegisteredVersion, served: str) -> VersionInfo:
-    tags = found.tags
-
-    def text(key: str) -> str | None:
-        return tags.get(key) or None
-
-    def number(key: str) -> float | None:
-        try:
-            value = float(tags.get(key, ""))
-        except ValueError:
-            return None
-        return value if math.isfinite(value) else None
-
-    return VersionInfo(
-        version=found.version,
-        aliases=list(found.aliases),
-        served=found.version == served,
-        created_at=found.created_at,
-        run_id=found.run_id,
-        family=text("family"),
-        gate_decision=text("gate_decision"),
-        gate_metric=text("gate_metric"),
-        val_score=number("val_score"),
-        champion_score=number("champion_score"),
-        champion_version_at_gate=text("champion_version_at_gate"),
-        gate_reason=text("gate_reason"),
+    texts = ("family", "gate_decision", "gate_metric", "champion_version_at_gate", "gate_reason")
+    return VersionInfo.model_validate(
+        {
+            "version": found.version,
+            "aliases": list(found.aliases),
+            "served": found.version == served,
+            "created_at": found.created_at,
+            "run_id": found.run_id,
+            **{key: found.tags.get(key) or None for key in texts},
+            **{key: _finite(found.tags.get(key, "")) for key in ("val_score", "champion_score")},
+        }
     )
+
+
+def _finite(text: str) -> float | None:
+    """A tag's number, or None when it is missing, not a number or not finite."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None

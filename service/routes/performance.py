@@ -145,9 +145,7 @@ def model_performance(
 
 
 @router.get(
-    "/v1/series/{series_id}/performance",
-    summary="Live accuracy on one series",
-    responses=_ERRORS,
+    "/v1/series/{series_id}/performance", summary="Live accuracy on one series", responses=_ERRORS
 )
 def series_performance(
     series_id: str,

@@ -21,7 +21,6 @@ from service.deps import AdminAccess, CacheDep, MetricsDep, ReadAccess, Settings
 from service.errors import InvalidInputError, PayloadTooLargeError, ServiceError
 from service.forecast_log import record_forecast
 from service.model_loading import LoadedModel
-from service.registry import ModelCache
 from service.routes.forecast import forecast as forecast_history
 from service.schemas import ForecastRequest, ForecastResponse, FutureCovariates
 from service.series_schemas import (
@@ -204,7 +203,12 @@ def forecast_series(
     """Take the series' latest `lookback` observations from the store and forecast them
     exactly as POST /v1/models/{name}/forecast would (same checks, same response). The
     forecast is logged and scored as its actuals arrive (GET .../performance)."""
-    model = _model(cache, body.model, body.version)
+    try:
+        model = cache.get(body.model, body.version)
+    except ServiceError as exc:  # lookup errors name this route's field, "model"
+        if exc.field == "name":
+            exc.field = "model"
+        raise
     stamps, values, stored = _stored_history(store, series_id, model)
     history = ForecastRequest(
         timestamps=np.datetime_as_string(stamps, unit="s").tolist(),  # as a client sends them
@@ -222,16 +226,6 @@ def forecast_series(
     answer = forecast_history(body.model, history, cache, settings, metrics)
     record_forecast(request, model, series_id, stamps[-1], values, answer.model_dump())
     return answer
-
-
-def _model(cache: ModelCache, name: str, version: str | None) -> LoadedModel:
-    """The served model, with lookup errors naming this route's field ("model")."""
-    try:
-        return cache.get(name, version)
-    except ServiceError as exc:
-        if exc.field == "name":
-            exc.field = "model"
-        raise
 
 
 def _stored_history(
