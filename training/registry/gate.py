@@ -327,7 +327,10 @@ def promote_by_hand(
     tracker.set_version_tags(name, version, tags)
     if info.run_id:
         tracker.set_run_tags(info.run_id, {f"manual_promotion_v{version}": f"{user}: {reason}"})
-    return ManualPromotion(name, version, previous, user, reason, tuple(changes))
+    return ManualPromotion(
+        name=name, version=version, previous_champion=previous, user=user, reason=reason,
+        contract_changes=tuple(changes),
+    )  # fmt: skip
 
 
 def _contract_changes(tracker: Tracker, name: str, previous: int | None, version: int) -> list[str]:

@@ -399,7 +399,11 @@ def _fmt(value: float | None) -> str:
 
 def _record(row: Any) -> CycleRecord:
     versions = json.loads(row.versions) if row.versions else None
-    return CycleRecord(**{**row._mapping, "versions": versions})
+    return CycleRecord(
+        id=int(row.id), name=row.name, scheduled_for=row.scheduled_for, missed=int(row.missed),
+        started_at=row.started_at, finished_at=row.finished_at, status=row.status,
+        promoted=row.promoted, versions=versions, error=row.error,
+    )  # fmt: skip
 
 
 def job_table(states: Sequence[JobState], configured: Mapping[str, Job]) -> list[dict[str, Any]]:
